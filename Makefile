@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine with only Python 3.11:
+#   make demo   anonymize the bundled sample clip into out/
+#   make test   lint and run the test suite (what CI runs)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format bench sample clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/streamdeid run samples/astronaut_pan.mp4 -o out/astronaut_pan_anon.mp4 --overwrite \
+		--stats out/astronaut_pan_stats.json
+	@echo "wrote out/astronaut_pan_anon.mp4 and out/astronaut_pan_stats.json"
+
+test: $(STAMP)
+	$(BIN)/ruff check streamdeid tests benchmarks samples
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check streamdeid tests benchmarks samples
+	$(BIN)/ruff format --check streamdeid tests benchmarks samples
+
+format: $(STAMP)
+	$(BIN)/ruff format streamdeid tests benchmarks samples
+	$(BIN)/ruff check --fix streamdeid tests benchmarks samples
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
+
+sample: $(STAMP)
+	$(BIN)/python samples/make_sample.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,5 @@
+import sys
+
+from streamdeid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,351 @@
+"""Command line: ``streamdeid run``, ``streamdeid validate-config``.
+
+Expected failures print one line, ``streamdeid: error: …``, and return a non-zero code; a
+traceback appears only with ``--debug``. Exit codes: 0 ok, 1 failed, 2 bad usage or config,
+130 interrupted (the output written so far is closed and playable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from streamdeid import __version__
+from streamdeid.config import CONFIG_DIR, Config, load_config
+from streamdeid.errors import ConfigError, StreamDeidError
+
+log = logging.getLogger("streamdeid")
+
+EXAMPLES = """\
+examples:
+  streamdeid run lobby.mp4 -o lobby_anon.mp4
+      mask every face with the default config (blur, MediaPipe on tiles, every frame)
+  streamdeid run archive/ -o archive_anon/ --config cctv
+      every video and image in a folder, tuned for small distant CCTV faces
+  streamdeid run cam.mkv -o out.mkv --method solid --detect-every 2 --stats stats.json
+      solid boxes, detector on every 2nd frame (the tracker covers the others)
+  streamdeid validate-config my.yaml
+      check a config file and print the full resolved settings
+
+configs: {configs}
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    configs = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) or "(none found)"
+    parser = argparse.ArgumentParser(
+        prog="streamdeid",
+        description="Anonymize faces in video files and images: detect, track and obscure every "
+        "face, keeping frame count, timestamps, resolution and audio.",
+        epilog=EXAMPLES.format(configs=configs),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"streamdeid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="anonymize a video, an image, or every file in a folder",
+        description="Anonymize INPUT into OUTPUT. A folder INPUT is processed file by file into "
+        "the OUTPUT folder, keeping file names. Flags override the config file.",
+        epilog=EXAMPLES.format(configs=configs),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "input",
+        metavar="INPUT",
+        help="video file (mp4, mkv, avi, mov, ts, gif, …), image (jpg, png, …) or folder",
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="output file (its extension picks the container) or folder",
+    )
+    run.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"YAML config file, or the name of a bundled one ({configs}); "
+        "default: built-in defaults (same as 'default')",
+    )
+    g = run.add_argument_group("masking")
+    g.add_argument(
+        "--method",
+        choices=["blur", "pixelate", "solid"],
+        help="how faces are obscured (default: blur, strength grows with face size)",
+    )
+    g.add_argument("--shape", choices=["box", "ellipse"], help="mask shape (default: box)")
+    g.add_argument(
+        "--mask-scale",
+        type=float,
+        metavar="X",
+        help="grow each face box by this factor to cover hair and chin (default 1.3)",
+    )
+    g.add_argument(
+        "--detect-every",
+        type=_positive_int,
+        metavar="N",
+        help="run the detector on every N-th frame; tracks mask the frames between "
+        "(default 1: faster with 2-3, at some risk on fast motion)",
+    )
+    g.add_argument(
+        "--confidence",
+        type=float,
+        metavar="P",
+        help="minimum detector score (default 0.3; lower masks more)",
+    )
+    e = run.add_argument_group("encoding")
+    e.add_argument(
+        "--codec",
+        choices=["h264", "h265", "vp9", "av1", "gif"],
+        help="video codec (default: h264, or what the container needs)",
+    )
+    e.add_argument(
+        "--crf", type=int, metavar="Q", help="constant quality, lower is better (default 20)"
+    )
+    e.add_argument(
+        "--bitrate", type=int, metavar="BPS", help="target bitrate in bits/s (replaces --crf)"
+    )
+    e.add_argument("--preset", metavar="NAME", help="encoder speed preset (default veryfast)")
+    e.add_argument(
+        "--pix-fmt", metavar="FMT", help="pixel format (default yuv420p; yuv444p for odd sizes)"
+    )
+    e.add_argument(
+        "--audio", choices=["copy", "reencode", "drop"], help="audio handling (default copy)"
+    )
+    e.add_argument(
+        "--keep-exif",
+        action="store_true",
+        default=None,
+        help="images: keep EXIF metadata (default: stripped, it may hold GPS data)",
+    )
+    o = run.add_argument_group("output and reporting")
+    o.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
+    o.add_argument("--stats", metavar="FILE.json", help="write a JSON report of the run")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(run)
+
+    val = sub.add_parser(
+        "validate-config",
+        help="check a config file and print it resolved",
+        description="Validate a YAML config (unknown keys and out-of-range "
+        "values are errors) and print the full resolved settings.",
+    )
+    val.add_argument("config", metavar="FILE", help="YAML config file or bundled config name")
+    _add_common(val)
+    return parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (INFO)")
+    p.add_argument("--debug", action="store_true", help="log everything and show tracebacks")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "obscure.method": args.method,
+        "obscure.shape": args.shape,
+        "obscure.mask_scale": args.mask_scale,
+        "pipeline.detect_every": args.detect_every,
+        "detector.confidence": args.confidence,
+        "encoder.codec": args.codec,
+        "encoder.crf": args.crf,
+        "encoder.bitrate": args.bitrate,
+        "encoder.preset": args.preset,
+        "encoder.pix_fmt": args.pix_fmt,
+        "encoder.audio": args.audio,
+        "pipeline.keep_exif": args.keep_exif,
+    }
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """First SIGINT/SIGTERM asks for a clean stop; a second SIGINT aborts the drain."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.warning(
+            "%s received: finishing the current output cleanly (Ctrl-C again to abort)",
+            signal.Signals(signum).name,
+        )
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _progress_bar(label: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="frame", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+    def update(done: int, total: int | None) -> None:
+        if total and bar.total != total and done <= total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    update.bar = bar  # type: ignore[attr-defined]
+    return update
+
+
+def _close_bar(update: Any) -> None:
+    if update is not None:
+        update.bar.close()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from streamdeid.api import RunStats, anonymize_file, anonymize_folder
+
+    config = load_config(args.config).override(_overrides(args))
+    inp, out = Path(args.input), Path(args.output)
+    if not inp.exists():
+        raise StreamDeidError(f"input not found: expected an existing file or folder, got '{inp}'")
+    show = not args.no_progress and sys.stderr.isatty()
+    stop = threading.Event()
+    results: list[Any] = []
+    with _stop_on_signals(stop):
+        if inp.is_dir():
+            _check_overwrite_folder(inp, out, args.overwrite)
+
+            def report(path: Path, result: RunStats | StreamDeidError) -> None:
+                results.append(result)
+                if isinstance(result, StreamDeidError):
+                    log.error("%s: %s", path.name, result)
+                else:
+                    log.info(result.summary())
+                    print(result.summary(), file=sys.stderr)
+
+            bars: list[Any] = []
+
+            def progress_for(path: Path) -> Any:
+                for b in bars:
+                    _close_bar(b)
+                bars[:] = [_progress_bar(path.name, show)]
+                return bars[0]
+
+            try:
+                anonymize_folder(
+                    inp, out, config, on_file=report, progress_for=progress_for, stop=stop
+                )
+            finally:
+                for b in bars:
+                    _close_bar(b)
+        else:
+            if out.exists() and not args.overwrite:
+                raise ConfigError(f"output '{out}' exists: pass --overwrite (-y) to replace it")
+            bar = _progress_bar(inp.name, show)
+            try:
+                stats = anonymize_file(inp, out, config, progress=bar, stop=stop)
+            finally:
+                _close_bar(bar)
+            results.append(stats)
+            print(stats.summary(), file=sys.stderr)
+    done = [r for r in results if not isinstance(r, StreamDeidError)]
+    failed = len(results) - len(done)
+    if args.stats:
+        payload: Any = (
+            done[0].to_dict()
+            if len(results) == 1 and done
+            else {"files": [r.to_dict() for r in done], "failed": failed}
+        )
+        try:
+            Path(args.stats).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise StreamDeidError(f"cannot write stats file '{args.stats}': {e.strerror}") from e
+    if failed:
+        print(f"streamdeid: {failed} of {len(results)} files failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_overwrite_folder(inp: Path, out: Path, overwrite: bool) -> None:
+    if out.resolve() == inp.resolve():
+        raise ConfigError(f"output folder '{out}' is the input folder: refusing to overwrite")
+    if out.is_dir() and not overwrite:
+        from streamdeid.api import find_media
+
+        clash = [p.name for p in find_media(inp) if (out / p.name).exists()]
+        if clash:
+            raise ConfigError(
+                f"output '{out / clash[0]}' exists ({len(clash)} file(s) would be "
+                "replaced): pass --overwrite (-y)"
+            )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import yaml
+
+    config: Config = load_config(args.config)
+    print(f"# {args.config}: valid")
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+    return 0
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="streamdeid: %(levelname)s: %(message)s", stream=sys.stderr, force=True
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging(args)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_validate(args)
+    except StreamDeidError as e:
+        if args.debug:
+            log.exception("failed")
+        print(f"streamdeid: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("streamdeid: error: aborted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"streamdeid: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Validated configuration: pydantic models, loaded from YAML, overridden by CLI flags.
+
+Unknown keys are rejected (``extra="forbid"``) because a misspelt privacy setting that is silently
+ignored leaves faces visible. Every validation failure becomes one :class:`ConfigError` whose
+message names the field by its dotted path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamdeid.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DetectorConfig(_Model):
+    backend: Literal["mediapipe"] = Field(default="mediapipe", description="Face detector backend.")
+    model: Literal["full", "short"] = Field(
+        default="full",
+        description="BlazeFace model: 'full' (full-range, small/distant faces) or 'short' "
+        "(short-range, faces within ~2 m of the camera).",
+    )
+    confidence: float = Field(
+        default=0.3,
+        ge=0.01,
+        le=1.0,
+        description="Minimum detector score. Low on purpose: a false mask costs little, a missed "
+        "face is a leak.",
+    )
+    whole_frame: bool = Field(
+        default=True,
+        description="Also run the detector once on the whole (downscaled) frame, "
+        "which catches faces too large for one tile.",
+    )
+    tile_size: int | None = Field(
+        default=384,
+        ge=64,
+        le=4096,
+        description="Tile edge in source pixels for tiled detection (the model sees each tile "
+        "at its input size, so smaller tiles find smaller faces but cost more). null = no tiles.",
+    )
+    tile_overlap: float = Field(
+        default=0.25,
+        ge=0.0,
+        lt=0.9,
+        description="Fraction by which neighbouring tiles overlap, so a face on a tile border "
+        "is whole in at least one tile.",
+    )
+    nms_iou: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Boxes from different tiles/scales overlapping more than this are merged.",
+    )
+
+
+class TrackerConfig(_Model):
+    iou_threshold: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Minimum IoU to match a detection to a track."
+    )
+    min_hits: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Detections before a track is 'confirmed' (masked from the first one anyway).",
+    )
+    max_coast_frames: int = Field(
+        default=25,
+        ge=0,
+        le=10000,
+        description="Frames a track keeps being masked after the detector last saw it.",
+    )
+    coast_growth: float = Field(
+        default=0.03,
+        ge=0.0,
+        le=1.0,
+        description="Relative growth of a coasting box per frame since last seen, covering the "
+        "uncertainty of the predicted position.",
+    )
+
+
+class ObscureConfig(_Model):
+    method: Literal["blur", "pixelate", "solid"] = Field(
+        default="blur", description="How face regions are obscured."
+    )
+    shape: Literal["box", "ellipse"] = Field(
+        default="box", description="Mask shape inside each padded region."
+    )
+    mask_scale: float = Field(
+        default=1.3,
+        ge=1.0,
+        le=4.0,
+        description="Region size relative to the detected face box, so hair, ears and chin are "
+        "covered too.",
+    )
+    min_size_px: int = Field(
+        default=12,
+        ge=1,
+        le=512,
+        description="Regions smaller than this are enlarged to it (tiny faces still get masked).",
+    )
+    blur_fraction: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=2.0,
+        description="Blur radius as a fraction of the region's smaller side.",
+    )
+    blocks_across: int = Field(
+        default=6, ge=1, le=64, description="Pixelate: number of mosaic blocks across a region."
+    )
+    color: tuple[int, int, int] = Field(default=(0, 0, 0), description="Solid fill colour, BGR.")
+
+    @model_validator(mode="after")
+    def _check_color(self) -> ObscureConfig:
+        if any(not 0 <= c <= 255 for c in self.color):
+            raise ValueError(f"color must be 3 values in 0..255, got {self.color}")
+        return self
+
+
+class EncoderConfig(_Model):
+    codec: Literal["h264", "h265", "hevc", "vp9", "av1", "mpeg4", "gif"] | None = Field(
+        default=None,
+        description="Video codec; null = H.264, or what the output container needs (.webm → "
+        "VP9, .gif → GIF, .avi → MPEG-4).",
+    )
+    crf: int | None = Field(
+        default=20, ge=0, le=63, description="Constant quality (lower = better, bigger)."
+    )
+    bitrate: int | None = Field(
+        default=None, ge=10_000, description="Target bits/s; replaces crf when set."
+    )
+    preset: str | None = Field(
+        default="veryfast", description="Encoder speed preset (x264/x265 names, SVT-AV1 0-13)."
+    )
+    pix_fmt: str | None = Field(
+        default=None, description="Pixel format; null = yuv420p (yuv444p for odd sizes)."
+    )
+    audio: Literal["copy", "reencode", "drop"] = Field(
+        default="copy", description="Audio: copy the input's packets, re-encode, or drop."
+    )
+
+
+class PipelineConfig(_Model):
+    detect_every: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Run the detector on every N-th frame; the tracker carries masks in between.",
+    )
+    queue_size: int = Field(
+        default=8, ge=1, le=1024, description="Frames buffered between two stages."
+    )
+    keep_exif: bool = Field(
+        default=False,
+        description="Images: keep EXIF metadata (stripped by default: it may "
+        "hold GPS position and camera serial).",
+    )
+
+
+class Config(_Model):
+    """Everything a run needs besides input and output paths."""
+
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    obscure: ObscureConfig = Field(default_factory=ObscureConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+    @model_validator(mode="after")
+    def _coasting_covers_skipped_frames(self) -> Config:
+        # Between two detector runs only tracks mask a face: they must outlive the gap.
+        if self.tracker.max_coast_frames < self.pipeline.detect_every - 1:
+            raise ValueError(
+                f"tracker.max_coast_frames ({self.tracker.max_coast_frames}) must be >= "
+                f"pipeline.detect_every - 1 ({self.pipeline.detect_every - 1}), or faces would "
+                "go unmasked between detector runs"
+            )
+        return self
+
+    def override(self, dotted: dict[str, Any]) -> Config:
+        """Return a copy with ``{"obscure.method": "solid"}``-style overrides, validated."""
+        data = self.model_dump()
+        for key, value in dotted.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return parse_config(data, source="command line")
+
+
+def _format_validation_error(e: ValidationError, source: str) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown field '{loc}'")
+        else:
+            got = err.get("input")
+            parts.append(f"field '{loc}': {err['msg']}, got {got!r}")
+    return f"invalid config ({source}): " + "; ".join(parts)
+
+
+def parse_config(data: Any, source: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"invalid config ({source}): expected a mapping of sections, got {type(data).__name__}"
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, source)) from e
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load a YAML config file; a bare name like ``cctv`` means ``configs/cctv.yaml``."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    if not p.exists() and not p.suffix and (CONFIG_DIR / f"{p}.yaml").exists():
+        p = CONFIG_DIR / f"{p}.yaml"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: '{p}'") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file '{p}': {e}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {e}".splitlines()[0]) from e
+    return parse_config(data, source=str(p))

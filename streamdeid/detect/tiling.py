@@ -1,0 +1,85 @@
+"""Tiled, multi-scale inference helpers shared by detector backends.
+
+Small-input face models (BlazeFace sees 128 or 192 px) lose faces that are a few percent of a
+720p frame. Cutting the frame into overlapping tiles lets the model see those faces at a usable
+size; overlap guarantees that a face on a tile border is whole in some tile.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def tile_grid(
+    width: int, height: int, tile: int, overlap: float
+) -> list[tuple[int, int, int, int]]:
+    """Square tiles (x1, y1, x2, y2) covering the frame, evenly spread, clipped to the frame."""
+
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        stride = max(1, int(tile * (1.0 - overlap)))
+        n = math.ceil((length - tile) / stride) + 1
+        return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+    return [
+        (x, y, min(x + tile, width), min(y + tile, height))
+        for y in starts(height)
+        for x in starts(width)
+    ]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (n, 4) and (m, 4) xyxy arrays → (n, m)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return (inter / np.maximum(union, 1e-6)).astype(np.float32)
+
+
+def merge_boxes(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy NMS that keeps the best box of each cluster but grows it to the cluster's union.
+
+    Plain NMS throws the other boxes away; when a face is cut by a tile border the best-scoring
+    box may be the cut one, so taking the union keeps the whole face covered.
+    """
+    if len(xyxy) == 0:
+        return xyxy.reshape(0, 4).astype(np.float32), scores.astype(np.float32)
+    order = np.argsort(-scores)
+    xyxy, scores = xyxy[order], scores[order]
+    ious = box_iou(xyxy, xyxy)
+    # A small box mostly inside a bigger one is the same face seen in a tile and a full pass.
+    inter_small = _containment(xyxy)
+    taken = np.zeros(len(xyxy), bool)
+    out_boxes, out_scores = [], []
+    for i in range(len(xyxy)):
+        if taken[i]:
+            continue
+        members = ~taken & ((ious[i] > iou) | (inter_small[i] > 0.7))
+        members[i] = True
+        taken |= members
+        group = xyxy[members]
+        out_boxes.append(np.concatenate([group[:, :2].min(0), group[:, 2:].max(0)]))
+        out_scores.append(scores[i])
+    return np.asarray(out_boxes, np.float32), np.asarray(out_scores, np.float32)
+
+
+def _containment(xyxy: np.ndarray) -> np.ndarray:
+    """(n, n): intersection over the smaller box's area."""
+    ix1 = np.maximum(xyxy[:, None, 0], xyxy[None, :, 0])
+    iy1 = np.maximum(xyxy[:, None, 1], xyxy[None, :, 1])
+    ix2 = np.minimum(xyxy[:, None, 2], xyxy[None, :, 2])
+    iy2 = np.minimum(xyxy[:, None, 3], xyxy[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    smaller = np.minimum(area[:, None], area[None, :])
+    return inter / np.maximum(smaller, 1e-6)

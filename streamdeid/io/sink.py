@@ -1,0 +1,314 @@
+"""Encode anonymized frames back into a file with PyAV, keeping what the input had.
+
+The contract is "nothing lost, nothing corrupted": every frame is written with its input pts in the
+input's time base (no resampling to constant frame rate, no dropped or duplicated frames), at the
+input's exact size (odd sizes switch to 4:4:4 rather than pad), with the input's rotation, and with
+the input's audio copied packet for packet (re-encoded only when the output container cannot carry
+the codec). The encoder is set up lazily from the first frame, as the writer in vidgear does, and
+is always flushed and closed, so an interrupted run still leaves a playable file.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from streamdeid.errors import OutputNotWritableError, SinkError
+from streamdeid.io.source import SourceInfo
+from streamdeid.types import Frame
+
+log = logging.getLogger(__name__)
+
+# User-facing codec names → FFmpeg encoders. AV1 uses SVT-AV1: libaom is 10-50× slower on CPU.
+CODECS = {
+    "h264": "libx264",
+    "h265": "libx265",
+    "hevc": "libx265",
+    "vp9": "libvpx-vp9",
+    "av1": "libsvtav1",
+    "gif": "gif",
+    "mpeg4": "mpeg4",
+}
+
+# Output containers whose muxer cannot carry H.264 get their own default codec.
+# AVI gets MPEG-4 Part 2: FFmpeg reads H.264-in-AVI back with every pts shifted by one frame.
+_DEFAULT_CODEC_BY_SUFFIX = {".webm": "vp9", ".gif": "gif", ".avi": "mpeg4"}
+_AUDIO_FALLBACK = {".webm": "libopus", ".avi": "libmp3lame", ".mp3": "libmp3lame"}
+_NO_PTS_CONTAINERS = frozenset({".avi", ".flv"})
+# FFmpeg's MPEG-TS muxer has no codec table, so PyAV's supported_codecs under-reports it.
+_TS_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"})
+_EXTRA_AUDIO = {".ts": _TS_AUDIO, ".mts": _TS_AUDIO, ".m2ts": _TS_AUDIO}
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    """Encoder choices; ``codec=None`` picks one that suits the output container."""
+
+    codec: str | None = None
+    crf: int | None = 20
+    bitrate: int | None = None  # bits/s; when set, replaces crf
+    preset: str | None = "veryfast"
+    pix_fmt: str | None = None  # None = yuv420p, or yuv444p when the size is odd
+    audio: str = "copy"  # copy | reencode | drop
+    threads: int = 0  # 0 = let FFmpeg choose
+
+
+def check_output_writable(path: str | os.PathLike[str]) -> None:
+    """Fail before any decoding if the output cannot be created."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputNotWritableError(
+            f"cannot write output '{p}': expected an existing folder, '{parent}' does not exist"
+        )
+    if p.is_dir():
+        raise OutputNotWritableError(
+            f"cannot write output '{p}': expected a file path, got a folder"
+        )
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise OutputNotWritableError(f"cannot write output '{p}': permission denied")
+
+
+def resolve_codec(settings: EncoderSettings, output: str) -> str:
+    suffix = Path(output).suffix.lower()
+    name = settings.codec or _DEFAULT_CODEC_BY_SUFFIX.get(suffix, "h264")
+    encoder = CODECS.get(name, name)
+    if encoder not in av.codecs_available:
+        raise SinkError(f"encoder '{name}' is not available in this FFmpeg build")
+    return encoder
+
+
+class VideoSink:
+    """Write frames to ``path``; use as a context manager so it is always closed."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        info: SourceInfo,
+        settings: EncoderSettings | None = None,
+        *,
+        rotation: int | Callable[[], int] = 0,
+        audio_from: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.info = info
+        self.settings = settings or EncoderSettings()
+        self.rotation = rotation
+        self._audio_from = audio_from if self.settings.audio != "drop" else None
+        self._encoder = resolve_codec(self.settings, self.path)
+        check_output_writable(self.path)
+        try:
+            self._container = av.open(self.path, mode="w")
+        except (av.error.FFmpegError, OSError) as e:
+            raise OutputNotWritableError(f"cannot create output '{self.path}': {e}") from e
+        self._stream: Any = None
+        self._audio: _AudioCopier | None = None
+        self.frames_written = 0
+        self._closed = False
+
+    def _open_stream(self, frame: Frame) -> None:
+        h, w = frame.image.shape[:2]
+        s = self.settings
+        if (w, h) != (self.info.width, self.info.height):
+            log.debug(
+                "first frame is %dx%d, header said %dx%d", w, h, self.info.width, self.info.height
+            )
+        stream = self._container.add_stream(self._encoder, rate=self.info.frame_rate or 25)
+        stream.width, stream.height = w, h
+        stream.time_base = self.info.time_base
+        stream.codec_context.time_base = self.info.time_base
+        if self._encoder == "gif":
+            stream.pix_fmt = "rgb8"
+        else:
+            odd = w % 2 or h % 2
+            pix_fmt = s.pix_fmt or ("yuv444p" if odd else "yuv420p")
+            if odd and pix_fmt.endswith("420p"):
+                raise SinkError(
+                    f"pix_fmt {pix_fmt} needs an even size, got {w}x{h}: use yuv444p to keep "
+                    "the size exact (streamdeid never pads)"
+                )
+            if odd and s.pix_fmt is None:
+                log.info("odd frame size %dx%d: encoding 4:4:4 to keep it exact", w, h)
+            stream.pix_fmt = pix_fmt
+        options = self._encoder_options()
+        if Path(self.path).suffix.lower() in _NO_PTS_CONTAINERS:
+            # These containers store only decode order: B-frames would shift every timestamp.
+            options["bf"] = "0"
+        stream.options = options
+        if s.bitrate:
+            stream.bit_rate = s.bitrate
+        elif self._encoder == "mpeg4":  # no constant-quality mode: ~0.2 bit per pixel
+            stream.bit_rate = int(w * h * float(self.info.frame_rate or 25) * 0.2)
+        stream.thread_count = s.threads
+        rotation = self.rotation() if callable(self.rotation) else self.rotation
+        if rotation:
+            stream.set_display_rotation(rotation)
+        self._stream = stream
+        if self._audio_from:
+            self._audio = _AudioCopier.open(
+                self._audio_from,
+                self._container,
+                self.settings.audio,
+                Path(self.path).suffix.lower(),
+            )
+
+    def _encoder_options(self) -> dict[str, str]:
+        s, enc, opts = self.settings, self._encoder, {}
+        if enc in ("libx264", "libx265"):
+            if s.crf is not None and not s.bitrate:
+                opts["crf"] = str(s.crf)
+            if s.preset:
+                opts["preset"] = s.preset
+            if enc == "libx265":
+                opts["x265-params"] = "log-level=error"
+        elif enc == "libvpx-vp9":
+            if s.crf is not None and not s.bitrate:
+                opts.update(crf=str(s.crf), b="0")
+            opts.update({"row-mt": "1", "deadline": "good", "cpu-used": "5"})
+        elif enc == "libsvtav1":
+            if s.crf is not None and not s.bitrate:
+                opts["crf"] = str(s.crf)
+            opts["preset"] = s.preset if (s.preset or "").isdigit() else "10"
+        return opts
+
+    def write(self, frame: Frame) -> None:
+        if self._closed:
+            raise SinkError(f"'{self.path}': write after close")
+        if self._stream is None:
+            self._open_stream(frame)
+        vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+        vf.pts = frame.pts
+        vf.time_base = self.info.time_base
+        try:
+            self._mux(self._stream.encode(vf))
+        except av.error.FFmpegError as e:
+            raise self._sink_error(e) from e
+        except OSError as e:
+            raise self._sink_error(e) from e
+        self.frames_written += 1
+
+    def _mux(self, packets: list[Any]) -> None:
+        for packet in packets:
+            if self._audio is not None and packet.pts is not None:
+                self._audio.mux_until(float(packet.pts * packet.time_base))
+            self._container.mux(packet)
+
+    def _sink_error(self, e: BaseException) -> SinkError:
+        code = getattr(e, "errno", None)
+        if code == errno.ENOSPC:
+            return SinkError(f"'{self.path}': disk full after {self.frames_written} frames")
+        return SinkError(f"'{self.path}': writing failed after {self.frames_written} frames: {e}")
+
+    def close(self) -> None:
+        """Flush the encoder and write the trailer; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        error: BaseException | None = None
+        try:
+            if self._stream is not None:
+                self._mux(self._stream.encode(None))
+                if self._audio is not None:
+                    self._audio.mux_until(float("inf"))
+        except (av.error.FFmpegError, OSError) as e:
+            error = e
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+            try:
+                self._container.close()
+            except (av.error.FFmpegError, OSError) as e:
+                error = error or e
+        if error is not None:
+            raise self._sink_error(error) from error
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AudioCopier:
+    """Re-reads the input's audio packets and interleaves them by time with the video.
+
+    A second demuxer on the same file keeps audio out of the frame pipeline entirely, so audio
+    costs no queue slots and memory stays bounded however far the video lags behind.
+    """
+
+    def __init__(self, source: Any, in_stream: Any, out_stream: Any, encode: bool) -> None:
+        self._source = source
+        self._in = in_stream
+        self._out = out_stream
+        self._encode = encode
+        self._packets = source.demux(in_stream)
+        self._pending: Any = None
+        self._done = False
+
+    @classmethod
+    def open(cls, path: str, container: Any, mode: str, suffix: str) -> _AudioCopier | None:
+        try:
+            source = av.open(path, mode="r")
+        except av.error.FFmpegError as e:
+            log.warning("audio not kept: cannot reopen '%s' (%s)", path, e)
+            return None
+        if not source.streams.audio:
+            source.close()
+            return None
+        in_stream = source.streams.audio[0]
+        codec = in_stream.codec_context.name
+        allowed = container.supported_codecs | _EXTRA_AUDIO.get(suffix, frozenset())
+        if mode == "copy" and codec in allowed:
+            out_stream = container.add_stream_from_template(in_stream)
+            return cls(source, in_stream, out_stream, encode=False)
+        encoder = _AUDIO_FALLBACK.get(suffix, "aac")
+        if av.codec.Codec(encoder, "w").name not in allowed:
+            log.warning("audio dropped: output container takes neither %s nor %s", codec, encoder)
+            source.close()
+            return None
+        log.info("audio %s re-encoded to %s for this container", codec, encoder)
+        out_stream = container.add_stream(encoder, rate=in_stream.codec_context.sample_rate)
+        out_stream.layout = in_stream.codec_context.layout
+        return cls(source, in_stream, out_stream, encode=True)
+
+    def mux_until(self, t_s: float) -> None:
+        """Mux audio up to time ``t_s`` (seconds); the muxer interleaves the rest."""
+        while not self._done:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._done = True
+                if self._encode:
+                    self._out.container.mux(self._out.encode(None))
+                return
+            if packet.dts is None or packet.size == 0:
+                continue
+            if float(packet.dts * packet.time_base) > t_s:
+                self._pending = packet
+                return
+            self._write(packet)
+
+    def _write(self, packet: Any) -> None:
+        container = self._out.container
+        if not self._encode:
+            packet.stream = self._out
+            container.mux(packet)
+            return
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            return
+        for frame in frames:
+            frame.pts = None
+            container.mux(self._out.encode(frame))
+
+    def close(self) -> None:
+        self._source.close()

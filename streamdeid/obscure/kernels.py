@@ -1,0 +1,395 @@
+"""Pixel kernels that obscure one rectangular region of a BGR frame in place.
+
+Each operation exists twice: a numba kernel that runs per frame in the pipeline, and a plain numpy
+reference (``*_ref``) that is slow but obviously right. The two must agree bit for bit, which is why
+every step uses integer arithmetic with a stated rounding rule instead of floats: float results
+could legitimately differ by one grey level between numba and numpy and then nothing could be
+checked exactly.
+
+Conventions shared by every function here:
+
+* ``img`` is a writable, C-contiguous ``(H, W, 3)`` uint8 array and is modified in place.
+* ``x1, y1, x2, y2`` is a non-empty box inside ``img`` with ``x2``/``y2`` exclusive.
+* ``ellipse=True`` replaces only the pixels inside the ellipse inscribed in the box (see
+  :func:`in_ellipse`); the value written is still computed from the whole box, so the ellipse only
+  decides *where* results land, never *what* they are.
+
+The kernels check their arguments and raise ``ValueError`` because numba does no bounds checking:
+a bad box would otherwise corrupt memory silently instead of failing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+IntOrArray = int | np.ndarray
+
+__all__ = [
+    "blur_region",
+    "blur_region_ref",
+    "ellipse_mask",
+    "fill_region",
+    "fill_region_ref",
+    "in_ellipse",
+    "pixelate_region",
+    "pixelate_region_ref",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared rules. Written once as plain Python that works on scalars (inside numba) and on numpy
+# arrays (in the references), so both implementations use literally the same expressions.
+# --------------------------------------------------------------------------------------------------
+
+
+def in_ellipse(u: IntOrArray, v: IntOrArray, w: int, h: int) -> bool | np.ndarray:
+    """Whether a pixel lies inside the ellipse inscribed in a ``w`` x ``h`` box.
+
+    The ellipse has its centre at the box centre and semi-axes ``w/2`` and ``h/2``; a pixel counts
+    when its centre (``+0.5``) satisfies ``(dx/(w/2))**2 + (dy/(h/2))**2 <= 1``. Doubling every
+    coordinate turns that into the integer test used here, so there is no float rounding to disagree
+    about: ``u = 2*i + 1 - w`` and ``v = 2*j + 1 - h`` for local column ``i`` and row ``j``, and the
+    pixel is inside when ``u²h² + v²w² <= w²h²``.
+
+    The central pixel(s) always pass (``|u| <= 1`` and ``|v| <= 1`` there, and a side of 1 px has
+    ``u == 0``), so even a 1 px or 2 px thin region is never left entirely untouched. The products
+    fit int64 for boxes up to about 50000 px a side.
+
+    Args:
+        u: Doubled horizontal offset of the pixel centre from the box centre.
+        v: Doubled vertical offset of the pixel centre from the box centre.
+        w: Box width in pixels.
+        h: Box height in pixels.
+
+    Returns:
+        A bool, or a bool array when ``u``/``v`` are arrays.
+    """
+    return u * u * h * h + v * v * w * w <= w * w * h * h
+
+
+def _box_ok(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> bool:
+    """Whether the box is non-empty and lies inside a 3-channel image."""
+    return (
+        img.ndim == 3
+        and img.shape[2] == 3
+        and 0 <= x1 < x2 <= img.shape[1]
+        and 0 <= y1 < y2 <= img.shape[0]
+    )
+
+
+_in_ellipse_nb = njit(nogil=True, cache=True, inline="always")(in_ellipse)
+_box_ok_nb = njit(nogil=True, cache=True)(_box_ok)
+
+_BAD_BOX = "box must be non-empty and inside an (H, W, 3) image"
+_BAD_RADIUS = "radius and passes must be >= 0 and radius < 2**22"
+_BAD_BLOCK = "block must be >= 1"
+
+
+# Integer division is the slowest step of the blur, so the kernel divides by the (fixed) box width
+# k with a multiply and a shift instead. With S = 54 and m = ceil(2**S / k), m*k = 2**S + e for some
+# 0 <= e < k. For x = q*k + rho with 0 <= x < 256*k (a box sum of uint8 plus the rounding term):
+# x*m / 2**S = q + (rho + x*e / 2**S) / k, and x*e < 256*k*k <= 2**54 when k < 2**23, so the bracket
+# stays below k and the floor is exactly q. x*m < 2**62 + 256*k, so nothing overflows int64.
+_DIV_SHIFT = 54
+_MAX_RADIUS = (1 << 22) - 1  # keeps k = 2r + 1 < 2**23
+
+
+def _radius_ok(radius: int, passes: int) -> bool:
+    """Whether blur parameters are in the range where the reciprocal division is exact."""
+    return 0 <= radius <= _MAX_RADIUS and passes >= 0
+
+
+def _reciprocal(k: int) -> int:
+    """Multiplier ``m`` with ``(x * m) >> 54 == x // k`` for every ``0 <= x < 256 * k``."""
+    return ((1 << _DIV_SHIFT) + k - 1) // k
+
+
+_radius_ok_nb = njit(nogil=True, cache=True)(_radius_ok)
+_reciprocal_nb = njit(nogil=True, cache=True)(_reciprocal)
+
+
+def ellipse_mask(w: int, h: int) -> np.ndarray:
+    """Boolean ``(h, w)`` mask of the pixels :func:`in_ellipse` accepts in a ``w`` x ``h`` box."""
+    u = 2 * np.arange(w, dtype=np.int64)[None, :] + 1 - w
+    v = 2 * np.arange(h, dtype=np.int64)[:, None] + 1 - h
+    return in_ellipse(u, v, w, h)
+
+
+# --------------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def _copy_in(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    """Copy the box into an int32 ``(h, w*3)`` work buffer (channels interleaved)."""
+    h = y2 - y1
+    w = x2 - x1
+    out = np.empty((h, w * 3), np.int32)
+    for j in range(h):
+        for i in range(w):
+            for c in range(3):
+                out[j, i * 3 + c] = img[y1 + j, x1 + i, c]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _write_back(img: np.ndarray, buf: np.ndarray, x1: int, y1: int, ellipse: bool) -> None:
+    """Store ``buf`` (``(h, w*3)``) into the box, only inside the ellipse when asked."""
+    h = buf.shape[0]
+    w = buf.shape[1] // 3
+    for j in range(h):
+        v = 2 * j + 1 - h
+        for i in range(w):
+            if ellipse and not _in_ellipse_nb(2 * i + 1 - w, v, w, h):
+                continue
+            for c in range(3):
+                img[y1 + j, x1 + i, c] = buf[j, i * 3 + c]
+
+
+@njit(nogil=True, cache=True)
+def _box_rows(src: np.ndarray, dst: np.ndarray, r: int) -> None:
+    """Horizontal box filter of radius ``r`` with clamped edges, ``src`` -> ``dst``.
+
+    A running sum makes each output cost O(1) whatever ``r`` is. Samples beyond the ends repeat the
+    end pixel, which is what lets ``r`` exceed the region size without reading outside it.
+    """
+    h = src.shape[0]
+    w = src.shape[1] // 3
+    k = 2 * r + 1
+    inv = _reciprocal_nb(k)
+    last = w - 1
+    m = min(r, last)
+    for j in range(h):
+        for c in range(3):
+            s = (r + 1) * src[j, c]
+            for t in range(1, m + 1):
+                s += src[j, t * 3 + c]
+            s += (r - m) * src[j, last * 3 + c]
+            for i in range(w):
+                dst[j, i * 3 + c] = ((s + r) * inv) >> _DIV_SHIFT
+                s += src[j, min(i + r + 1, last) * 3 + c] - src[j, max(i - r, 0) * 3 + c]
+
+
+@njit(nogil=True, cache=True)
+def _box_cols(src: np.ndarray, dst: np.ndarray, r: int) -> None:
+    """Vertical counterpart of :func:`_box_rows`, walking whole rows to stay cache friendly."""
+    h, w3 = src.shape
+    k = 2 * r + 1
+    inv = _reciprocal_nb(k)
+    last = h - 1
+    m = min(r, last)
+    s = np.empty(w3, np.int64)
+    for q in range(w3):
+        s[q] = (r + 1) * src[0, q] + (r - m) * src[last, q]
+    for t in range(1, m + 1):
+        for q in range(w3):
+            s[q] += src[t, q]
+    for j in range(h):
+        add = src[min(j + r + 1, last)]
+        sub = src[max(j - r, 0)]
+        for q in range(w3):
+            dst[j, q] = ((s[q] + r) * inv) >> _DIV_SHIFT
+            s[q] += add[q] - sub[q]
+
+
+@njit(nogil=True, cache=True)
+def blur_region(
+    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, radius: int, passes: int, ellipse: bool
+) -> None:
+    """Iterated box blur of one region, in place.
+
+    One pass is a horizontal then a vertical box filter of width ``2*radius + 1``; three passes are
+    close to a gaussian. Only pixels of the region feed the result (edges are clamped to the region)
+    so the blur never pulls in, or depends on, what lies outside the face box. Each 1-D step rounds
+    to the nearest integer with ``(sum + radius) // (2*radius + 1)``; the divisor is odd, so there
+    are no ties to break. (The kernel computes that quotient with an exact reciprocal multiply.)
+
+    Args:
+        img: ``(H, W, 3)`` uint8 C-contiguous image, modified in place.
+        x1: Left edge (inclusive).
+        y1: Top edge (inclusive).
+        x2: Right edge (exclusive).
+        y2: Bottom edge (exclusive).
+        radius: Box radius in pixels, ``0 <= radius < 2**22``; may exceed the region size.
+        passes: Number of box passes, ``>= 0``.
+        ellipse: Replace only pixels inside the inscribed ellipse.
+
+    Raises:
+        ValueError: If the box is empty or outside ``img``, or ``radius``/``passes`` is out of
+            range.
+    """
+    if not _box_ok_nb(img, x1, y1, x2, y2):
+        raise ValueError(_BAD_BOX)
+    if not _radius_ok_nb(radius, passes):
+        raise ValueError(_BAD_RADIUS)
+    a = _copy_in(img, x1, y1, x2, y2)
+    b = np.empty_like(a)
+    for _ in range(passes):
+        _box_rows(a, b, radius)
+        _box_cols(b, a, radius)
+    _write_back(img, a, x1, y1, ellipse)
+
+
+@njit(nogil=True, cache=True)
+def pixelate_region(
+    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, block: int, ellipse: bool
+) -> None:
+    """Replace each ``block`` x ``block`` cell of the region by its mean colour, in place.
+
+    Cells are anchored at ``(x1, y1)``; the last column/row of cells is cut by the region edge and
+    may be smaller. The mean is taken over the whole cell (also when ``ellipse`` is set) and rounded
+    half up: ``(sum + n // 2) // n`` for a cell of ``n`` pixels.
+
+    Args:
+        img: ``(H, W, 3)`` uint8 C-contiguous image, modified in place.
+        x1: Left edge (inclusive).
+        y1: Top edge (inclusive).
+        x2: Right edge (exclusive).
+        y2: Bottom edge (exclusive).
+        block: Cell side in pixels, ``>= 1``.
+        ellipse: Replace only pixels inside the inscribed ellipse.
+
+    Raises:
+        ValueError: If the box is empty or outside ``img``, or ``block < 1``.
+    """
+    if not _box_ok_nb(img, x1, y1, x2, y2):
+        raise ValueError(_BAD_BOX)
+    if block < 1:
+        raise ValueError(_BAD_BLOCK)
+    w = x2 - x1
+    h = y2 - y1
+    for cy in range(y1, y2, block):
+        ye = min(cy + block, y2)
+        for cx in range(x1, x2, block):
+            xe = min(cx + block, x2)
+            n = (ye - cy) * (xe - cx)
+            s0 = 0
+            s1 = 0
+            s2 = 0
+            for y in range(cy, ye):
+                for x in range(cx, xe):
+                    s0 += img[y, x, 0]
+                    s1 += img[y, x, 1]
+                    s2 += img[y, x, 2]
+            m0 = (s0 + n // 2) // n
+            m1 = (s1 + n // 2) // n
+            m2 = (s2 + n // 2) // n
+            for y in range(cy, ye):
+                v = 2 * (y - y1) + 1 - h
+                for x in range(cx, xe):
+                    if ellipse and not _in_ellipse_nb(2 * (x - x1) + 1 - w, v, w, h):
+                        continue
+                    img[y, x, 0] = m0
+                    img[y, x, 1] = m1
+                    img[y, x, 2] = m2
+
+
+@njit(nogil=True, cache=True)
+def fill_region(
+    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, b: int, g: int, r: int, ellipse: bool
+) -> None:
+    """Paint the region (or its inscribed ellipse) with the BGR colour ``(b, g, r)``, in place.
+
+    Args:
+        img: ``(H, W, 3)`` uint8 C-contiguous image, modified in place.
+        x1: Left edge (inclusive).
+        y1: Top edge (inclusive).
+        x2: Right edge (exclusive).
+        y2: Bottom edge (exclusive).
+        b: Blue, 0..255.
+        g: Green, 0..255.
+        r: Red, 0..255.
+        ellipse: Replace only pixels inside the inscribed ellipse.
+
+    Raises:
+        ValueError: If the box is empty or outside ``img``.
+    """
+    if not _box_ok_nb(img, x1, y1, x2, y2):
+        raise ValueError(_BAD_BOX)
+    w = x2 - x1
+    h = y2 - y1
+    for y in range(y1, y2):
+        v = 2 * (y - y1) + 1 - h
+        for x in range(x1, x2):
+            if ellipse and not _in_ellipse_nb(2 * (x - x1) + 1 - w, v, w, h):
+                continue
+            img[y, x, 0] = b
+            img[y, x, 1] = g
+            img[y, x, 2] = r
+
+
+# --------------------------------------------------------------------------------------------------
+# numpy references: slow, literal transcriptions of the definitions above, for the tests.
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_ref_args(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> None:
+    """Fail like the kernels do, so both sides reject the same inputs."""
+    if not _box_ok(img, x1, y1, x2, y2):
+        raise ValueError(_BAD_BOX)
+
+
+def _paste(img: np.ndarray, values: np.ndarray, x1: int, y1: int, ellipse: bool) -> None:
+    """Write ``values`` (``(h, w, 3)``) into the box, only inside the ellipse when asked."""
+    h, w = values.shape[:2]
+    view = img[y1 : y1 + h, x1 : x1 + w]
+    if ellipse:
+        mask = ellipse_mask(w, h)
+        view[mask] = values[mask]
+    else:
+        view[...] = values
+
+
+def _box_1d_ref(a: np.ndarray, r: int, axis: int) -> np.ndarray:
+    """Box filter along ``axis`` by padding with edge copies and summing every shifted window."""
+    n = a.shape[axis]
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (r, r)
+    padded = np.pad(a, widths, mode="edge")
+    total = np.zeros_like(a)
+    for t in range(2 * r + 1):
+        total += np.take(padded, np.arange(t, t + n), axis=axis)
+    return (total + r) // (2 * r + 1)
+
+
+def blur_region_ref(
+    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, radius: int, passes: int, ellipse: bool
+) -> None:
+    """numpy reference for :func:`blur_region` (same arguments, same result bit for bit)."""
+    _check_ref_args(img, x1, y1, x2, y2)
+    if not _radius_ok(radius, passes):
+        raise ValueError(_BAD_RADIUS)
+    a = img[y1:y2, x1:x2].astype(np.int64)
+    for _ in range(passes):
+        a = _box_1d_ref(a, radius, axis=1)
+        a = _box_1d_ref(a, radius, axis=0)
+    _paste(img, a.astype(np.uint8), x1, y1, ellipse)
+
+
+def pixelate_region_ref(
+    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, block: int, ellipse: bool
+) -> None:
+    """numpy reference for :func:`pixelate_region` (same arguments, same result bit for bit)."""
+    _check_ref_args(img, x1, y1, x2, y2)
+    if block < 1:
+        raise ValueError(_BAD_BLOCK)
+    region = img[y1:y2, x1:x2]
+    out = region.copy()
+    for cy in range(0, y2 - y1, block):
+        for cx in range(0, x2 - x1, block):
+            cell = region[cy : cy + block, cx : cx + block]
+            n = cell.shape[0] * cell.shape[1]
+            total = cell.sum(axis=(0, 1), dtype=np.int64)
+            out[cy : cy + block, cx : cx + block] = (total + n // 2) // n
+    _paste(img, out, x1, y1, ellipse)
+
+
+def fill_region_ref(
+    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, b: int, g: int, r: int, ellipse: bool
+) -> None:
+    """numpy reference for :func:`fill_region` (same arguments, same result bit for bit)."""
+    _check_ref_args(img, x1, y1, x2, y2)
+    colour = np.array([b, g, r], dtype=np.uint8)
+    _paste(img, np.broadcast_to(colour, (y2 - y1, x2 - x1, 3)), x1, y1, ellipse)

@@ -1,0 +1,153 @@
+"""The concrete stages: detect → track (+ regions) → obscure → encode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from streamdeid.detect.base import Detector
+from streamdeid.detect.tiling import box_iou
+from streamdeid.io.sink import VideoSink
+from streamdeid.obscure.filters import Filter
+from streamdeid.obscure.regions import build_regions
+from streamdeid.pipeline.stage import Stage
+from streamdeid.track.iou import IoUTracker
+from streamdeid.types import FramePacket
+
+log = logging.getLogger(__name__)
+
+
+class DetectStage(Stage):
+    """Runs the detector on every ``detect_every``-th frame.
+
+    When a run finds a face that the previous run did not have, the detector also runs on the
+    next frames (a short burst): a new track has no velocity yet, so a fast face would walk out
+    of its predicted box before the next scheduled run. Two close detections teach the tracker
+    the motion. A detector exception does not stop the run and does not let the frame through
+    raw: the packet is flagged and the region builder masks the whole frame.
+    """
+
+    BURST_FRAMES = 2
+
+    name = "detect"
+
+    def __init__(self, make_detector: Callable[[], Detector], detect_every: int = 1) -> None:
+        super().__init__()
+        self._make_detector = make_detector
+        self.detect_every = detect_every
+        self.detector: Detector | None = None
+        self.faces = 0
+        self.runs = 0
+        self.failures = 0
+        self._burst = 0
+        self._previous = np.zeros((0, 4), np.float32)
+
+    def setup(self) -> None:
+        self.detector = self._make_detector()
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        if self.detector is None:
+            self.setup()
+        if packet.frame.index % self.detect_every and self._burst <= 0:
+            return packet
+        self._burst -= 1
+        self.runs += 1
+        try:
+            found = self.detector.detect(packet.frame)  # type: ignore[union-attr]
+            packet.detections = found
+            self.faces += len(found)
+            if self.detect_every > 1 and _has_new_box(found.xyxy, self._previous):
+                self._burst = self.BURST_FRAMES
+            self._previous = found.xyxy
+        except Exception as e:  # noqa: BLE001 - any backend failure must mask, not crash
+            self.failures += 1
+            packet.detection_failed = True
+            log.warning(
+                "detector failed on frame %d, masking the whole frame: %s", packet.frame.index, e
+            )
+        return packet
+
+    def teardown(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+
+
+def _has_new_box(current: np.ndarray, previous: np.ndarray, iou: float = 0.1) -> bool:
+    if len(current) == 0:
+        return False
+    if len(previous) == 0:
+        return True
+    return bool((box_iou(current, previous).max(axis=1) < iou).any())
+
+
+class TrackStage(Stage):
+    """Updates the tracker and turns detections ∪ tracks into padded regions."""
+
+    name = "track"
+
+    def __init__(self, tracker: IoUTracker, mask_scale: float, min_size_px: int) -> None:
+        super().__init__()
+        self.tracker = tracker
+        self.mask_scale = mask_scale
+        self.min_size_px = min_size_px
+        self.regions = 0
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        frame = packet.frame
+        packet.tracks = self.tracker.update(packet.detections)
+        packet.regions = build_regions(
+            packet.detections,
+            packet.tracks,
+            frame.width,
+            frame.height,
+            mask_scale=self.mask_scale,
+            min_size_px=self.min_size_px,
+            detection_failed=packet.detection_failed,
+        )
+        self.regions += len(packet.regions)
+        return packet
+
+
+class ObscureStage(Stage):
+    """The only stage that writes to ``Frame.image``."""
+
+    name = "obscure"
+
+    def __init__(self, filter_: Filter) -> None:
+        super().__init__()
+        self.filter = filter_
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        if packet.regions:
+            self.filter.apply(packet.frame.image, packet.regions)
+        return packet
+
+
+class SinkStage(Stage):
+    """Encodes frames in order; closing (flush + trailer) happens in teardown, always."""
+
+    name = "encode"
+
+    def __init__(
+        self,
+        sink: VideoSink | Callable[[FramePacket], None],
+        on_frame: Callable[[FramePacket], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.sink = sink
+        self.on_frame = on_frame
+
+    def process(self, packet: FramePacket) -> None:
+        if isinstance(self.sink, VideoSink):
+            self.sink.write(packet.frame)
+        else:
+            self.sink(packet)
+        if self.on_frame is not None:
+            self.on_frame(packet)
+        return None
+
+    def teardown(self) -> None:
+        if isinstance(self.sink, VideoSink):
+            self.sink.close()

@@ -1,0 +1,143 @@
+"""Output keeps frame count, timestamps, resolution, rotation and audio of the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from streamdeid import anonymize_file
+from streamdeid.config import Config
+from streamdeid.errors import NotAVideoError, SourceError
+from streamdeid.io.sink import EncoderSettings, VideoSink
+from streamdeid.io.source import FileSource
+
+from helpers import ScriptedDetector, probe
+
+
+def no_faces() -> ScriptedDetector:
+    return ScriptedDetector([])
+
+
+def assert_same_stream(src: Path, out: Path, *, audio: bool = True) -> None:
+    a, b = probe(str(src)), probe(str(out))
+    assert (b["width"], b["height"]) == (a["width"], a["height"])
+    assert len(b["pts"]) == len(a["pts"])
+    assert b["times"] == a["times"]
+    assert b["rotation"] == a["rotation"]
+    if audio:
+        assert b["audio_codec"] == a["audio_codec"]
+        assert b.get("audio_pts") == a.get("audio_pts")
+
+
+def test_synthetic_clip_roundtrip(synthetic, tmp_path: Path) -> None:
+    clip, _ = synthetic
+    out = tmp_path / "out.mp4"
+    anonymize_file(clip, out, detector_factory=no_faces)
+    assert_same_stream(clip, out)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mov", ".ts"])
+def test_other_containers(synthetic, tmp_path: Path, suffix: str) -> None:
+    clip, _ = synthetic
+    out = tmp_path / f"out{suffix}"
+    anonymize_file(clip, out, detector_factory=no_faces)
+    a, b = probe(str(clip)), probe(str(out))
+    assert len(b["pts"]) == len(a["pts"]) and b["audio_codec"] == "aac"
+    # MPEG-TS shifts the start by its muxing delay; spacing must still match exactly.
+    assert np.allclose(np.diff(b["times"]), np.diff(a["times"]), atol=0.0011)
+
+
+def _write(
+    path: Path,
+    codec: str,
+    size: tuple[int, int],
+    n: int,
+    rotation: int = 0,
+    rate: int = 25,
+    audio: bool = False,
+) -> None:
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height = w, h
+        s.pix_fmt = (
+            "yuv444p"
+            if codec == "libx264" and (w % 2 or h % 2)
+            else ("yuv420p" if codec != "gif" else "rgb8")
+        )
+        if rotation:
+            s.set_display_rotation(rotation)
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            img = rng.integers(0, 255, (h, w, 3), np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "size", "rotation"),
+    [
+        ("odd.mp4", "libx264", (321, 241), 0),
+        ("rotated.mp4", "libx264", (320, 240), 90),
+        ("legacy.avi", "mpeg4", (320, 240), 0),
+        ("anim.gif", "gif", (160, 120), 0),
+    ],
+)
+def test_sizes_rotation_and_legacy_containers(
+    tmp_path: Path, name: str, codec: str, size: tuple[int, int], rotation: int
+) -> None:
+    src = tmp_path / name
+    _write(src, codec, size, 12, rotation=rotation)
+    out = tmp_path / f"out_{name}"
+    anonymize_file(src, out, detector_factory=no_faces)
+    assert_same_stream(src, out, audio=False)
+
+
+def test_real_clip_keeps_frames_pts_size_audio(shared_data: Path, tmp_path: Path) -> None:
+    clip = shared_data / "ageitgey__face_recognition/examples/short_hamilton_clip.mp4"
+    out = tmp_path / "hamilton.mp4"
+    anonymize_file(clip, out, Config())
+    assert_same_stream(clip, out)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "intel-iot-devkit__sample-videos/asl_gestures/again.mkv",
+        "intel-iot-devkit__sample-videos/preview/classroom.gif",
+    ],
+)
+def test_real_mkv_and_gif(shared_data: Path, tmp_path: Path, rel: str) -> None:
+    clip = shared_data / rel
+    out = tmp_path / Path(rel).name
+    anonymize_file(clip, out, detector_factory=no_faces)
+    a, b = probe(str(clip)), probe(str(out))
+    assert (b["width"], b["height"], len(b["pts"])) == (a["width"], a["height"], len(a["pts"]))
+    assert b["times"] == a["times"]
+
+
+def test_not_a_video_and_missing_file(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video\n")
+    with pytest.raises(NotAVideoError, match="cannot open"):
+        FileSource(fake)
+    with pytest.raises(SourceError, match="not found"):
+        FileSource(tmp_path / "missing.mp4")
+
+
+def test_sink_close_is_idempotent(synthetic, tmp_path: Path) -> None:
+    clip, _ = synthetic
+    with FileSource(clip) as src:
+        sink = VideoSink(tmp_path / "o.mp4", src.info, EncoderSettings(audio="drop"))
+        for frame in src.frames():
+            sink.write(frame)
+        sink.close()
+        sink.close()
+    assert len(probe(str(tmp_path / "o.mp4"))["pts"]) == 50

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import numpy as np
+
+from streamdeid.obscure.regions import build_regions, pad_box
+from streamdeid.types import Detections, Track, TrackState
+
+
+def test_pad_box_scales_around_centre_and_rounds_outwards() -> None:
+    assert pad_box((100, 100, 200, 200), 1000, 1000, 1.3, 1) == (85, 85, 215, 215)
+
+
+def test_pad_box_clips_to_frame_and_drops_outside_boxes() -> None:
+    assert pad_box((-20, -20, 30, 30), 100, 80, 1.0, 1) == (0, 0, 30, 30)
+    assert pad_box((95, 70, 140, 120), 100, 80, 1.0, 1) == (90, 70, 100, 80)
+    assert pad_box((200, 200, 220, 220), 100, 80, 1.0, 1) is None
+
+
+def test_tiny_box_is_enlarged_not_skipped() -> None:
+    x1, y1, x2, y2 = pad_box((50, 50, 51, 51), 100, 100, 1.3, 12)
+    assert x2 - x1 >= 12 and y2 - y1 >= 12
+
+
+def test_regions_are_union_of_detections_and_tracks() -> None:
+    d = Detections(np.array([[10, 10, 30, 30]], np.float32), np.ones(1, np.float32))
+    t = Track(
+        track_id=7, xyxy=np.array([60, 10, 80, 30], np.float32), state=TrackState.COASTING, misses=2
+    )
+    regions = build_regions(d, [t], 100, 100, mask_scale=1.0, min_size_px=1)
+    assert {r.xyxy for r in regions} == {(10, 10, 30, 30), (60, 10, 80, 30)}
+    assert {r.track_id for r in regions} == {None, 7}
+
+
+def test_detection_failure_masks_the_whole_frame() -> None:
+    regions = build_regions(None, [], 64, 48, detection_failed=True)
+    assert [r.xyxy for r in regions] == [(0, 0, 64, 48)]
+
+
+def test_face_cut_by_the_frame_edge_is_restored_inwards() -> None:
+    # A 2-px sliver of a face entering on the right: mask a full face width inside the frame.
+    assert pad_box((638, 85, 640, 146), 640, 360, 1.0, 1) == (579, 85, 640, 146)
+    assert pad_box((0, 85, 3, 146), 640, 360, 1.0, 1) == (0, 85, 61, 146)
+    assert pad_box((100, 0, 150, 10), 640, 360, 1.0, 1) == (100, 0, 150, 50)
+    assert pad_box((100, 100, 110, 160), 640, 360, 1.0, 1) == (100, 100, 110, 160)

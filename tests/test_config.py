@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamdeid.config import CONFIG_DIR, Config, load_config, parse_config
+from streamdeid.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_bundled_configs_are_valid(name: str) -> None:
+    assert isinstance(load_config(name), Config)
+
+
+def test_bundled_configs_exist() -> None:
+    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} >= {"default", "cctv", "webcam"}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"obscure": {"methd": "blur"}}, "unknown field 'obscure.methd'"),
+        ({"obscure": {"method": "smudge"}}, "field 'obscure.method'"),
+        ({"detector": {"confidence": 1.5}}, "field 'detector.confidence'"),
+        ({"pipeline": {"detect_every": 0}}, "field 'pipeline.detect_every'"),
+        ({"obscure": {"color": [0, 0, 300]}}, "color"),
+        (
+            {"pipeline": {"detect_every": 30}, "tracker": {"max_coast_frames": 10}},
+            "tracker.max_coast_frames",
+        ),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_bad_values_name_the_field(data, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("obscure: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_override_validates_and_skips_none() -> None:
+    c = Config().override({"obscure.method": "solid", "pipeline.detect_every": None})
+    assert c.obscure.method == "solid" and c.pipeline.detect_every == 1
+    with pytest.raises(ConfigError, match=r"obscure\.mask_scale"):
+        Config().override({"obscure.mask_scale": 0.5})

@@ -1,0 +1,129 @@
+"""End to end through real codecs: every ground-truth face is obscured on every frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdeid import anonymize_file
+from streamdeid.config import Config, load_config
+
+from helpers import ScriptedDetector, decode_frames, masked_share
+
+
+def solid(config: Config | None = None, **overrides: object) -> Config:
+    return (config or Config()).override({"obscure.method": "solid", **overrides})
+
+
+def unmasked(
+    original: list[np.ndarray], output: list[np.ndarray], gt: list[dict], min_share: float = 0.6
+) -> list[tuple[int, list[int], float]]:
+    """Every (frame, box, share) where less than ``min_share`` of a GT box was changed."""
+    assert len(original) == len(output) == len(gt)
+    misses = []
+    for i, (a, b, truth) in enumerate(zip(original, output, gt, strict=True)):
+        for box in truth["boxes"]:
+            share = masked_share(a, b, box)
+            if share < min_share:
+                misses.append((i, box, round(share, 2)))
+    return misses
+
+
+def test_scripted_faces_masked_between_detector_runs(synthetic, tmp_path: Path) -> None:
+    # The detector sees the truth only on every 3rd frame; the tracker must cover the rest
+    # while the faces move, scale, leave and come back.
+    clip, gt = synthetic
+    every = 3
+    detector = ScriptedDetector([f["boxes"] for f in gt])
+    out = tmp_path / "out.mp4"
+    anonymize_file(
+        clip, out, solid(**{"pipeline.detect_every": every}), detector_factory=lambda: detector
+    )
+    assert len(detector.calls) < len(gt) * 0.6  # the detector really skipped frames
+    # The one accepted gap of --detect-every: a face entering between two runs. Every other
+    # box must be covered by tracks, including while the faces move and scale.
+    for i, _, _ in unmasked(decode_frames(clip), decode_frames(out), gt):
+        last_run = max(c for c in detector.calls if c <= i)
+        assert len(gt[last_run]["boxes"]) < len(gt[i]["boxes"]), f"frame {i} leaked"
+        assert i - last_run < every
+
+
+def test_scripted_detector_misses_are_covered_by_coasting(synthetic, tmp_path: Path) -> None:
+    clip, gt = synthetic
+    script = [[] if i % 4 == 2 else f["boxes"] for i, f in enumerate(gt)]
+    out = tmp_path / "out.mp4"
+    anonymize_file(clip, out, solid(), detector_factory=lambda: ScriptedDetector(script))
+    assert unmasked(decode_frames(clip), decode_frames(out), gt) == []
+
+
+def test_missed_face_is_visible_without_tracking(synthetic, tmp_path: Path) -> None:
+    # Control for the two tests above: with coasting off, a skipped detection does leak,
+    # so the measurement can fail.
+    clip, gt = synthetic
+    script = [[] if i % 4 == 2 else f["boxes"] for i, f in enumerate(gt)]
+    out = tmp_path / "out.mp4"
+    config = solid(**{"tracker.max_coast_frames": 0})
+    anonymize_file(clip, out, config, detector_factory=lambda: ScriptedDetector(script))
+    misses = unmasked(decode_frames(clip), decode_frames(out), gt)
+    assert misses and all(i % 4 == 2 for i, _, _ in misses)
+
+
+def split_by_edge(gt: list[dict], width: int, height: int) -> tuple[list[dict], list[dict]]:
+    """GT with only whole faces, and GT with only faces cut by the frame edge."""
+
+    def cut(b: list[int]) -> bool:
+        return b[0] <= 0 or b[1] <= 0 or b[2] >= width or b[3] >= height
+
+    whole = [{**f, "boxes": [b for b in f["boxes"] if not cut(b)]} for f in gt]
+    edge = [{**f, "boxes": [b for b in f["boxes"] if cut(b)]} for f in gt]
+    return whole, edge
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name", ["default", "cctv"])
+def test_real_detector_masks_every_face_on_every_frame(
+    synthetic, tmp_path: Path, config_name: str
+) -> None:
+    clip, gt = synthetic
+    out = tmp_path / "out.mp4"
+    stats = anonymize_file(clip, out, solid(load_config(config_name)))
+    assert stats.frames == len(gt)
+    whole, _ = split_by_edge(gt, 640, 360)
+    assert sum(len(f["boxes"]) for f in whole) > 60
+    assert unmasked(decode_frames(clip), decode_frames(out), whole) == []
+
+
+@pytest.mark.slow
+def test_bundled_sample_fully_masked(sample_clip, tmp_path: Path) -> None:
+    clip, gt = sample_clip
+    out = tmp_path / "sample.mp4"
+    anonymize_file(clip, out, solid())
+    whole, _ = split_by_edge(gt, 640, 360)
+    assert unmasked(decode_frames(clip), decode_frames(out), whole) == []
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, issue 3: BlazeFace does not find a face "
+    "half-way into the frame; it is masked from its first detection on",
+)
+def test_faces_entering_at_the_edge_are_masked(sample_clip, tmp_path: Path) -> None:
+    clip, gt = sample_clip
+    out = tmp_path / "sample.mp4"
+    anonymize_file(clip, out, solid())
+    _, edge = split_by_edge(gt, 640, 360)
+    assert unmasked(decode_frames(clip), decode_frames(out), edge) == []
+
+
+def test_detector_that_raises_masks_whole_frames(synthetic, tmp_path: Path) -> None:
+    clip, gt = synthetic
+    out = tmp_path / "out.mp4"
+    detector = ScriptedDetector([f["boxes"] for f in gt], raise_on=[0, 10])
+    stats = anonymize_file(clip, out, solid(), detector_factory=lambda: detector)
+    frames = decode_frames(out)
+    assert stats.detection_failures == 2
+    assert frames[0].max() < 20 and frames[10].max() < 20  # whole frame solid black
+    assert frames[5].max() > 100
