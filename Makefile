@@ -21,16 +21,16 @@ demo: $(STAMP)
 	@echo "wrote out/astronaut_pan_anon.mp4 and out/astronaut_pan_stats.json"
 
 test: $(STAMP)
-	$(BIN)/ruff check streamdeid tests benchmarks samples
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check streamdeid tests benchmarks samples
-	$(BIN)/ruff format --check streamdeid tests benchmarks samples
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(STAMP)
-	$(BIN)/ruff format streamdeid tests benchmarks samples
-	$(BIN)/ruff check --fix streamdeid tests benchmarks samples
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py

@@ -227,6 +227,10 @@ class VideoSink:
                 self._container.close()
             except (av.error.FFmpegError, OSError) as e:
                 error = error or e
+            if self._stream is None:
+                # Nothing was encoded (the run failed first): an empty file would look like
+                # a result, so leave none.
+                Path(self.path).unlink(missing_ok=True)
         if error is not None:
             raise self._sink_error(error) from error
 

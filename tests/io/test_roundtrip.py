@@ -141,3 +141,15 @@ def test_sink_close_is_idempotent(synthetic, tmp_path: Path) -> None:
         sink.close()
         sink.close()
     assert len(probe(str(tmp_path / "o.mp4"))["pts"]) == 50
+
+
+def test_failed_run_leaves_no_empty_output(synthetic, tmp_path: Path) -> None:
+    clip, _ = synthetic
+    out = tmp_path / "out.mp4"
+
+    def broken_detector() -> ScriptedDetector:
+        raise RuntimeError("model file missing")
+
+    with pytest.raises(Exception, match="model file missing"):
+        anonymize_file(clip, out, detector_factory=broken_detector)
+    assert not out.exists()
