@@ -31,18 +31,25 @@ def tile_grid(
     ]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (n, 4) and (m, 4) xyxy arrays → (n, m)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection areas of (n, 4) and (m, 4) xyxy arrays → (n, m)."""
     ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
     iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
     iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    return np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+
+
+def _area(a: np.ndarray) -> np.ndarray:
+    return (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (n, 4) and (m, 4) xyxy arrays → (n, m)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    inter = _intersection(a, b)
+    union = _area(a)[:, None] + _area(b)[None, :] - inter
     return (inter / np.maximum(union, 1e-6)).astype(np.float32)
 
 
@@ -75,11 +82,6 @@ def merge_boxes(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.nd
 
 def _containment(xyxy: np.ndarray) -> np.ndarray:
     """(n, n): intersection over the smaller box's area."""
-    ix1 = np.maximum(xyxy[:, None, 0], xyxy[None, :, 0])
-    iy1 = np.maximum(xyxy[:, None, 1], xyxy[None, :, 1])
-    ix2 = np.minimum(xyxy[:, None, 2], xyxy[None, :, 2])
-    iy2 = np.minimum(xyxy[:, None, 3], xyxy[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    area = _area(xyxy)
     smaller = np.minimum(area[:, None], area[None, :])
-    return inter / np.maximum(smaller, 1e-6)
+    return _intersection(xyxy, xyxy) / np.maximum(smaller, 1e-6)
