@@ -207,6 +207,8 @@ def _format_validation_error(e: ValidationError, source: str) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown field '{loc}'")
+        elif not err["loc"]:  # cross-field check: its message names the fields
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
         else:
             got = err.get("input")
             parts.append(f"field '{loc}': {err['msg']}, got {got!r}")

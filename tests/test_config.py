@@ -37,6 +37,14 @@ def test_bad_values_name_the_field(data, message: str) -> None:
         parse_config(data)
 
 
+def test_cross_field_error_is_short_and_names_both_fields() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config("webcam").override({"pipeline.detect_every": 30})
+    message = str(e.value)
+    assert "tracker.max_coast_frames" in message and "pipeline.detect_every" in message
+    assert len(message) < 250 and "{" not in message
+
+
 def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("obscure: [unclosed\n")
