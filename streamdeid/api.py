@@ -65,17 +65,22 @@ class RunStats:
 
 def make_detector(config: Config) -> Detector:
     d = config.detector
+    tiling = {
+        "confidence": d.confidence,
+        "tile_size": d.tile_size,
+        "tile_overlap": d.tile_overlap,
+        "whole_frame": d.whole_frame,
+        "nms_iou": d.nms_iou,
+        "max_tiles_per_frame": d.max_tiles_per_frame,
+    }
+    if d.backend == "blazeface":
+        from streamdeid.detect.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(model=d.model, threads=d.threads, **tiling)
     if d.backend == "mediapipe":
         from streamdeid.detect.mediapipe import MediaPipeDetector
 
-        return MediaPipeDetector(
-            model=d.model,
-            confidence=d.confidence,
-            tile_size=d.tile_size,
-            tile_overlap=d.tile_overlap,
-            whole_frame=d.whole_frame,
-            nms_iou=d.nms_iou,
-        )
+        return MediaPipeDetector(model=d.model, **tiling)
     raise ConfigError(
         f"field 'detector.backend': unknown backend {d.backend!r}"
     )  # pragma: no cover

@@ -24,7 +24,11 @@ class _Model(BaseModel):
 
 
 class DetectorConfig(_Model):
-    backend: Literal["mediapipe"] = Field(default="mediapipe", description="Face detector backend.")
+    backend: Literal["blazeface", "mediapipe"] = Field(
+        default="blazeface",
+        description="Face detector: 'blazeface' runs MediaPipe's BlazeFace models directly "
+        "(LiteRT, fast); 'mediapipe' runs them through MediaPipe's graph (reference, slower).",
+    )
     model: Literal["full", "short"] = Field(
         default="full",
         description="BlazeFace model: 'full' (full-range, small/distant faces) or 'short' "
@@ -61,6 +65,20 @@ class DetectorConfig(_Model):
         gt=0.0,
         le=1.0,
         description="Boxes from different tiles/scales overlapping more than this are merged.",
+    )
+    max_tiles_per_frame: int | None = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Spread the tile grid over frames: at most this many tiles per frame (the "
+        "whole-frame pass still runs every frame; tracks carry small faces between visits). "
+        "null = every tile on every frame.",
+    )
+    threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Inference threads (blazeface). 1 leaves the other core to decode/encode.",
     )
 
 

@@ -96,6 +96,22 @@ def test_real_detector_masks_every_face_on_every_frame(
 
 
 @pytest.mark.slow
+def test_720p_with_tile_budget_masks_every_whole_face(tmp_path: Path) -> None:
+    # At 720p the default config visits the tile grid over several frames; tracks must cover
+    # faces between visits.
+    from streamdeid.io.synthetic import synthetic_clip
+
+    clip = tmp_path / "720p.mp4"
+    gt = synthetic_clip(clip, n_frames=60, size=(1280, 720), seed=1, audio=False)
+    out = tmp_path / "out.mp4"
+    config = solid(load_config("default"))
+    assert config.detector.max_tiles_per_frame is not None
+    anonymize_file(clip, out, config)
+    whole, _ = split_by_edge(gt, 1280, 720)
+    assert unmasked(decode_frames(clip), decode_frames(out), whole) == []
+
+
+@pytest.mark.slow
 def test_bundled_sample_fully_masked(sample_clip, tmp_path: Path) -> None:
     clip, gt = sample_clip
     out = tmp_path / "sample.mp4"

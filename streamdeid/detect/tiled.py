@@ -1,0 +1,114 @@
+"""Whole-frame + tiled inference for small-input face models, with a per-frame tile budget.
+
+BlazeFace sees 128 or 192 pixels and finds faces down to roughly a tenth of its input, so a whole
+720p frame only yields faces taller than ~100 px; overlapping tiles bring smaller faces into
+range. Tiles cost one model call each, which at 720p and above is more than a frame's time budget.
+With ``max_tiles_per_frame`` the whole-frame pass still runs on every frame (large faces are the
+most identifiable and move the most pixels), while the tile grid is spread over a few frames:
+small, distant faces move few pixels per frame, and the tracker carries their masks between two
+visits of their tile.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import numpy as np
+
+from streamdeid.detect.base import Detector, as_image
+from streamdeid.detect.tiling import merge_boxes, tile_grid
+from streamdeid.types import Detections, Frame
+
+Window = tuple[int, int, int, int]
+
+
+class TiledDetector(Detector):
+    """Shared window scheduling; backends implement :meth:`_run_window` only.
+
+    Args:
+        confidence: minimum score kept; low by default because misses are leaks.
+        tile_size: tile edge in source pixels, or None for whole-frame only.
+        tile_overlap: fraction of overlap between neighbouring tiles.
+        whole_frame: also run once on the whole frame (for faces larger than a tile).
+        nms_iou: overlap above which boxes from different windows are merged.
+        max_tiles_per_frame: spread the tile grid over several frames so that at most this many
+            tiles run per frame; None runs every tile on every frame.
+    """
+
+    def __init__(
+        self,
+        confidence: float = 0.3,
+        tile_size: int | None = 384,
+        tile_overlap: float = 0.25,
+        whole_frame: bool = True,
+        nms_iou: float = 0.3,
+        max_tiles_per_frame: int | None = None,
+    ) -> None:
+        if tile_size is None and not whole_frame:
+            raise ValueError("tile_size is None and whole_frame is False: nothing would be run")
+        if not 0.0 < confidence <= 1.0:
+            raise ValueError(f"confidence must be in (0, 1], got {confidence}")
+        if max_tiles_per_frame is not None and max_tiles_per_frame < 1:
+            raise ValueError(f"max_tiles_per_frame must be >= 1 or None, got {max_tiles_per_frame}")
+        self.confidence = confidence
+        self.tile_size = tile_size
+        self.tile_overlap = tile_overlap
+        self.whole_frame = whole_frame
+        self.nms_iou = nms_iou
+        self.max_tiles_per_frame = max_tiles_per_frame
+        self._plans: dict[tuple[int, int], list[list[Window]]] = {}
+
+    def tile_period(self, width: int, height: int) -> int:
+        """Frames needed to visit every tile once (1 = every tile on every frame)."""
+        return len(self._plan(width, height))
+
+    def windows(self, width: int, height: int, index: int = 0) -> list[Window]:
+        """The windows examined on frame ``index`` of a video of this size."""
+        plan = self._plan(width, height)
+        return plan[index % len(plan)]
+
+    def _plan(self, width: int, height: int) -> list[list[Window]]:
+        key = (width, height)
+        if key not in self._plans:
+            whole: list[Window] = [(0, 0, width, height)] if self.whole_frame else []
+            tiles: list[Window] = []
+            if self.tile_size is not None and max(width, height) > self.tile_size * 1.25:
+                tiles = tile_grid(width, height, self.tile_size, self.tile_overlap)
+            if not tiles:
+                self._plans[key] = [whole or [(0, 0, width, height)]]
+            else:
+                per = self.max_tiles_per_frame or len(tiles)
+                period = math.ceil(len(tiles) / per)
+                # Interleave (tile i goes to phase i % period) so each phase spans the frame.
+                self._plans[key] = [whole + tiles[p::period] for p in range(period)]
+        return self._plans[key]
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        """Detect on the windows scheduled for this frame (all windows for a bare image)."""
+        image = as_image(frame)
+        h, w = image.shape[:2]
+        if isinstance(frame, Frame):
+            windows = self.windows(w, h, frame.index)
+        else:
+            windows = [win for phase in self._plan(w, h) for win in phase]
+            windows = list(dict.fromkeys(windows))
+        return self.detect_windows(image, windows)
+
+    def detect_windows(self, image: np.ndarray, windows: list[Window]) -> Detections:
+        boxes, scores = [], []
+        for x1, y1, x2, y2 in windows:
+            found, conf = self._run_window(image[y1:y2, x1:x2])
+            if len(conf):
+                found[:, [0, 2]] += x1
+                found[:, [1, 3]] += y1
+                boxes.append(found)
+                scores.append(conf)
+        if not boxes:
+            return Detections.empty()
+        xyxy, conf = merge_boxes(np.concatenate(boxes), np.concatenate(scores), self.nms_iou)
+        return Detections(xyxy, conf)
+
+    @abstractmethod
+    def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Faces in one BGR window: (n, 4) xyxy in window pixels and (n,) scores."""
