@@ -10,7 +10,7 @@ import numpy as np
 from streamdeid.detect.base import Detector
 from streamdeid.detect.tiling import box_iou
 from streamdeid.io.sink import VideoSink
-from streamdeid.obscure.filters import Filter
+from streamdeid.obscure.filters import Filter, warm_up
 from streamdeid.obscure.regions import build_regions
 from streamdeid.pipeline.stage import Stage
 from streamdeid.track.iou import IoUTracker
@@ -118,6 +118,10 @@ class ObscureStage(Stage):
     def __init__(self, filter_: Filter) -> None:
         super().__init__()
         self.filter = filter_
+
+    def setup(self) -> None:
+        # JIT-load the kernels while the detector loads its model, not on the first face.
+        warm_up()
 
     def process(self, packet: FramePacket) -> FramePacket:
         if packet.regions:

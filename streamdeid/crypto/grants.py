@@ -1,0 +1,135 @@
+"""Per-track grants: a small bearer file that opens one person's records in one recording.
+
+A reviewer who must show one data subject their own footage (or hand one person's pixels to an
+investigator) should not have to hand over a key that reveals everyone. The grant holds the
+HKDF-derived key of a single track, which opens nothing else: track keys are one-way derived
+from the content key, so no track key yields another. It also pins the recording id and a digest
+of the sidecar header, so it is refused on any other recording and detects an edited header.
+
+The grant is a secret in the clear (like an unencrypted key file): it is written mode 0600 and the
+recipient must protect it. Its checksum only catches accidental corruption with a clear error;
+integrity against an attacker comes from the sidecar's authenticated records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamdeid.crypto.errors import KeyFileError
+from streamdeid.crypto.format import (
+    GRANT_BODY,
+    GRANT_CHECKSUM_SIZE,
+    GRANT_MAGIC,
+    GRANT_SIZE,
+    GRANT_VERSION,
+)
+from streamdeid.crypto.keys import warn_if_exposed, write_exclusive
+
+if TYPE_CHECKING:
+    from streamdeid.crypto.sidecar import SidecarReader
+
+log = logging.getLogger(__name__)
+
+_MAX_READ = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class TrackGrant:
+    """What a grant file holds. ``key`` is excluded from ``repr`` so it cannot end up in logs."""
+
+    recording_id: bytes
+    header_digest: bytes
+    track_id: int
+    key: bytes = field(repr=False)
+
+    def to_bytes(self) -> bytes:
+        body = GRANT_BODY.pack(
+            GRANT_MAGIC,
+            GRANT_VERSION,
+            self.recording_id,
+            self.header_digest,
+            self.track_id,
+            self.key,
+        )
+        return body + _checksum(body)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "grant") -> TrackGrant:
+        """Parse a grant file's content.
+
+        Raises:
+            KeyFileError: Wrong size, magic, version or checksum.
+        """
+        if len(data) != GRANT_SIZE:
+            raise KeyFileError(
+                f"expected a {GRANT_SIZE}-byte grant file at {source}, "
+                f"but it has {len(data)}{'+' if len(data) >= _MAX_READ else ''} bytes"
+            )
+        body, checksum = data[: GRANT_BODY.size], data[GRANT_BODY.size :]
+        magic, version, recording_id, digest, track_id, key = GRANT_BODY.unpack(body)
+        if magic != GRANT_MAGIC:
+            raise KeyFileError(
+                f"expected a streamdeid grant at {source} (magic {GRANT_MAGIC!r}), "
+                f"but found magic {magic!r}"
+            )
+        if version != GRANT_VERSION:
+            raise KeyFileError(
+                f"expected grant version {GRANT_VERSION} at {source}, but found {version}"
+            )
+        if _checksum(body) != checksum:
+            raise KeyFileError(f"grant file {source} is corrupt: its checksum does not match")
+        return cls(recording_id, digest, track_id, key)
+
+
+def export_grant(
+    reader_unlocked: SidecarReader, track_id: int, path: str | os.PathLike[str]
+) -> TrackGrant:
+    """Write a grant opening only ``track_id`` of the reader's recording (mode 0600, no overwrite).
+
+    Args:
+        reader_unlocked: A reader unlocked with a private key (a grant cannot issue grants).
+        track_id: The person to hand out; 0 is the bucket of untracked regions.
+        path: New file to create.
+
+    Returns:
+        The grant written.
+
+    Raises:
+        LockedError: The reader was not unlocked with a private key.
+        UnknownTrackError: The track does not occur in the sidecar.
+        KeyFileError: ``path`` exists or cannot be written.
+    """
+    grant = reader_unlocked.make_grant(track_id)
+    path = Path(path)
+    write_exclusive(path, grant.to_bytes(), 0o600)
+    log.info(
+        "wrote grant %s for track %d of recording %s", path, track_id, grant.recording_id.hex()
+    )
+    return grant
+
+
+def load_grant(path: str | os.PathLike[str]) -> TrackGrant:
+    """Read a grant file written by :func:`export_grant`.
+
+    Raises:
+        KeyFileError: Missing, unreadable or malformed grant file.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_READ)
+    except FileNotFoundError as e:
+        raise KeyFileError(f"grant file not found: {path}") from e
+    except OSError as e:
+        raise KeyFileError(f"cannot read grant file {path}: {e.strerror}") from e
+    warn_if_exposed(path, "grant")
+    return TrackGrant.from_bytes(data, str(path))
+
+
+def _checksum(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()[:GRANT_CHECKSUM_SIZE]
