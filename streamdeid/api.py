@@ -14,9 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from streamdeid.config import Config
+from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError, Interrupted, NotAVideoError, StreamDeidError
 from streamdeid.io.image import read_image, write_image
@@ -25,7 +27,14 @@ from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_
 from streamdeid.obscure.filters import Filter, make_filter
 from streamdeid.obscure.regions import build_regions
 from streamdeid.pipeline.runner import Pipeline
-from streamdeid.pipeline.stages import DetectStage, ObscureStage, SinkStage, TrackStage
+from streamdeid.pipeline.stage import Stage
+from streamdeid.pipeline.stages import (
+    DetectStage,
+    EncryptStage,
+    ObscureStage,
+    SinkStage,
+    TrackStage,
+)
 from streamdeid.track.iou import IoUTracker
 from streamdeid.types import Frame, FramePacket
 
@@ -153,6 +162,18 @@ def anonymize_file(
     return _anonymize_video(src, dst, config, factory, progress, stop)
 
 
+def sidecar_path(output: str | os.PathLike[str]) -> Path:
+    """Where the encrypted original regions of ``output`` are kept."""
+    return Path(f"{os.fspath(output)}.sdeid")
+
+
+def open_sidecar(output: str | os.PathLike[str], config: Config) -> SidecarWriter:
+    from streamdeid.crypto import load_public_key
+
+    keys = [load_public_key(p) for p in config.reversible.recipients]
+    return SidecarWriter(sidecar_path(output), keys, lossy=config.reversible.lossy, overwrite=True)
+
+
 def _anonymize_video(
     src: str,
     dst: str,
@@ -179,6 +200,11 @@ def _anonymize_video(
             make_tracker(config), config.obscure.mask_scale, config.obscure.min_size_px
         )
         obscure = ObscureStage(make_obscure_filter(config))
+        stages: list[Stage] = [detect, track]
+        if config.reversible.enabled:
+            writer = open_sidecar(dst, config)
+            sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
+            stages.append(EncryptStage(writer, Fraction(1) / (source.info.frame_rate or 25)))
 
         def on_frame(packet: FramePacket) -> None:
             if progress is not None:
@@ -187,7 +213,7 @@ def _anonymize_video(
         write = SinkStage(sink, on_frame=on_frame)
         pipeline = Pipeline(
             source.frames(),
-            [detect, track, obscure, write],
+            [*stages, obscure, write],
             queue_size=config.pipeline.queue_size,
             stop=stop,
             label=Path(src).name,
@@ -224,12 +250,15 @@ def _anonymize_image(
     t0 = time.perf_counter()
     frame = read_image(src, keep_exif=config.pipeline.keep_exif)
     detector = factory()
+    writer = open_sidecar(dst, config) if config.reversible.enabled else None
     try:
         packet = anonymize_frame(
-            frame, detector, make_tracker(config), make_obscure_filter(config), config
+            frame, detector, make_tracker(config), make_obscure_filter(config), config, writer
         )
     finally:
         detector.close()
+        if writer is not None:
+            writer.close()
     write_image(dst, frame.image, exif_from=src if config.pipeline.keep_exif else None)
     seconds = time.perf_counter() - t0
     return RunStats(
@@ -252,15 +281,19 @@ def anonymize_frame(
     tracker: IoUTracker,
     filter_: Filter,
     config: Config,
+    writer: SidecarWriter | None = None,
 ) -> FramePacket:
     """Run every stage on one frame in the calling thread (the building block for custom loops).
 
-    ``frame.image`` is obscured in place; the returned packet says what was found.
+    ``frame.image`` is obscured in place; the returned packet says what was found. With a
+    ``writer`` the original regions are encrypted first (reversible mode).
     """
     detect = DetectStage(lambda: detector, 1)
     detect.detector = detector
     out = detect.process(FramePacket(frame))
     out = TrackStage(tracker, config.obscure.mask_scale, config.obscure.min_size_px).process(out)
+    if writer is not None:
+        out = EncryptStage(writer, Fraction(1)).process(out)
     return ObscureStage(filter_).process(out)
 
 

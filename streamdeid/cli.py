@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +35,12 @@ examples:
       solid boxes, detector on every 2nd frame (the tracker covers the others)
   streamdeid validate-config my.yaml
       check a config file and print the full resolved settings
+  streamdeid keygen reviewer
+      reviewer key pair: reviewer.pub for the anonymizer, reviewer.key (passphrase) to review
+  streamdeid run cam.mp4 -o out.mp4 --recipient reviewer.pub
+      reversible: faces masked, originals encrypted into out.mp4.sdeid
+  streamdeid reveal out.mp4 -o review.mkv --key reviewer.key --track 7
+      restore one person (lossless .mkv); logged in out.mp4.audit.jsonl
 
 configs: {configs}
 """
@@ -139,11 +146,93 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="images: keep EXIF metadata (default: stripped, it may hold GPS data)",
     )
+    r = run.add_argument_group("reversible masking (authorized review)")
+    r.add_argument(
+        "--reversible",
+        action="store_true",
+        default=None,
+        help="also encrypt each face's original pixels into OUTPUT.sdeid, so a key "
+        "holder can restore them with 'streamdeid reveal'",
+    )
+    r.add_argument(
+        "--recipient",
+        action="append",
+        metavar="KEY.pub",
+        help="reviewer public key (repeat for several); implies --reversible",
+    )
+    r.add_argument(
+        "--lossy-regions",
+        action="store_true",
+        default=None,
+        help="store regions as JPEG q95 instead of lossless PNG (3x smaller)",
+    )
     o = run.add_argument_group("output and reporting")
     o.add_argument("-y", "--overwrite", action="store_true", help="replace existing outputs")
     o.add_argument("--stats", metavar="FILE.json", help="write a JSON report of the run")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(run)
+
+    kg = sub.add_parser(
+        "keygen",
+        help="make a reviewer key pair (NAME.key, NAME.pub)",
+        description="Make an X25519 key pair for reviewing reversible recordings. "
+        "NAME.pub goes to the anonymizer (--recipient); NAME.key stays with the "
+        "reviewer, encrypted with a passphrase, mode 0600.",
+    )
+    kg.add_argument("name", metavar="NAME", help="path prefix for NAME.key and NAME.pub")
+    _add_passphrase(kg)
+    _add_common(kg)
+
+    rv = sub.add_parser(
+        "reveal",
+        help="restore masked faces of a reversible recording",
+        description="Write a copy of VIDEO with the original faces restored for "
+        "the tracks you choose (all that your key opens by default). A .mkv "
+        "output is lossless. Every reveal is recorded in VIDEO.audit.jsonl.",
+    )
+    rv.add_argument("video", metavar="VIDEO", help="masked video made with --reversible")
+    rv.add_argument("-o", "--output", required=True, help="revealed video (.mkv: lossless)")
+    rv.add_argument(
+        "--track",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="restore only this track (repeat for several); see 'streamdeid tracks'",
+    )
+    _add_unlock(rv)
+    _add_common(rv)
+
+    gr = sub.add_parser(
+        "grant",
+        help="export a key that reveals one track only",
+        description="Export a grant file that opens a single track (one "
+        "person) of this recording and nothing else, to hand to someone.",
+    )
+    gr.add_argument("video", metavar="VIDEO")
+    gr.add_argument("--track", type=int, required=True, metavar="ID")
+    gr.add_argument("-o", "--output", required=True, metavar="FILE.grant")
+    gr.add_argument("--key", required=True, metavar="KEY", help="reviewer private key")
+    _add_passphrase(gr)
+    _add_common(gr)
+
+    tr = sub.add_parser(
+        "tracks",
+        help="list the tracks (people) of a reversible recording",
+        description="List track ids with time ranges (no key needed) and "
+        "optionally write a thumbnail of each from the masked video.",
+    )
+    tr.add_argument("video", metavar="VIDEO")
+    tr.add_argument("--thumbnails", metavar="DIR", help="write track_ID.png crops here")
+    _add_common(tr)
+
+    au = sub.add_parser(
+        "audit",
+        help="verify the reveal audit log of a recording",
+        description="Check the hash chain of VIDEO.audit.jsonl and print its "
+        "head hash (keep it elsewhere to detect later truncation).",
+    )
+    au.add_argument("video", metavar="VIDEO")
+    _add_common(au)
 
     val = sub.add_parser(
         "validate-config",
@@ -154,6 +243,51 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("config", metavar="FILE", help="YAML config file or bundled config name")
     _add_common(val)
     return parser
+
+
+def _add_passphrase(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="read the key passphrase from FILE (else $STREAMDEID_PASSPHRASE, else a prompt)",
+    )
+
+
+def _add_unlock(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", metavar="KEY", help="reviewer private key (NAME.key)")
+    p.add_argument(
+        "--grant",
+        action="append",
+        metavar="FILE.grant",
+        default=[],
+        help="grant file from 'streamdeid grant' (repeatable)",
+    )
+    _add_passphrase(p)
+
+
+def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:
+    """Secrets only from a file, the environment or the terminal; never from argv (ps shows it)."""
+    if args.passphrase_file:
+        try:
+            return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
+        except OSError as e:
+            raise ConfigError(
+                f"cannot read passphrase file '{args.passphrase_file}': {e.strerror}"
+            ) from e
+    env = os.environ.get("STREAMDEID_PASSPHRASE")
+    if env:
+        return env.encode()
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("passphrase: ").encode()
+        if confirm and getpass.getpass("again: ").encode() != first:
+            raise ConfigError("passphrases differ")
+        return first
+    raise ConfigError(
+        "a passphrase is needed: expected --passphrase-file FILE, "
+        "$STREAMDEID_PASSPHRASE or a terminal, got none"
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -175,6 +309,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "encoder.pix_fmt": args.pix_fmt,
         "encoder.audio": args.audio,
         "pipeline.keep_exif": args.keep_exif,
+        "reversible.enabled": True if (args.reversible or args.recipient) else None,
+        "reversible.recipients": args.recipient,
+        "reversible.lossy": args.lossy_regions,
     }
 
 
@@ -302,6 +439,79 @@ def _check_overwrite_folder(inp: Path, out: Path, overwrite: bool) -> None:
             )
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from streamdeid.crypto import fingerprint, generate_keypair
+
+    key, pub = Path(f"{args.name}.key"), Path(f"{args.name}.pub")
+    public = generate_keypair(key, pub, _passphrase(args, confirm=True))
+    print(
+        f"wrote {key} (private, keep it safe) and {pub} (give to the anonymizer); "
+        f"fingerprint {fingerprint(public)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_reveal(args: argparse.Namespace) -> int:
+    from streamdeid.reveal import open_sidecar_for_review, reveal_file
+
+    if args.key is None and not args.grant:
+        raise ConfigError("reveal needs --key KEY or --grant FILE")
+    out = Path(args.output)
+    if out.exists() and not getattr(args, "overwrite", False):
+        raise ConfigError(f"output '{out}' exists: remove it first")
+    passphrase = _passphrase(args) if args.key else None
+    reader, who = open_sidecar_for_review(
+        args.video, key=args.key, passphrase=passphrase, grants=args.grant
+    )
+    stats = reveal_file(args.video, out, reader, who, tracks=args.track)
+    span = (
+        "" if stats.first_s is None else f" between {stats.first_s:.2f} s and {stats.last_s:.2f} s"
+    )
+    print(
+        f"{out}: {stats.frames} frames, {stats.regions_restored} regions restored{span}; "
+        f"logged in the audit log",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_grant(args: argparse.Namespace) -> int:
+    from streamdeid.reveal import grant_track, open_sidecar_for_review
+
+    reader, who = open_sidecar_for_review(args.video, key=args.key, passphrase=_passphrase(args))
+    grant_track(args.video, reader, who, args.track, args.output)
+    print(f"wrote {args.output}: opens track {args.track} of this recording only", file=sys.stderr)
+    return 0
+
+
+def _cmd_tracks(args: argparse.Namespace) -> int:
+    from streamdeid.reveal import list_tracks, track_thumbnails
+
+    tracks = list_tracks(args.video)
+    print(f"{'track':>6}  {'from s':>8}  {'to s':>8}  {'regions':>7}")
+    for t in tracks:
+        print(
+            f"{t.track_id:>6}  {float(t.first_pts * t.time_base):>8.2f}  "
+            f"{float(t.last_pts * t.time_base):>8.2f}  {t.count:>7}"
+        )
+    if args.thumbnails:
+        paths = track_thumbnails(args.video, tracks, args.thumbnails)
+        print(f"wrote {len(paths)} thumbnails to {args.thumbnails}", file=sys.stderr)
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from streamdeid import audit
+
+    report = audit.verify(args.video)
+    print(
+        f"{audit.audit_path(args.video)}: chain intact, {report.entries} entries, "
+        f"head {report.head_sha256}"
+    )
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     import yaml
 
@@ -325,10 +535,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args)
+    commands = {
+        "run": _cmd_run,
+        "keygen": _cmd_keygen,
+        "reveal": _cmd_reveal,
+        "grant": _cmd_grant,
+        "tracks": _cmd_tracks,
+        "audit": _cmd_audit,
+        "validate-config": _cmd_validate,
+    }
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        return _cmd_validate(args)
+        return commands[args.command](args)
     except StreamDeidError as e:
         if args.debug:
             log.exception("failed")

@@ -146,7 +146,7 @@ class ObscureConfig(_Model):
 
 
 class EncoderConfig(_Model):
-    codec: Literal["h264", "h265", "hevc", "vp9", "av1", "mpeg4", "gif"] | None = Field(
+    codec: Literal["h264", "h265", "hevc", "vp9", "av1", "mpeg4", "ffv1", "gif"] | None = Field(
         default=None,
         description="Video codec; null = H.264, or what the output container needs (.webm → "
         "VP9, .gif → GIF, .avi → MPEG-4).",
@@ -185,6 +185,33 @@ class PipelineConfig(_Model):
     )
 
 
+class ReversibleConfig(_Model):
+    enabled: bool = Field(
+        default=False,
+        description="Encrypt each face region's original pixels into a sidecar file next to the "
+        "output, so a key holder can restore them (streamdeid reveal).",
+    )
+    recipients: list[str] = Field(
+        default_factory=list,
+        description="Reviewers' public key files (streamdeid keygen). Only public keys are "
+        "needed here: the anonymizing host cannot reveal anything itself.",
+    )
+    lossy: bool = Field(
+        default=False,
+        description="Store regions as high-quality WebP instead of lossless PNG (smaller, not "
+        "bit-exact).",
+    )
+
+    @model_validator(mode="after")
+    def _needs_recipients(self) -> ReversibleConfig:
+        if self.enabled and not self.recipients:
+            raise ValueError(
+                "reversible.recipients: expected at least one public key file when "
+                "reversible.enabled is true, got none"
+            )
+        return self
+
+
 class Config(_Model):
     """Everything a run needs besides input and output paths."""
 
@@ -193,6 +220,7 @@ class Config(_Model):
     obscure: ObscureConfig = Field(default_factory=ObscureConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    reversible: ReversibleConfig = Field(default_factory=ReversibleConfig)
 
     @model_validator(mode="after")
     def _coasting_covers_skipped_frames(self) -> Config:

@@ -24,7 +24,7 @@ File layout (big-endian integers)::
                          | 48 content key wrapped with AES-256-GCM (32 + 16 tag)
       32  HMAC-SHA256 of the header so far, key HKDF(content key, "streamdeid header" + rid)
     chunks, each: 1 type | 4 body length | body
-      type 1, region record (one per frame and region; 77 bytes + ciphertext):
+      type 1, region record, one per frame and region (82 bytes + the compressed crop):
         8 seq (0, 1, 2, ... in file order) | 8 pts (signed) | 4 time_base num | 4 den
         | 8 track id (0 = no track) | 4 x1 | 4 y1 | 4 x2 | 4 y2 | 1 codec (1 PNG, 2 JPEG)
         | 12 nonce | AES-256-GCM ciphertext of the compressed crop + 16 tag

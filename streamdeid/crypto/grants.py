@@ -31,7 +31,7 @@ from streamdeid.crypto.format import (
 from streamdeid.crypto.keys import warn_if_exposed, write_exclusive
 
 if TYPE_CHECKING:
-    from streamdeid.crypto.sidecar import SidecarReader
+    from streamdeid.crypto.reader import SidecarReader
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ CODECS = {
     "av1": "libsvtav1",
     "gif": "gif",
     "mpeg4": "mpeg4",
+    "ffv1": "ffv1",  # lossless (planar RGB): revealed footage for review, bit-exact
 }
 
 # Output containers whose muxer cannot carry H.264 get their own default codec.
@@ -111,6 +112,7 @@ class VideoSink:
             raise OutputNotWritableError(f"cannot create output '{self.path}': {e}") from e
         self._stream: Any = None
         self._audio: _AudioCopier | None = None
+        self.metadata: dict[str, str] = {}  # container tags, written with the header
         self.frames_written = 0
         self._closed = False
 
@@ -127,6 +129,8 @@ class VideoSink:
         stream.codec_context.time_base = self.info.time_base
         if self._encoder == "gif":
             stream.pix_fmt = "rgb8"
+        elif self._encoder == "ffv1":
+            stream.pix_fmt = s.pix_fmt or "bgr0"  # lossless repack of BGR
         else:
             odd = w % 2 or h % 2
             pix_fmt = s.pix_fmt or ("yuv444p" if odd else "yuv420p")
@@ -152,6 +156,7 @@ class VideoSink:
         if rotation:
             stream.set_display_rotation(rotation)
         self._stream = stream
+        self._container.metadata.update(self.metadata)
         if self._audio_from:
             self._audio = _AudioCopier.open(
                 self._audio_from,

@@ -72,9 +72,12 @@ def build_regions(
 
     def add(xyxy: np.ndarray, track_id: int | None) -> None:
         box = pad_box(xyxy, width, height, mask_scale, min_size_px)
-        if box is not None and box not in seen:
-            seen.add(box)
-            regions.append(Region(box, track_id))
+        if box is None or box in seen:
+            return
+        if track_id is None and any(_contains(r.xyxy, box) for r in regions):
+            return  # already masked (and stored) as part of its track's region
+        seen.add(box)
+        regions.append(Region(box, track_id))
 
     for t in tracks:
         add(t.xyxy, t.track_id)
@@ -82,3 +85,12 @@ def build_regions(
         for xyxy in detections.xyxy:
             add(xyxy, None)
     return regions
+
+
+def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
+    )

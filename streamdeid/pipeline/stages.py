@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from fractions import Fraction
 
 import numpy as np
 
+from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.detect.tiling import box_iou
 from streamdeid.io.sink import VideoSink
@@ -108,6 +110,35 @@ class TrackStage(Stage):
         )
         self.regions += len(packet.regions)
         return packet
+
+
+class EncryptStage(Stage):
+    """Encrypts each region's original pixels into the sidecar, before anything is masked.
+
+    Runs between the track and obscure stages: the frame it sees is still the decoded source,
+    and the obscure stage only gets the packet after this stage has handed it on. The sidecar
+    is flushed every frame, so a crash keeps every frame written so far.
+    """
+
+    name = "encrypt"
+
+    def __init__(self, writer: SidecarWriter, fallback_time_base: Fraction) -> None:
+        super().__init__()
+        self.writer = writer
+        self.fallback_time_base = fallback_time_base
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        frame = packet.frame
+        if packet.regions:
+            pts = frame.index if frame.pts is None else frame.pts
+            self.writer.write_regions(
+                pts, frame.time_base or self.fallback_time_base, frame.image, packet.regions
+            )
+            self.writer.flush()
+        return packet
+
+    def teardown(self) -> None:
+        self.writer.close()
 
 
 class ObscureStage(Stage):

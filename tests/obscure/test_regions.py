@@ -42,3 +42,20 @@ def test_face_cut_by_the_frame_edge_is_restored_inwards() -> None:
     assert pad_box((0, 85, 3, 146), 640, 360, 1.0, 1) == (0, 85, 61, 146)
     assert pad_box((100, 0, 150, 10), 640, 360, 1.0, 1) == (100, 0, 150, 50)
     assert pad_box((100, 100, 110, 160), 640, 360, 1.0, 1) == (100, 100, 110, 160)
+
+
+def test_detection_inside_its_track_region_is_not_repeated() -> None:
+    d = Detections(
+        np.array([[20, 20, 40, 40], [70, 70, 90, 90]], np.float32), np.ones(2, np.float32)
+    )
+    t = Track(
+        track_id=3,
+        xyxy=np.array([18, 18, 42, 42], np.float32),
+        state=TrackState.CONFIRMED,
+        misses=0,
+    )
+    regions = build_regions(d, [t], 100, 100, mask_scale=1.0, min_size_px=1)
+    assert [(r.xyxy, r.track_id) for r in regions] == [
+        ((18, 18, 42, 42), 3),
+        ((70, 70, 90, 90), None),
+    ]

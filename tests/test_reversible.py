@@ -1,0 +1,202 @@
+"""Reversible masking end to end: encrypt on anonymize, reveal per track, audit, no leaks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdeid import anonymize_file
+from streamdeid.config import Config
+from streamdeid.crypto import generate_keypair
+from streamdeid.reveal import RevealError, open_sidecar_for_review, reveal_file, reveal_frames
+
+from helpers import ScriptedDetector, decode_frames
+
+PASS = b"correct horse battery staple"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def recording(synthetic, tmp_path_factory) -> dict[str, Path]:
+    """A masked clip + sidecar made with ground-truth boxes, outputs in their own folder."""
+    clip, gt = synthetic
+    keys = tmp_path_factory.mktemp("keys")
+    generate_keypair(keys / "r.key", keys / "r.pub", PASS)
+    out_dir = tmp_path_factory.mktemp("out")
+    masked = out_dir / "masked.mp4"
+    config = Config().override(
+        {"reversible.enabled": True, "reversible.recipients": [str(keys / "r.pub")]}
+    )
+    anonymize_file(
+        clip, masked, config, detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt])
+    )
+    return {
+        "clip": clip,
+        "masked": masked,
+        "key": keys / "r.key",
+        "pub": keys / "r.pub",
+        "out_dir": out_dir,
+    }
+
+
+def test_reveal_is_bit_exact_in_boxes_and_masked_elsewhere(recording) -> None:
+    source = decode_frames(recording["clip"])
+    masked = decode_frames(recording["masked"])
+    reader, _ = open_sidecar_for_review(recording["masked"], key=recording["key"], passphrase=PASS)
+    boxes: dict[int, list] = {}
+    for r in reader.records():
+        boxes.setdefault(r.pts, []).append(r.xyxy)
+    revealed = list(reveal_frames(recording["masked"], reader))
+    assert len(revealed) == len(source) == len(masked)
+    pts = sorted(boxes)
+    assert len(pts) > 40
+    frame_pts = [f.pts for f in revealed]
+    checked = 0
+    for frame in revealed:
+        i = frame_pts.index(frame.pts)
+        outside = np.ones(frame.image.shape[:2], bool)
+        for x1, y1, x2, y2 in boxes.get(frame.pts, []):
+            np.testing.assert_array_equal(frame.image[y1:y2, x1:x2], source[i][y1:y2, x1:x2])
+            outside[y1:y2, x1:x2] = False
+            checked += 1
+        np.testing.assert_array_equal(frame.image[outside], masked[i][outside])
+    assert checked > 50
+
+
+def test_one_track_revealed_others_stay_masked(recording) -> None:
+    masked = decode_frames(recording["masked"])
+    source = decode_frames(recording["clip"])
+    reader, _ = open_sidecar_for_review(recording["masked"], key=recording["key"], passphrase=PASS)
+    tracks = [t.track_id for t in reader.tracks() if t.track_id != 0]
+    assert len(tracks) >= 2
+    chosen = tracks[0]
+    mine = {r.pts: r.xyxy for r in reader.records([chosen])}
+    revealed = list(reveal_frames(recording["masked"], reader, [chosen]))
+    changed = 0
+    for i, frame in enumerate(revealed):
+        diff = np.any(frame.image != masked[i], axis=2)
+        if frame.pts in mine:
+            x1, y1, x2, y2 = mine[frame.pts]
+            np.testing.assert_array_equal(frame.image[y1:y2, x1:x2], source[i][y1:y2, x1:x2])
+            diff[y1:y2, x1:x2] = False
+            changed += 1
+        assert not diff.any(), f"frame {i}: pixels outside track {chosen} changed"
+    assert changed > 10
+
+
+def test_reveal_file_writes_lossless_mkv_and_audits(recording, tmp_path: Path) -> None:
+    reader, who = open_sidecar_for_review(
+        recording["masked"], key=recording["key"], passphrase=PASS
+    )
+    out = tmp_path / "review.mkv"
+    stats = reveal_file(recording["masked"], out, reader, who)
+    in_memory = list(reveal_frames(recording["masked"], reader))
+    on_disk = decode_frames(out)
+    assert stats.frames == len(on_disk) == len(in_memory)
+    for a, b in zip(in_memory, on_disk, strict=True):
+        np.testing.assert_array_equal(a.image, b)
+    from streamdeid import audit
+
+    report = audit.verify(recording["masked"])
+    assert report.entries >= 1
+
+
+def test_sidecar_of_another_recording_is_refused(recording, synthetic, tmp_path: Path) -> None:
+    clip, gt = synthetic
+    other = tmp_path / "other.mp4"
+    config = Config().override(
+        {"reversible.enabled": True, "reversible.recipients": [str(recording["pub"])]}
+    )
+    anonymize_file(
+        clip, other, config, detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt])
+    )
+    shutil.copy(recording["masked"].with_name("masked.mp4.sdeid"), f"{other}.sdeid")
+    reader, who = open_sidecar_for_review(other, key=recording["key"], passphrase=PASS)
+    with pytest.raises(RevealError, match="another video"):
+        reveal_file(other, tmp_path / "x.mkv", reader, who)
+
+
+def test_plaintext_faces_never_reach_disk(recording) -> None:
+    source = decode_frames(recording["clip"])
+    reader, _ = open_sidecar_for_review(recording["masked"], key=recording["key"], passphrase=PASS)
+    needles = []
+    for r in reader.records():
+        if r.pixels.shape[0] > 8 and r.pixels.shape[1] > 8:
+            row = r.pixels[r.pixels.shape[0] // 2]
+            needles.append(row.tobytes()[:24])
+        if len(needles) > 40:
+            break
+    assert needles and source
+    for path in recording["out_dir"].iterdir():
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"raw face pixels found in {path.name}"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamdeid", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_keygen_run_reveal_grant_audit(synthetic, tmp_path: Path) -> None:
+    clip, _ = synthetic
+    ok = {"STREAMDEID_PASSPHRASE": "s3cret-pass"}
+    bad = {"STREAMDEID_PASSPHRASE": "wrong-pass"}
+    key = tmp_path / "rev"
+    assert run_cli("keygen", str(key), env=ok).returncode == 0
+    assert oct(os.stat(f"{key}.key").st_mode & 0o777) == "0o600"
+    masked = tmp_path / "m.mp4"
+    r = run_cli(
+        "run", str(clip), "-o", str(masked), "--recipient", f"{key}.pub", "--method", "solid"
+    )
+    assert r.returncode == 0, r.stderr
+    tracks = run_cli("tracks", str(masked))
+    assert tracks.returncode == 0 and "track" in tracks.stdout
+    r = run_cli(
+        "reveal", str(masked), "-o", str(tmp_path / "a.mkv"), "--key", f"{key}.key", env=bad
+    )
+    assert r.returncode == 1 and "wrong passphrase" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(
+        "grant",
+        str(masked),
+        "--key",
+        f"{key}.key",
+        "--track",
+        "1",
+        "-o",
+        str(tmp_path / "t1.grant"),
+        env=ok,
+    )
+    assert r.returncode == 0, r.stderr
+    r = run_cli(
+        "reveal", str(masked), "-o", str(tmp_path / "t1.mkv"), "--grant", str(tmp_path / "t1.grant")
+    )
+    assert r.returncode == 0, r.stderr
+    assert run_cli("audit", str(masked)).returncode == 0
+    # tamper with the sidecar: one flipped byte in the middle
+    sidecar = Path(f"{masked}.sdeid")
+    data = bytearray(sidecar.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    sidecar.write_bytes(bytes(data))
+    r = run_cli("reveal", str(masked), "-o", str(tmp_path / "b.mkv"), "--key", f"{key}.key", env=ok)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if "error" in ln]) == 1
+    # edit the audit log: the chain breaks
+    log = Path(f"{masked}.audit.jsonl")
+    lines = log.read_text().splitlines()
+    lines[0] = lines[0].replace('"grant"', '"reveal"')
+    log.write_text("\n".join(lines) + "\n")
+    r = run_cli("audit", str(masked))
+    assert r.returncode == 1 and "chain broken at line 2" in r.stderr
