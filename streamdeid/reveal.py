@@ -22,6 +22,7 @@ from pathlib import Path
 
 from streamdeid import audit
 from streamdeid.crypto import (
+    CryptoError,
     RevealedRegion,
     SidecarReader,
     TrackSummary,
@@ -110,7 +111,19 @@ def reveal_frames(
     """
     wanted = None if tracks is None else set(tracks)
     records = reader.records(wanted)
-    pending: RevealedRegion | None = next(records, None)
+    failure: CryptoError | None = None
+
+    def next_record() -> RevealedRegion | None:
+        # A tampered or truncated sidecar stops the reveal where it breaks; the rest of the
+        # video still plays, masked, and the error is raised once every frame is out.
+        nonlocal failure
+        try:
+            return next(records, None)
+        except CryptoError as e:
+            failure = e
+            return None
+
+    pending = next_record()
     restored = 0
     times: list[float] = []
     with FileSource(video) as source:
@@ -130,14 +143,16 @@ def reveal_frames(
                 frame.image[y1:y2, x1:x2] = pending.pixels
                 restored += 1
                 times.append(float(rt))
-                pending = next(records, None)
+                pending = next_record()
             yield frame
-        if pending is not None:
-            raise RevealError(f"records continue past the end of '{video}' (video cut short?)")
     if stats is not None:
         stats.update(
             regions=restored, first_s=min(times, default=None), last_s=max(times, default=None)
         )
+    if failure is not None:
+        raise failure
+    if pending is not None:
+        raise RevealError(f"records continue past the end of '{video}' (video cut short?)")
 
 
 def reveal_file(
@@ -170,6 +185,7 @@ def reveal_file(
         settings = EncoderSettings(codec="ffv1") if lossless else EncoderSettings()
     info: dict[str, object] = {}
     frames = 0
+    error: CryptoError | None = None
     with FileSource(video) as source:
         sink = VideoSink(
             output, source.info, settings, audio_from=video, rotation=lambda: source.rotation
@@ -178,6 +194,8 @@ def reveal_file(
             for frame in reveal_frames(video, reader, chosen, info):
                 sink.write(frame)
                 frames += 1
+        except CryptoError as e:
+            error = e  # every frame is written; frames after the damage stay masked
         finally:
             sink.close()
     head = audit.append(
@@ -191,8 +209,11 @@ def reveal_file(
             "to_s": info.get("last_s"),
             "regions": info.get("regions"),
             "output": os.path.basename(os.fspath(output)),
+            **({"error": str(error)} if error is not None else {}),
         },
     )
+    if error is not None:
+        raise error
     return RevealStats(
         frames,
         int(info.get("regions") or 0),

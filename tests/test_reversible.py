@@ -200,3 +200,21 @@ def test_cli_keygen_run_reveal_grant_audit(synthetic, tmp_path: Path) -> None:
     log.write_text("\n".join(lines) + "\n")
     r = run_cli("audit", str(masked))
     assert r.returncode == 1 and "chain broken at line 2" in r.stderr
+
+
+def test_truncated_sidecar_reveals_the_intact_prefix(recording, tmp_path: Path) -> None:
+    from streamdeid.crypto import TruncatedError
+
+    masked = tmp_path / "cut.mp4"
+    shutil.copy(recording["masked"], masked)
+    data = Path(f"{recording['masked']}.sdeid").read_bytes()
+    Path(f"{masked}.sdeid").write_bytes(data[: len(data) // 2])
+    reader, who = open_sidecar_for_review(masked, key=recording["key"], passphrase=PASS)
+    out = tmp_path / "cut.mkv"
+    with pytest.raises(TruncatedError):
+        reveal_file(masked, out, reader, who)
+    source, masked_frames = decode_frames(recording["clip"]), decode_frames(masked)
+    revealed = decode_frames(out)
+    assert len(revealed) == len(source)  # the whole video is written
+    first_diff = [not np.array_equal(a, b) for a, b in zip(revealed, masked_frames, strict=True)]
+    assert first_diff[0] and not first_diff[-1]  # early faces restored, late ones still masked
