@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             suffix = OUTPUT_SUFFIX.get(src.suffix.lower(), src.suffix.lower())
             for name, cfg in runs:
-                out = tmp / f"{src.stem}.{name.split()[0]}{suffix}"
+                label = Path(name.split()[0]).stem  # config names or YAML paths
+                out = tmp / f"{src.stem}.{label}{suffix}"
                 entry: dict[str, Any] = {"clip": rel, "run": name}
                 try:
                     if cfg is None:

@@ -73,7 +73,7 @@ class TiledDetector(Detector):
         if key not in self._plans:
             whole: list[Window] = [(0, 0, width, height)] if self.whole_frame else []
             tiles: list[Window] = []
-            if self.tile_size is not None and max(width, height) > self.tile_size * 1.25:
+            if self.tile_size is not None and max(width, height) > self.tile_size:
                 tiles = tile_grid(width, height, self.tile_size, self.tile_overlap)
             if not tiles:
                 self._plans[key] = [whole or [(0, 0, width, height)]]
