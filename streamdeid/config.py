@@ -47,7 +47,7 @@ class DetectorConfig(_Model):
         "which catches faces too large for one tile.",
     )
     tile_size: int | None = Field(
-        default=384,
+        default=256,
         ge=64,
         le=4096,
         description="Tile edge in source pixels for tiled detection (the model sees each tile "

@@ -6,7 +6,10 @@ range. Tiles cost one model call each, which at 720p and above is more than a fr
 With ``max_tiles_per_frame`` the whole-frame pass still runs on every frame (large faces are the
 most identifiable and move the most pixels), while the tile grid is spread over a few frames:
 small, distant faces move few pixels per frame, and the tracker carries their masks between two
-visits of their tile.
+visits of their tile. Tiles that held a face on the previous frame are searched again on every
+frame, so a known face is re-detected each frame and only the discovery of new small faces waits
+for the rotation. The first frame, and the first frame after a shot change, get every tile at
+once: there no track exists yet to carry a face until its tile comes round.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 
+import cv2
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
@@ -58,6 +62,9 @@ class TiledDetector(Detector):
         self.nms_iou = nms_iou
         self.max_tiles_per_frame = max_tiles_per_frame
         self._plans: dict[tuple[int, int], list[list[Window]]] = {}
+        self._thumb: np.ndarray | None = None
+        self._last_centres = np.zeros((0, 2), np.float32)
+        self.full_scans = 0
 
     def tile_period(self, width: int, height: int) -> int:
         """Frames needed to visit every tile once (1 = every tile on every frame)."""
@@ -88,12 +95,40 @@ class TiledDetector(Detector):
         """Detect on the windows scheduled for this frame (all windows for a bare image)."""
         image = as_image(frame)
         h, w = image.shape[:2]
-        if isinstance(frame, Frame):
-            windows = self.windows(w, h, frame.index)
+        if isinstance(frame, Frame) and not self._new_shot(image):
+            windows = self.windows(w, h, frame.index) + self._tiles_with_faces(w, h)
         else:
+            self.full_scans += 1
             windows = [win for phase in self._plan(w, h) for win in phase]
-            windows = list(dict.fromkeys(windows))
-        return self.detect_windows(image, windows)
+        found = self.detect_windows(image, list(dict.fromkeys(windows)))
+        xyxy = found.xyxy
+        self._last_centres = np.stack(
+            [(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1
+        )
+        return found
+
+    def _tiles_with_faces(self, width: int, height: int) -> list[Window]:
+        """For each face of the previous frame, the tile it sits most centrally in."""
+        plan = self._plan(width, height)
+        if len(plan) == 1 or len(self._last_centres) == 0:
+            return []
+        tiles = np.array(
+            [win for phase in plan for win in phase[1 if self.whole_frame else 0 :]], np.float32
+        )
+        centres = np.stack([(tiles[:, 0] + tiles[:, 2]) / 2, (tiles[:, 1] + tiles[:, 3]) / 2], 1)
+        dist = np.abs(self._last_centres[:, None, :] - centres[None, :, :]).max(axis=2)
+        best = np.unique(dist.argmin(axis=1))
+        return [tuple(int(v) for v in tiles[i]) for i in best]  # type: ignore[misc]
+
+    def _new_shot(self, image: np.ndarray, threshold: float = 24.0) -> bool:
+        """True on the first frame and when the picture changes wholesale (a cut)."""
+        if len(self._plan(image.shape[1], image.shape[0])) == 1:
+            return False  # every tile runs every frame anyway
+        thumb = cv2.resize(image, (32, 18), interpolation=cv2.INTER_AREA).astype(np.int16)
+        previous, self._thumb = self._thumb, thumb
+        if previous is None or previous.shape != thumb.shape:
+            return True
+        return float(np.abs(thumb - previous).mean()) > threshold
 
     def detect_windows(self, image: np.ndarray, windows: list[Window]) -> Detections:
         boxes, scores = [], []

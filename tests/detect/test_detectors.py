@@ -51,10 +51,54 @@ def test_tile_budget_visits_every_tile_once_per_period_and_whole_frame_always() 
 def test_frame_index_drives_the_schedule_and_images_get_every_window() -> None:
     d = CountingDetector(tile_size=384, max_tiles_per_frame=4)
     d.detect(frame(0))
+    assert len(d.seen) == 16  # first frame: no tracks yet, so every tile at once
+    d.seen.clear()
+    d.detect(frame(1))
     assert len(d.seen) == 5
     d.seen.clear()
     d.detect(np.zeros((720, 1280, 3), np.uint8))
     assert len(d.seen) == 16  # a still image has no next frame: all windows at once
+
+
+class OneFaceDetector(CountingDetector):
+    """Finds a face at a fixed place whenever its window covers it."""
+
+    face = (700.0, 500.0, 740.0, 540.0)
+
+    def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.seen.append(window.shape[:2])
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+    def detect_windows(self, image, windows):  # type: ignore[no-untyped-def]
+        self.last_windows = windows
+        from streamdeid.types import Detections
+
+        x1, y1, x2, y2 = self.face
+        inside = [
+            w
+            for w in windows
+            if w[0] <= x1 and w[1] <= y1 and w[2] >= x2 and w[3] >= y2 and w != (0, 0, 1280, 720)
+        ]
+        if not inside:
+            return Detections.empty()
+        return Detections(np.array([self.face], np.float32), np.ones(1, np.float32))
+
+
+def test_tiles_holding_a_face_are_searched_every_frame() -> None:
+    d = OneFaceDetector(tile_size=384, max_tiles_per_frame=4)
+    for i in range(12):
+        assert len(d.detect(frame(i))) == 1, f"face lost on frame {i}"
+        assert i == 0 or len(d.last_windows) <= 6  # frame 0 is a full scan
+
+
+def test_a_shot_change_gets_a_full_scan() -> None:
+    d = CountingDetector(tile_size=384, max_tiles_per_frame=4)
+    dark, bright = frame(0), Frame(1, np.full((720, 1280, 3), 200, np.uint8), 1, None, 0.0)
+    d.detect(dark)
+    d.detect(frame(1))
+    assert d.full_scans == 1
+    d.detect(bright)  # cut to a different picture
+    assert d.full_scans == 2
 
 
 def test_small_frames_use_whole_frame_only() -> None:
