@@ -71,9 +71,9 @@ class TiledDetector(Detector):
         return len(self._plan(width, height))
 
     def windows(self, width: int, height: int, index: int = 0) -> list[Window]:
-        """The windows examined on frame ``index`` of a video of this size."""
+        """The windows scheduled for frame ``index`` of a video of this size (a new list)."""
         plan = self._plan(width, height)
-        return plan[index % len(plan)]
+        return list(plan[index % len(plan)])
 
     def _plan(self, width: int, height: int) -> list[list[Window]]:
         key = (width, height)
@@ -96,7 +96,8 @@ class TiledDetector(Detector):
         image = as_image(frame)
         h, w = image.shape[:2]
         if isinstance(frame, Frame) and not self._new_shot(image):
-            windows = self.windows(w, h, frame.index) + self._tiles_with_faces(w, h)
+            scheduled = self.windows(w, h, frame.index)
+            windows = scheduled + self._refresh_tiles(w, h, frame.index, set(scheduled))
         else:
             self.full_scans += 1
             windows = [win for phase in self._plan(w, h) for win in phase]
@@ -106,6 +107,23 @@ class TiledDetector(Detector):
             [(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1
         )
         return found
+
+    def _refresh_tiles(
+        self, width: int, height: int, index: int, exclude: set[Window]
+    ) -> list[Window]:
+        """Up to half the tile budget again, for tiles that held a face on the last frame.
+
+        In a crowd most tiles hold a face; refreshing them all would undo the budget, so they
+        take turns (the tracker carries each face in between, as for any tile).
+        """
+        tiles = [t for t in self._tiles_with_faces(width, height) if t not in exclude]
+        if not tiles:
+            return []
+        extra = max(1, (self.max_tiles_per_frame or len(tiles)) // 2)
+        if len(tiles) <= extra:
+            return tiles
+        start = (index * extra) % len(tiles)
+        return [tiles[(start + k) % len(tiles)] for k in range(extra)]
 
     def _tiles_with_faces(self, width: int, height: int) -> list[Window]:
         """For each face of the previous frame, the tile it sits most centrally in."""

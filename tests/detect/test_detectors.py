@@ -86,9 +86,20 @@ class OneFaceDetector(CountingDetector):
 
 def test_tiles_holding_a_face_are_searched_every_frame() -> None:
     d = OneFaceDetector(tile_size=384, max_tiles_per_frame=4)
-    for i in range(12):
+    for i in range(40):
         assert len(d.detect(frame(i))) == 1, f"face lost on frame {i}"
-        assert i == 0 or len(d.last_windows) <= 6  # frame 0 is a full scan
+        assert i == 0 or len(d.last_windows) <= 1 + 4 + 2  # frame 0 is a full scan
+
+
+def test_refresh_of_face_tiles_stays_within_half_the_budget() -> None:
+    d = CountingDetector(tile_size=256, max_tiles_per_frame=4)
+    d.detect(frame(0))
+    # a crowd: a face in every tile of the previous frame
+    tiles = d.windows(1280, 720, 0)[1:] + d.windows(1280, 720, 1)[1:]
+    d._last_centres = np.array([((a + c) / 2, (b + e) / 2) for a, b, c, e in tiles], np.float32)
+    d.seen.clear()
+    d.detect(frame(1))
+    assert len(d.seen) <= 1 + 4 + 2
 
 
 def test_a_shot_change_gets_a_full_scan() -> None:
