@@ -458,8 +458,11 @@ def _cmd_reveal(args: argparse.Namespace) -> int:
     if args.key is None and not args.grant:
         raise ConfigError("reveal needs --key KEY or --grant FILE")
     out = Path(args.output)
-    if out.exists() and not getattr(args, "overwrite", False):
-        raise ConfigError(f"output '{out}' exists: remove it first")
+    if out.exists():
+        raise ConfigError(
+            f"output '{out}' exists: remove it first (revealed footage is "
+            "never overwritten silently)"
+        )
     passphrase = _passphrase(args) if args.key else None
     reader, who = open_sidecar_for_review(
         args.video, key=args.key, passphrase=passphrase, grants=args.grant
