@@ -198,7 +198,7 @@ class ReversibleConfig(_Model):
     )
     lossy: bool = Field(
         default=False,
-        description="Store regions as high-quality WebP instead of lossless PNG (smaller, not "
+        description="Store regions as JPEG q95 (4:4:4) instead of lossless PNG (smaller, not "
         "bit-exact).",
     )
 

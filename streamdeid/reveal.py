@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from streamdeid import audit
+from streamdeid.api import sidecar_path
 from streamdeid.crypto import (
     CryptoError,
     RevealedRegion,
@@ -53,7 +54,7 @@ class RevealStats:
 
 
 def sidecar_for(video: str | os.PathLike[str]) -> Path:
-    path = Path(f"{os.fspath(video)}.sdeid")
+    path = sidecar_path(video)
     if not path.exists():
         raise RevealError(f"no sidecar for '{video}': expected '{path}' (was it run --reversible?)")
     return path

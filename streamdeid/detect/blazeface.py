@@ -1,9 +1,10 @@
 """BlazeFace run directly with LiteRT: MediaPipe's models without MediaPipe's graph.
 
-The ``mediapipe.solutions`` graph costs 2-3× the model's own inference time per call
-(packet plumbing, image conversion, its own NMS), and tiled detection calls it a dozen times
-per frame. Here the same ``.tflite`` files that ship in the ``mediapipe==0.10.14`` wheel are run
-by the LiteRT interpreter, with the SSD anchor decoding done in numpy. Nothing is downloaded.
+The ``mediapipe.solutions`` graph costs about twice the model's own inference time per call
+(packet plumbing, image conversion, its own NMS; measured 6.5 ms against 3.3 ms per 192-px
+window), and tiled detection calls it several times per frame. Here the same ``.tflite`` files
+that ship in the ``mediapipe==0.10.14`` wheel are run by the LiteRT interpreter, with the SSD
+anchor decoding done in numpy. Nothing is downloaded.
 
 Model contract (MediaPipe's face_detection graphs): input (1, S, S, 3) float32 RGB in [-1, 1],
 S = 128 (short-range) or 192 (full-range), letterboxed; outputs regressors (1, A, 16) and

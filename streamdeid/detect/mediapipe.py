@@ -26,7 +26,7 @@ _INPUT_SIZE = {"full": 192, "short": 128}
 class MediaPipeDetector(TiledDetector):
     """BlazeFace through MediaPipe's own graph (``mediapipe.solutions.face_detection``).
 
-    Kept as the reference for :class:`BlazeFaceDetector`, which runs the same model files 2-3×
+    Kept as the reference for :class:`BlazeFaceDetector`, which runs the same model files about 2×
     faster without the graph.
 
     Args:

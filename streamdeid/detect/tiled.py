@@ -62,6 +62,7 @@ class TiledDetector(Detector):
         self.nms_iou = nms_iou
         self.max_tiles_per_frame = max_tiles_per_frame
         self._plans: dict[tuple[int, int], list[list[Window]]] = {}
+        self._tiles: dict[tuple[int, int], list[Window]] = {}
         self._thumb: np.ndarray | None = None
         self._last_centres = np.zeros((0, 2), np.float32)
         self.full_scans = 0
@@ -89,6 +90,8 @@ class TiledDetector(Detector):
                 period = math.ceil(len(tiles) / per)
                 # Interleave (tile i goes to phase i % period) so each phase spans the frame.
                 self._plans[key] = [whole + tiles[p::period] for p in range(period)]
+            # Tiles in visiting order (phase by phase), the order refresh tiles take turns in.
+            self._tiles[key] = [t for phase in self._plans[key] for t in phase[len(whole) :]]
         return self._plans[key]
 
     def detect(self, frame: Frame | np.ndarray) -> Detections:
@@ -102,10 +105,7 @@ class TiledDetector(Detector):
             self.full_scans += 1
             windows = [win for phase in self._plan(w, h) for win in phase]
         found = self.detect_windows(image, list(dict.fromkeys(windows)))
-        xyxy = found.xyxy
-        self._last_centres = np.stack(
-            [(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1
-        )
+        self._last_centres = _centres(found.xyxy)
         return found
 
     def _refresh_tiles(
@@ -127,16 +127,12 @@ class TiledDetector(Detector):
 
     def _tiles_with_faces(self, width: int, height: int) -> list[Window]:
         """For each face of the previous frame, the tile it sits most centrally in."""
-        plan = self._plan(width, height)
-        if len(plan) == 1 or len(self._last_centres) == 0:
+        if len(self._plan(width, height)) == 1 or len(self._last_centres) == 0:
             return []
-        tiles = np.array(
-            [win for phase in plan for win in phase[1 if self.whole_frame else 0 :]], np.float32
-        )
-        centres = np.stack([(tiles[:, 0] + tiles[:, 2]) / 2, (tiles[:, 1] + tiles[:, 3]) / 2], 1)
+        tiles = self._tiles[(width, height)]
+        centres = _centres(np.asarray(tiles, np.float32))
         dist = np.abs(self._last_centres[:, None, :] - centres[None, :, :]).max(axis=2)
-        best = np.unique(dist.argmin(axis=1))
-        return [tuple(int(v) for v in tiles[i]) for i in best]  # type: ignore[misc]
+        return [tiles[i] for i in np.unique(dist.argmin(axis=1))]
 
     def _new_shot(self, image: np.ndarray, threshold: float = 24.0) -> bool:
         """True on the first frame and when the picture changes wholesale (a cut)."""
@@ -165,3 +161,8 @@ class TiledDetector(Detector):
     @abstractmethod
     def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Faces in one BGR window: (n, 4) xyxy in window pixels and (n,) scores."""
+
+
+def _centres(xyxy: np.ndarray) -> np.ndarray:
+    """(n, 2) box centres of (n, 4) xyxy boxes."""
+    return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1)
