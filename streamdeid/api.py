@@ -73,6 +73,29 @@ class RunStats:
 
 
 def make_detector(config: Config) -> Detector:
+    """The detector a config asks for: one backend or an ensemble, optionally motion-gated."""
+    d = config.detector
+    if d.backend == "ensemble":
+        from streamdeid.detect.ensemble import EnsembleDetector
+
+        members = [_single_detector(config, name) for name in dict.fromkeys(d.ensemble)]
+        detector: Detector = EnsembleDetector(members, nms_iou=d.nms_iou)
+    else:
+        detector = _single_detector(config, d.backend)
+    if d.motion.enabled:
+        from streamdeid.detect.motion import MotionGatedDetector
+
+        m = d.motion
+        detector = MotionGatedDetector(
+            detector,
+            full_scan_every=m.full_scan_every,
+            tile_size=m.tile_size,
+            threshold=m.threshold,
+        )
+    return detector
+
+
+def _single_detector(config: Config, backend: str) -> Detector:
     d = config.detector
     tiling = {
         "confidence": d.confidence,
@@ -82,16 +105,27 @@ def make_detector(config: Config) -> Detector:
         "nms_iou": d.nms_iou,
         "max_tiles_per_frame": d.max_tiles_per_frame,
     }
-    if d.backend == "blazeface":
+    if backend == "blazeface":
         from streamdeid.detect.blazeface import BlazeFaceDetector
 
         return BlazeFaceDetector(model=d.model, threads=d.threads, **tiling)
-    if d.backend == "mediapipe":
+    if backend == "mediapipe":
         from streamdeid.detect.mediapipe import MediaPipeDetector
 
         return MediaPipeDetector(model=d.model, **tiling)
+    if backend == "centerface":
+        from streamdeid.detect.centerface import CenterFaceDetector
+
+        c = d.centerface
+        return CenterFaceDetector(
+            confidence=c.confidence,
+            scales=tuple(c.scales),
+            engine=c.engine,
+            threads=d.threads,
+            nms_iou=d.nms_iou,
+        )
     raise ConfigError(
-        f"field 'detector.backend': unknown backend {d.backend!r}"
+        f"field 'detector.backend': unknown backend {backend!r}"
     )  # pragma: no cover
 
 

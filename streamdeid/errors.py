@@ -47,6 +47,12 @@ class DetectorError(StreamDeidError):
     """The face detector could not be loaded or failed on a frame."""
 
 
+class MissingExtraError(DetectorError, ImportError):
+    """An optional backend needs packages that are not installed (message names the extra)."""
+
+    exit_code = 2
+
+
 class PipelineError(StreamDeidError):
     """A pipeline stage failed; the message names the stage and the cause."""
 
