@@ -24,6 +24,7 @@ demo: $(STAMP)
 	@echo "wrote out/astronaut_pan_anon.mp4 and out/astronaut_pan_stats.json"
 
 test: $(STAMP)
+	tools/ensure-rtsp-server.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
