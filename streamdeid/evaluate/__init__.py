@@ -1,0 +1,53 @@
+"""Privacy measurements: detector recall on WIDER FACE and leak checks on anonymized videos.
+
+The library side of ``streamdeid eval`` (EVALUATION.md describes the methods). Results are
+dataclasses with ``to_dict()`` for JSON.
+
+Example:
+    >>> from streamdeid.evaluate import video_leak, wider_recall
+    >>> r = video_leak("in.mp4", "out.mp4", detector="centerface")  # doctest: +SKIP
+    >>> r.large.reidentified  # target: 0  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from streamdeid.evaluate.boxes import MATCH_IOU, iou_matrix
+from streamdeid.evaluate.video import (
+    FaceCounts,
+    VideoLeakReport,
+    combine,
+    independent_detector,
+    independent_for,
+    pair_by_time,
+    pair_folders,
+    video_leak,
+    video_leak_many,
+)
+from streamdeid.evaluate.wider import (
+    GroundTruthError,
+    GroundTruthImage,
+    LevelRecall,
+    WiderReport,
+    load_wider_gt,
+    wider_recall,
+)
+
+__all__ = [
+    "MATCH_IOU",
+    "FaceCounts",
+    "GroundTruthError",
+    "GroundTruthImage",
+    "LevelRecall",
+    "VideoLeakReport",
+    "WiderReport",
+    "combine",
+    "independent_detector",
+    "independent_for",
+    "iou_matrix",
+    "load_wider_gt",
+    "pair_by_time",
+    "pair_folders",
+    "video_leak",
+    "video_leak_many",
+    "wider_recall",
+]

@@ -1,0 +1,323 @@
+"""``streamdeid eval``: the privacy report (registered by :mod:`streamdeid.cli`).
+
+Results are the command's output, so tables go to stdout; progress bars and notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from streamdeid.errors import ConfigError, InputNotFoundError, StreamDeidError
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  streamdeid eval wider images/ wider_face_val_bbx_gt.txt --config default
+      detector recall per WIDER difficulty, false positives and ms per image
+  streamdeid eval video lobby.mp4 lobby_anon.mp4
+      faces CenterFace finds in lobby.mp4 that it still finds in lobby_anon.mp4, and how many
+      of those dlib re-identifies (the target for faces >= 40 px is zero)
+  streamdeid eval video originals/ anonymized/ --detector blazeface --every 5 --json leak.json
+      every video of a folder against the file of the same name in the other
+  streamdeid eval run lobby.mp4 --config cctv
+      anonymize to a temporary file, then run the video check on it
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score in (0, 1], got {value}")
+    return value
+
+
+def add_eval_parser(
+    sub: Any, add_common: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    """Add ``eval`` and its sub-subcommands to the top-level subparsers ``sub``."""
+    ev = sub.add_parser(
+        "eval",
+        help="measure privacy: detector recall (WIDER) and leaks in anonymized videos",
+        description="Measure how well faces are found and hidden: 'wider' scores the detector "
+        "on annotated images; 'video' checks an anonymized video against its original with an "
+        "independent detector and dlib re-identification; 'run' anonymizes then checks.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    modes = ev.add_subparsers(dest="eval_command", metavar="MODE", required=True)
+
+    wi = modes.add_parser(
+        "wider",
+        help="detector recall on images with WIDER FACE ground truth",
+        description="Run the configured detector on each image as the pipeline does and "
+        "report recall per difficulty (easy/medium/hard when the ground truth has the labels, "
+        "else 'all'; a face is found at IoU >= 0.3; invalid faces skipped), false positives "
+        "per image and ms per image. GT_FILE: the official wider_face_val_bbx_gt.txt format, "
+        "or the research subset's JSON.",
+    )
+    wi.add_argument("images", metavar="IMAGES_DIR", help="folder holding the images")
+    wi.add_argument("gt", metavar="GT_FILE", help="ground truth (WIDER .txt or subset .json)")
+    wi.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="config whose detector is measured (default: built-in)",
+    )
+    wi.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    _add_output(wi)
+    add_common(wi)
+
+    vi = modes.add_parser(
+        "video",
+        help="leak check: anonymized video against its original",
+        description="An independent detector finds faces in ORIGINAL; a face is still "
+        "detectable when the detector finds a face at the same place (IoU >= 0.3) in the "
+        "ANONYMIZED frame with the same timestamp. With dlib (pip install 'streamdeid[eval]') "
+        "the faces found in the output are also re-identified against identities clustered "
+        "from the original faces. Two folders: every video is paired with the file of the "
+        "same name.",
+    )
+    vi.add_argument("original", metavar="ORIGINAL", help="original video, or a folder of them")
+    vi.add_argument("anonymized", metavar="ANONYMIZED", help="anonymized video, or a folder")
+    vi.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="config the output was made with: the default --detector is the one it did not "
+        "use (default: built-in config, BlazeFace, so CenterFace checks)",
+    )
+    _add_check_options(vi)
+    _add_output(vi)
+    add_common(vi)
+
+    rn = modes.add_parser(
+        "run",
+        help="anonymize INPUT to a temporary file, then run the video check",
+        description="Anonymize INPUT with the config (as 'streamdeid run' would), then check "
+        "the result against INPUT like 'eval video'.",
+    )
+    rn.add_argument("input", metavar="INPUT", help="video file")
+    rn.add_argument("-c", "--config", metavar="FILE", help="anonymization config")
+    rn.add_argument(
+        "--keep", metavar="OUTPUT", help="write the anonymized video here instead of a temp file"
+    )
+    _add_check_options(rn)
+    _add_output(rn)
+    add_common(rn)
+    return ev
+
+
+def _add_check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detector",
+        choices=["centerface", "blazeface"],
+        help="independent detector (default: the one the anonymizing config did not use)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_score,
+        metavar="P",
+        help="its minimum score (default: 0.4 CenterFace, 0.5 BlazeFace)",
+    )
+    p.add_argument(
+        "--reid",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="re-identification check with dlib (default: on; needs streamdeid[eval])",
+    )
+    p.add_argument(
+        "--every",
+        type=_positive_int,
+        metavar="N",
+        help="check every N-th original frame (default: all frames of clips up to 300 "
+        "frames, else a step that checks about 300)",
+    )
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="OUT.json", help="also write every number to this file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    commands = {"wider": _cmd_wider, "video": _cmd_video, "run": _cmd_run}
+    return commands[args.eval_command](args)
+
+
+def _bars(args: argparse.Namespace) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
+    from streamdeid.cli import _close_bar, _progress_bar
+
+    show = not args.no_progress and sys.stderr.isatty()
+    return (lambda label: _progress_bar(label, show)), _close_bar
+
+
+def _write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if not path:
+        return
+    try:
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise StreamDeidError(f"cannot write JSON file '{path}': {e.strerror}") from e
+
+
+def _cmd_wider(args: argparse.Namespace) -> int:
+    from streamdeid.config import load_config
+    from streamdeid.evaluate.report import format_wider
+    from streamdeid.evaluate.wider import wider_recall
+
+    config = load_config(args.config)
+    new_bar, close = _bars(args)
+    bar = new_bar(Path(args.gt).name)
+    try:
+        report = wider_recall(args.images, args.gt, config, limit=args.limit, progress=bar)
+    finally:
+        close(bar)
+    print(format_wider(report, args.config or "built-in default"))
+    _write_json(args.json, {"config": args.config, **report.to_dict()})
+    return 0
+
+
+def _check_detector(args: argparse.Namespace, config: Any) -> tuple[str, bool]:
+    from streamdeid.evaluate.video import backends_used, independent_for
+
+    name = args.detector or independent_for(config)[0]
+    independent = name not in backends_used(config)
+    if not independent:
+        log.warning(
+            "the anonymizing config uses %s too: faces it misses in the run it may also miss "
+            "here, so the check can under-count leaks",
+            name,
+        )
+    return name, independent
+
+
+def _video_reports(
+    args: argparse.Namespace, pairs: list[tuple[Path, Path]], detector: str
+) -> list[Any]:
+    from streamdeid.evaluate.video import video_leak_many
+
+    new_bar, close = _bars(args)
+    bars: list[Any] = []
+    failed: list[str] = []
+
+    def progress_for(path: Path) -> Any:
+        for b in bars:
+            close(b)
+        bars[:] = [new_bar(path.name)]
+        return bars[0]
+
+    def on_error(path: Path, error: StreamDeidError) -> None:
+        failed.append(path.name)
+        log.error("%s: %s", path.name, error)
+
+    try:
+        reports = video_leak_many(
+            pairs,
+            progress_for=progress_for,
+            on_error=on_error if len(pairs) > 1 else None,
+            detector=detector,
+            threshold=args.threshold,
+            reid=args.reid,
+            every=args.every,
+        )
+    finally:
+        for b in bars:
+            close(b)
+    if failed:
+        print(f"streamdeid: {len(failed)} of {len(pairs)} videos failed", file=sys.stderr)
+    return reports
+
+
+def _print_video(args: argparse.Namespace, reports: list[Any], independent: bool) -> None:
+    from streamdeid.evaluate.report import format_video
+    from streamdeid.evaluate.video import combine
+
+    print(format_video(reports, independent))
+    if reports:
+        _write_json(
+            args.json,
+            {
+                "independent": independent,
+                "reports": [r.to_dict() for r in reports],
+                "total": combine(reports).to_dict(),
+            },
+        )
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    from streamdeid.config import load_config
+    from streamdeid.evaluate.video import pair_folders
+
+    config = load_config(args.config)
+    if args.reid:
+        from streamdeid.evaluate.reid import check_available
+
+        check_available()
+    orig, anon = Path(args.original), Path(args.anonymized)
+    for p in (orig, anon):
+        if not p.exists():
+            raise InputNotFoundError(
+                f"input not found: expected an existing file or folder, got '{p}'"
+            )
+    if orig.is_dir():
+        pairs = pair_folders(orig, anon)
+    elif anon.is_dir():
+        raise ConfigError(f"'{orig}' is a file, so ANONYMIZED must be a file too, got a folder")
+    else:
+        pairs = [(orig, anon)]
+    name, independent = _check_detector(args, config)
+    reports = _video_reports(args, pairs, name)
+    _print_video(args, reports, independent)
+    return 0 if len(reports) == len(pairs) else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from streamdeid.api import anonymize_file
+    from streamdeid.config import load_config
+
+    config = load_config(args.config)
+    if args.reid:
+        from streamdeid.evaluate.reid import check_available
+
+        check_available()
+    src = Path(args.input)
+    if not src.is_file():
+        raise InputNotFoundError(f"input not found: expected an existing video file, got '{src}'")
+    name, independent = _check_detector(args, config)
+    new_bar, close = _bars(args)
+    with tempfile.TemporaryDirectory(prefix="streamdeid-eval-") as tmp:
+        # GIF output would re-palettise the whole picture; H.264 keeps the comparison fair.
+        suffix = ".mp4" if src.suffix.lower() == ".gif" else src.suffix
+        out = Path(args.keep) if args.keep else Path(tmp) / f"anonymized{suffix}"
+        if args.keep and out.exists():
+            raise ConfigError(f"output '{out}' exists: remove it first or choose another --keep")
+        bar = new_bar(f"anonymize {src.name}")
+        try:
+            stats = anonymize_file(src, out, config, progress=bar)
+        finally:
+            close(bar)
+        print(stats.summary(), file=sys.stderr)
+        reports = _video_reports(args, [(src, out)], name)
+    _print_video(args, reports, independent)
+    return 0

@@ -1,0 +1,117 @@
+"""Plain-text tables of evaluation results (what ``streamdeid eval`` prints on stdout)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from streamdeid.evaluate.boxes import MATCH_IOU
+from streamdeid.evaluate.video import SMALL_FACE_PX, FaceCounts, VideoLeakReport, combine
+from streamdeid.evaluate.wider import WiderReport
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned first column, right-aligned numbers, two spaces between columns."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in rows)])
+
+
+def share(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({part / whole:.1%})" if whole else "–"
+
+
+def _num(v: float, digits: int = 3) -> str:
+    return "–" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def format_wider(report: WiderReport, config_label: str | None = None) -> str:
+    head = (
+        f"WIDER recall: {report.images} images, detector {report.detector}"
+        + (f" (config {config_label})" if config_label else "")
+        + f", a face is found at IoU ≥ {report.match_iou}"
+    )
+    rows = [[lvl, str(r.total), str(r.found), _num(r.recall)] for lvl, r in report.levels.items()]
+    foot = (
+        f"detections/image {_num(report.detections_per_image, 2)}, false positives/image "
+        f"{_num(report.false_positives_per_image, 2)} (detections on no annotated face), "
+        f"{_num(report.ms_per_image, 1)} ms/image"
+    )
+    return "\n".join([head, "", table(["level", "faces", "found", "recall"], rows), "", foot])
+
+
+def format_video(reports: Sequence[VideoLeakReport], independent: bool = True) -> str:
+    """One row per file, plus a total row when there are several."""
+    if not reports:
+        return "no video checked"
+    first = reports[0]
+    reid = all(r.reid for r in reports)
+    head = (
+        f"Leak check: detector {first.detector}"
+        + ("" if independent else " (NOT independent: the run used it too)")
+        + f"; an original face is still detectable when found at IoU ≥ {MATCH_IOU} in the "
+        f"output frame at the same time"
+        + (
+            "; re-identified = dlib embedding of that face points back to the same person"
+            if reid
+            else ""
+        )
+    )
+    headers = ["file", "frames in→out", "checked", "faces", "still detectable"]
+    headers += [f"<{SMALL_FACE_PX}px", f"≥{SMALL_FACE_PX}px"]
+    if reid:
+        headers += ["re-identified", f"re-id ≥{SMALL_FACE_PX}px", "people"]
+    rows_of = list(reports) + ([combine(reports)] if len(reports) > 1 else [])
+    rows = [_video_row(r, reid) for r in rows_of]
+    notes = []
+    unpaired = sum(r.frames_unpaired for r in reports)
+    if unpaired:
+        faces = sum(r.faces_unpaired for r in reports)
+        notes.append(
+            f"{unpaired} sampled original frame(s) ({faces} faces) have no output frame at "
+            "their time: not counted"
+        )
+    resized = [r for r in reports if r.size_original != r.size_anonymized]
+    for r in resized:
+        notes.append(
+            f"{Path(r.anonymized).name}: size {r.size_anonymized[0]}x{r.size_anonymized[1]}, "
+            f"original {r.size_original[0]}x{r.size_original[1]}"
+        )
+    every = sorted({r.every for r in reports})
+    notes.append(
+        "every "
+        + "/".join(str(e) for e in every)
+        + " frame(s) checked; "
+        + f"{sum(r.seconds for r in reports):.1f} s"
+    )
+    return "\n".join([head, "", table(headers, rows), "", *notes])
+
+
+def _video_row(r: VideoLeakReport, reid: bool) -> list[str]:
+    name = r.original if r.original == "(total)" else Path(r.original).name
+    row = [
+        name,
+        f"{r.frames_original}→{r.frames_anonymized}",
+        str(r.frames_checked),
+        str(r.all.faces),
+        share(r.all.detectable, r.all.faces),
+        _pair(r.small),
+        _pair(r.large),
+    ]
+    if reid:
+        row += [
+            share(r.all.reidentified, r.all.faces),
+            share(r.large.reidentified, r.large.faces),
+            "–" if r.identities is None else str(r.identities),
+        ]
+    return row
+
+
+def _pair(c: FaceCounts) -> str:
+    return f"{c.detectable}/{c.faces}"
