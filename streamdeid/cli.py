@@ -234,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("video", metavar="VIDEO")
     _add_common(au)
 
+    from streamdeid.evaluate.cli import add_eval_parser
+
+    add_eval_parser(sub, _add_common)
+
+    from streamdeid.live.cli import add_live_parser
+
+    add_live_parser(sub, _add_common, _positive_int)
+
     val = sub.add_parser(
         "validate-config",
         help="check a config file and print it resolved",
@@ -515,6 +523,18 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from streamdeid.evaluate.cli import run_eval
+
+    return run_eval(args)
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    from streamdeid.live.cli import cmd_live
+
+    return cmd_live(args)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     import yaml
 
@@ -546,6 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tracks": _cmd_tracks,
         "audit": _cmd_audit,
         "validate-config": _cmd_validate,
+        "eval": _cmd_eval,
+        "live": _cmd_live,
     }
     try:
         return commands[args.command](args)

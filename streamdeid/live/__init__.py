@@ -1,0 +1,44 @@
+"""Live cameras: real-time anonymization with bounded latency, metrics, and many cameras.
+
+* :mod:`~streamdeid.live.policy`: the back-pressure rules (what is skipped, masked whole, dropped).
+* :mod:`~streamdeid.live.runner`: the live pipeline (stages and channels that apply them).
+* :mod:`~streamdeid.live.session`: one camera from open to close (:func:`run_camera`).
+* :mod:`~streamdeid.live.cameras`: the cameras file and the supervisor of many cameras.
+* :mod:`~streamdeid.live.stats`, :mod:`~streamdeid.live.metrics`, :mod:`~streamdeid.live.logs`:
+  the stats line, ``/metrics`` in Prometheus format, JSON logs.
+* :mod:`~streamdeid.live.cli`: ``streamdeid live``.
+
+Names are imported lazily: ``streamdeid --help`` loads this package, and should not pay for
+PyAV and the pipeline.
+
+Example:
+    >>> from streamdeid.live import LiveStats, load_cameras, run_camera  # doctest: +SKIP
+    >>> for cam in load_cameras("cameras.yaml"):  # doctest: +SKIP
+    ...     run_camera(cam, LiveStats(cam.name), stop)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LiveConfig": "streamdeid.live.policy",
+    "LiveSourceConfig": "streamdeid.live.policy",
+    "LivePipeline": "streamdeid.live.runner",
+    "LiveStats": "streamdeid.live.stats",
+    "MetricsServer": "streamdeid.live.metrics",
+    "Camera": "streamdeid.live.cameras",
+    "Supervisor": "streamdeid.live.cameras",
+    "load_cameras": "streamdeid.live.cameras",
+    "run_camera": "streamdeid.live.session",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streamdeid.live' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,374 @@
+"""``streamdeid live``: anonymize cameras in real time (one, or many from a cameras file).
+
+Registered by :func:`streamdeid.cli.build_parser`; this module only imports the standard library
+at import time, so ``streamdeid --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("streamdeid.live")
+
+LIVE_EXAMPLES = """\
+examples:
+  streamdeid live rtsp://cam.local:554/stream -o lobby/ --segment-time 60
+      mask a camera into 60-s MP4 segments in lobby/ (reconnects on its own)
+  streamdeid live rtsp://cam.local/stream -o rtsp://127.0.0.1:8554/anon -o lobby.mkv
+      republish the masked stream over RTSP and record it at the same time
+  streamdeid live --cameras cameras.yaml --metrics-port 9108 --log-format json
+      every camera of a cameras file (see configs/cameras.example.yaml), Prometheus
+      metrics at http://127.0.0.1:9108/metrics, one JSON object per log line
+  streamdeid live clip.mp4 -o out.mkv --realtime --duration 30
+      play a file at its own frame rate, as a camera would (try the live policy)
+
+latency policy: when the detector falls behind, frames it has no time for are not detected;
+known faces are masked by their tracks, faces appearing in between by the next detection
+(look-ahead), and after 0.5 s without a detection whole frames are masked. A frame is never
+sent unmasked because the detector was late. Frames are dropped (and counted) only when the
+encoder cannot keep up, always before encoding.
+
+stats line (stderr, every second): frames and fps in/out, latency p50/p95 (capture to encoded),
+drop (frames dropped), skip (frames not detected), faces, reconnects.
+Ctrl-C or SIGTERM: outputs are flushed and closed (playable), exit code 130.
+"""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {value}")
+    return value
+
+
+def add_live_parser(
+    sub: Any,
+    add_common: Callable[[argparse.ArgumentParser], None],
+    positive_int: Callable[[str], int],
+) -> argparse.ArgumentParser:
+    """Add the ``live`` subcommand to ``sub`` (the parser's subparsers)."""
+    p = sub.add_parser(
+        "live",
+        help="anonymize live cameras (RTSP/HTTP/UDP) in real time",
+        description="Anonymize a live SOURCE into OUTPUT(s) with bounded latency, or every camera "
+        "listed in a cameras file. Runs until the source ends, --duration passes, or "
+        "Ctrl-C/SIGTERM (outputs are closed cleanly).",
+        epilog=LIVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="rtsp://… (or http://, udp://, srt://) URL, /dev/videoN, or a video file",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        metavar="OUTPUT",
+        help="file (.mkv/.ts survive a crash best), folder for segments, or rtsp:// URL to "
+        "publish to; repeat to write several",
+    )
+    p.add_argument(
+        "--cameras",
+        metavar="FILE.yaml",
+        help="run every camera of this file instead of SOURCE (see configs/cameras.example.yaml)",
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="YAML config or bundled name (the base config of every camera with --cameras)",
+    )
+    io = p.add_argument_group("input and output")
+    io.add_argument(
+        "--segment-time",
+        type=_positive_float,
+        metavar="S",
+        help="write OUTPUT as a folder of S-second segments",
+    )
+    io.add_argument(
+        "--rtsp-transport",
+        choices=["tcp", "udp"],
+        help="RTSP transport (default tcp: survives packet loss and firewalls)",
+    )
+    io.add_argument(
+        "--open-timeout",
+        type=_positive_float,
+        metavar="S",
+        help="give up connecting to SOURCE after S seconds (default 10)",
+    )
+    io.add_argument(
+        "--realtime",
+        action="store_true",
+        help="a file SOURCE is played at its own frame rate, like a camera, and the live "
+        "latency policy applies (URLs are always live)",
+    )
+    io.add_argument("-y", "--overwrite", action="store_true", help="replace an existing OUTPUT")
+    g = p.add_argument_group("masking")
+    g.add_argument("--method", choices=["blur", "pixelate", "solid"], help="default blur")
+    g.add_argument(
+        "--detect-every",
+        type=positive_int,
+        metavar="N",
+        help="schedule the detector on every N-th frame (default 1; the policy may skip more)",
+    )
+    g.add_argument("--confidence", type=float, metavar="P", help="detector threshold (0.3)")
+    g.add_argument("--mask-scale", type=float, metavar="X", help="grow face boxes (1.3)")
+    r = p.add_argument_group("monitoring")
+    r.add_argument(
+        "--duration", type=_positive_float, metavar="S", help="stop cleanly after S seconds"
+    )
+    r.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="P",
+        help="serve Prometheus metrics at http://HOST:P/metrics",
+    )
+    r.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to serve metrics on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    r.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="json: one JSON object per log line (camera, event, …), for log shippers",
+    )
+    r.add_argument(
+        "--stats-interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds between stats lines on stderr (0 = none)",
+    )
+    r.add_argument("--stats", metavar="FILE.json", help="write a JSON report at the end")
+    add_common(p)
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "obscure.method": args.method,
+        "obscure.mask_scale": args.mask_scale,
+        "pipeline.detect_every": args.detect_every,
+        "detector.confidence": args.confidence,
+    }
+
+
+def _camera_name(source: str) -> str:
+    import re
+
+    if "://" in source:
+        rest = source.split("://", 1)[1].split("@")[-1]
+        stem = rest.split("?")[0].strip("/").replace("/", "_").replace(":", "_")
+    else:
+        stem = Path(source).stem
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).strip("._-")[:64]
+    return name or "camera"
+
+
+def _single_camera(args: argparse.Namespace) -> Any:
+    from streamdeid.config import load_config
+    from streamdeid.live.cameras import Camera
+    from streamdeid.live.endpoints import classify_output
+    from streamdeid.live.policy import LiveConfig
+
+    config = load_config(args.config).override(_overrides(args))
+    source_opts: dict[str, Any] = {}
+    if args.rtsp_transport:
+        source_opts["rtsp_transport"] = args.rtsp_transport
+    if args.open_timeout:
+        source_opts["open_timeout_s"] = args.open_timeout
+    # One camera: no restarts (its error is the command's), and the blind window never
+    # shorter than the scheduled detector gap.
+    live = LiveConfig(
+        restart_limit=0,
+        blind_frames=max(LiveConfig().blind_frames, config.pipeline.detect_every),
+        source=source_opts,
+    )
+    outputs = [classify_output(o, args.segment_time) for o in args.output]
+    return Camera(
+        name=_camera_name(args.source),
+        source=args.source,
+        outputs=outputs,
+        config=config,
+        live=live,
+        realtime=args.realtime,
+    )
+
+
+def _emitter(fmt: str) -> Callable[[list[Any]], None]:
+    """Stats lines: one JSON record per camera, or the text line (redrawn in place on a TTY)."""
+    tty = sys.stderr.isatty()
+
+    def emit(snapshots: list[Any]) -> None:
+        for s in snapshots:
+            if fmt == "text" and s.frames_in == 0:  # still connecting or loading
+                continue
+            if fmt == "json":
+                log.info("stats", extra={"event": "stats", **s.to_dict()})
+            elif tty and len(snapshots) == 1:
+                sys.stderr.write("\r" + s.line() + "\x1b[K")
+                sys.stderr.flush()
+            else:
+                print(s.line(), file=sys.stderr, flush=True)
+
+    return emit
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """Run ``streamdeid live``; returns the exit code (errors raise StreamDeidError)."""
+    from streamdeid.cli import _stop_on_signals
+    from streamdeid.config import load_config
+    from streamdeid.errors import ConfigError, Interrupted, StreamDeidError
+    from streamdeid.live.cameras import Supervisor, load_cameras
+    from streamdeid.live.endpoints import check_outputs
+    from streamdeid.live.logs import setup_logging
+    from streamdeid.live.metrics import MetricsServer
+    from streamdeid.live.stats import LiveStats, StatsReporter
+
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    if args.log_format == "json":
+        level = min(level, logging.INFO)  # camera events are the point of structured logs
+    setup_logging(level, args.log_format)
+
+    if args.cameras:
+        if args.source or args.output:
+            raise ConfigError("live: give either SOURCE -o OUTPUT or --cameras FILE, not both")
+        base = load_config(args.config) if args.config else None
+        cameras = load_cameras(args.cameras, base, overrides=_overrides(args))
+        single = False
+    else:
+        if not args.source:
+            raise ConfigError("live: expected SOURCE -o OUTPUT or --cameras FILE, got neither")
+        if not args.output:
+            raise ConfigError("live: expected an output (-o OUTPUT) for SOURCE")
+        cameras = [_single_camera(args)]
+        single = True
+    for cam in cameras:
+        check_outputs(cam.outputs, overwrite=args.overwrite)
+
+    stop = threading.Event()
+    stats = {c.name: LiveStats(c.name) for c in cameras}
+    supervisor = Supervisor(cameras, stop, stats=stats, log_failures=not single)
+    metrics = None
+    if args.metrics_port is not None:
+        metrics = MetricsServer(
+            lambda: [s.snapshot() for s in stats.values()], args.metrics_host, args.metrics_port
+        ).start()
+        print(f"streamdeid: metrics at {metrics.url}", file=sys.stderr, flush=True)
+    reporter = None
+    if args.stats_interval > 0:
+        reporter = StatsReporter(
+            list(stats.values()),
+            _emitter(args.log_format),
+            args.stats_interval,
+        ).start()
+    timed_out = False
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        with _stop_on_signals(stop):
+            supervisor.start()
+            try:
+                while not supervisor.join(0.2):
+                    if deadline is not None and not stop.is_set() and time.monotonic() > deadline:
+                        timed_out = True
+                        log.info("duration reached", extra={"event": "duration"})
+                        stop.set()
+            except KeyboardInterrupt:
+                stop.set()
+                supervisor.join(10)
+                raise
+    finally:
+        if reporter is not None:
+            reporter.stop()
+            if sys.stderr.isatty() and args.log_format == "text" and len(cameras) == 1:
+                sys.stderr.write("\n")
+        if metrics is not None:
+            metrics.stop()
+
+    results = supervisor.results
+    for c in cameras:
+        if single and results[c.name].state == "failed" and not stats[c.name].count("frames_in"):
+            continue  # nothing ran: the error line says it all
+        if args.log_format == "json":
+            log.info("summary", extra={"event": "summary", **_report(stats[c.name], results)})
+        else:
+            print(_summary(stats[c.name], results[c.name].state), file=sys.stderr)
+    if args.stats:
+        payload = {"cameras": [_report(stats[c.name], results) for c in cameras]}
+        try:
+            Path(args.stats).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise StreamDeidError(f"cannot write stats file '{args.stats}': {e.strerror}") from e
+
+    if stop.is_set() and not timed_out:
+        written = ", ".join(
+            f"{c.name}: {stats[c.name].count('frames_out')} frames" for c in cameras
+        )
+        raise Interrupted(f"interrupted: outputs closed cleanly ({written})")
+    failed = [results[c.name] for c in cameras if results[c.name].state == "failed"]
+    if failed:
+        if single:
+            err = failed[0].error
+            if isinstance(err, StreamDeidError):
+                raise err
+            raise StreamDeidError(f"{failed[0].name}: {type(err).__name__}: {err}") from err
+        names = ", ".join(f"{r.name} ({r.error})" for r in failed)
+        raise StreamDeidError(f"{len(failed)} of {len(cameras)} cameras failed: {names}")
+    return 0
+
+
+def _report(stats: Any, results: dict[str, Any]) -> dict[str, Any]:
+    snap = stats.snapshot()
+    p50, p95 = stats.run_quantiles((0.5, 0.95))
+    result = results[stats.camera]
+    d = snap.to_dict()
+    active = stats.active_s
+    d.update(
+        active_s=round(active, 3),
+        run_fps_in=round(snap.frames_in / active, 3) if active else None,
+        run_fps_out=round(snap.frames_out / active, 3) if active else None,
+        state=result.state,
+        error=None if result.error is None else str(result.error),
+        run_latency_p50_s=None if math.isnan(p50) else p50,
+        run_latency_p95_s=None if math.isnan(p95) else p95,
+    )
+    return d
+
+
+def _summary(stats: Any, state: str) -> str:
+    s = stats.snapshot()
+    p50, p95 = stats.run_quantiles((0.5, 0.95))
+    lat = "-" if math.isnan(p50) else f"{p50 * 1000:.0f}/{p95 * 1000:.0f} ms"
+    return (
+        f"{stats.camera}: {state}: {s.frames_in} frames in, {s.frames_out} out, "
+        f"{s.dropped} dropped, {s.detect_skipped} not detected ({s.blind_frames} masked whole), "
+        f"{s.faces} faces, latency p50/p95 {lat}, {s.reconnects} reconnects"
+    )

@@ -1,0 +1,115 @@
+"""One camera, start to end: open the input, wire the live pipeline, run it, close everything."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from streamdeid.api import make_detector, make_obscure_filter, make_tracker
+from streamdeid.detect.base import Detector
+from streamdeid.errors import ConfigError
+from streamdeid.live.cameras import Camera
+from streamdeid.live.endpoints import SinkFactory, check_outputs, open_input
+from streamdeid.live.runner import (
+    FrameSink,
+    LatencyClock,
+    LiveDetectStage,
+    LivePipeline,
+    LiveSinkStage,
+    LiveTrackStage,
+)
+from streamdeid.live.stats import LiveStats
+from streamdeid.pipeline.stages import ObscureStage
+from streamdeid.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+def run_camera(
+    camera: Camera,
+    stats: LiveStats,
+    stop: threading.Event,
+    *,
+    detector_factory: Callable[[], Detector] | None = None,
+    clock: LatencyClock | None = None,
+    overwrite: bool = True,
+    make_sink: Callable[[Frame], FrameSink] | None = None,
+) -> LivePipeline:
+    """Run ``camera`` until its source ends or ``stop`` is set; outputs are always closed.
+
+    Args:
+        camera: resolved settings (see :func:`streamdeid.live.cameras.load_cameras`).
+        stats: counters this run adds to (shared across restarts of the camera).
+        stop: set it to stop; the pipeline sets it too when a stage fails.
+        detector_factory: replaces the configured detector (tests); called on the detect thread.
+        clock: capture→encoded latency clock (default: the source's capture time if known).
+        overwrite: replace an existing output file.
+        make_sink: replaces the camera's outputs (tests, embedding); called with the first
+            masked frame on the encode thread.
+
+    Raises:
+        StreamDeidError: one-line errors: bad outputs, unreachable source, a failed stage.
+    """
+    config = camera.config
+    if config.reversible.enabled:
+        raise ConfigError("live: reversible masking is not supported for live sources yet")
+    if make_sink is None:
+        check_outputs(camera.outputs, overwrite=overwrite)
+    factory = detector_factory or (lambda: make_detector(config))
+    extra = {"camera": camera.name}
+
+    def on_event(kind: str, detail: Any = None) -> None:
+        # The source logs the details itself; this adds the camera and a machine-readable event.
+        level = logging.WARNING if kind == "gave_up" else logging.INFO
+        log.log(level, "source %s: %s", kind, detail or "", extra={**extra, "event": kind})
+
+    def output_event(kind: str, detail: Any = None) -> None:
+        log.info("output %s: %s", kind, detail or "", extra={**extra, "event": f"output_{kind}"})
+
+    source = open_input(
+        camera.source,
+        realtime=camera.realtime,
+        options=camera.live.source,
+        stop=stop,
+        on_event=on_event,
+    )
+    stats.attach_source(source.source)
+    try:
+        live = source.live
+        detect = LiveDetectStage(
+            factory, config.pipeline.detect_every, policy=camera.live, stats=stats, live=live
+        )
+        track = LiveTrackStage(
+            make_tracker(config),
+            config.obscure.mask_scale,
+            config.obscure.min_size_px,
+            policy=camera.live,
+            stats=stats,
+            live=live,
+        )
+        obscure = ObscureStage(make_obscure_filter(config))
+        sinks = make_sink or SinkFactory(
+            camera.outputs, config, source, prefix=camera.name, on_event=output_event
+        )
+        encode = LiveSinkStage(sinks, stats, clock)
+        pipeline = LivePipeline(
+            source.frames,
+            [detect, track, obscure, encode],
+            live=live,
+            policy=camera.live,
+            stats=stats,
+            queue_size=config.pipeline.queue_size,
+            stop=stop,
+            label=camera.name,
+        )
+        log.info(
+            "running (%s policy)",
+            "live" if live else "file",
+            extra={**extra, "event": "pipeline_start", "live": live},
+        )
+        pipeline.run()
+    finally:
+        source.close()
+    return pipeline
