@@ -165,3 +165,30 @@ def test_tiles_find_faces_the_whole_frame_misses(shared_data: Path) -> None:
     whole = BlazeFaceDetector(tile_size=None).detect(image)
     tiled = BlazeFaceDetector(tile_size=256, max_tiles_per_frame=None).detect(image)
     assert len(tiled) > len(whole) + 3
+
+
+def test_stderr_silencing_is_safe_across_threads(monkeypatch, tmp_path) -> None:
+    # Two detectors loading at once (two cameras) must leave stderr as it was, not on /dev/null.
+    import os
+    import sys
+    import threading
+
+    from streamdeid.detect.native_logs import stderr_silenced
+
+    stream = open(tmp_path / "stderr.txt", "w")  # a real fd, as outside pytest's capture
+    monkeypatch.setattr(sys, "stderr", stream)
+    before = os.fstat(stream.fileno())
+    barrier = threading.Barrier(4)
+
+    def load() -> None:
+        with stderr_silenced():
+            barrier.wait(timeout=5)  # all four are inside at once
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    after = os.fstat(stream.fileno())
+    stream.close()
+    assert (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev)
