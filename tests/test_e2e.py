@@ -121,16 +121,38 @@ def test_bundled_sample_fully_masked(sample_clip, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, issue 3: BlazeFace does not find a face "
-    "half-way into the frame; it is masked from its first detection on",
-)
-def test_faces_entering_at_the_edge_are_masked(sample_clip, tmp_path: Path) -> None:
-    clip, gt = sample_clip
-    out = tmp_path / "sample.mp4"
+def partly_visible(gt: list[dict], width: int, height: int, min_visible: float) -> list[dict]:
+    """Edge-cut faces of which a strip at least ``min_visible`` × the uncut side shows.
+
+    A box cut by the left/right edge keeps its full height (and vice versa), so the uncut side
+    says how big the face is and the cut side how much of it is in the frame.
+    """
+    _, edge = split_by_edge(gt, width, height)
+
+    def shows_enough(b: list[int]) -> bool:
+        w, h = b[2] - b[0], b[3] - b[1]
+        cut_x = b[0] <= 0 or b[2] >= width
+        cut_y = b[1] <= 0 or b[3] >= height
+        if cut_x and cut_y:
+            return min(w, h) >= min_visible * max(w, h)
+        return (w >= min_visible * h) if cut_x else (h >= min_visible * w)
+
+    return [{**f, "boxes": [b for b in f["boxes"] if shows_enough(b)]} for f in edge]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["sample", "synthetic"])
+def test_faces_entering_at_the_edge_are_masked(
+    which: str, sample_clip, synthetic, tmp_path: Path
+) -> None:
+    # Half a face at the frame edge: CenterFace's mirror padding completes it, so it is masked
+    # from the first frames it shows. Slivers under a third of a face wide (an ear, a cheek)
+    # can still go unmasked for a frame or two: the limit is measured here, not hidden.
+    clip, gt = sample_clip if which == "sample" else synthetic
+    out = tmp_path / "out.mp4"
     anonymize_file(clip, out, solid())
-    _, edge = split_by_edge(gt, 640, 360)
+    edge = partly_visible(gt, 640, 360, min_visible=1 / 3)
+    assert sum(len(f["boxes"]) for f in edge) >= 3
     assert unmasked(decode_frames(clip), decode_frames(out), edge) == []
 
 

@@ -166,6 +166,7 @@ class CenterFaceDetector(TiledDetector):
         whole_frame: bool = True,
         max_tiles_per_frame: int | None = None,
         model_path: str | Path | None = None,
+        edge_pad: int = 16,
     ) -> None:
         super().__init__(
             confidence=confidence,
@@ -182,6 +183,9 @@ class CenterFaceDetector(TiledDetector):
             raise ValueError(f"engine must be 'auto', 'onnxruntime' or 'opencv', got {engine!r}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if not 0 <= edge_pad <= 256:
+            raise ValueError(f"edge_pad must be in 0..256 network pixels, got {edge_pad}")
+        self.edge_pad = int(edge_pad)
         self.model_path = Path(model_path) if model_path is not None else find_model()
         if not self.model_path.is_file():
             raise DetectorError(f"CenterFace model not found: expected a file at {self.model_path}")
@@ -214,7 +218,7 @@ class CenterFaceDetector(TiledDetector):
             scores.append(conf)
         xyxy, conf = np.concatenate(boxes), np.concatenate(scores)
         if len(self.scales) > 1 and len(conf):
-            xyxy, conf = merge_boxes(xyxy, conf, self.nms_iou)
+            xyxy, conf = weighted_nms(xyxy, conf, self.nms_iou)
         return xyxy, conf
 
     def _run_scale(self, window: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -228,6 +232,13 @@ class CenterFaceDetector(TiledDetector):
             shrink = net_w < w and net_h < h
             interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             window = cv2.resize(window, (net_w, net_h), interpolation=interp)
+        pad = self.edge_pad
+        if pad:
+            # A face entering the frame is cut in half, and half a face is rarely detected. The
+            # mirror image across the edge completes it into a (symmetric) whole face, found
+            # from the first frame it shows. Padding after the resize keeps sides multiples of
+            # 32 when pad is a multiple of 16.
+            window = cv2.copyMakeBorder(window, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         rgb = cv2.cvtColor(window, cv2.COLOR_BGR2RGB)
         blob = rgb.transpose(2, 0, 1)[None].astype(np.float32)
         heat, size, offset = self._engine.run(blob)
@@ -239,7 +250,7 @@ class CenterFaceDetector(TiledDetector):
         bw = np.exp(size[0, 1, rows, cols]) * STRIDE
         cy = (rows + offset[0, 0, rows, cols] + 0.5) * STRIDE
         cx = (cols + offset[0, 1, rows, cols] + 0.5) * STRIDE
-        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) - pad
         # Network pixels → window pixels (each side was stretched to a multiple of 32).
         xyxy *= np.array([w / net_w, h / net_h, w / net_w, h / net_h], np.float32)
         np.clip(xyxy, 0, [w, h, w, h], out=xyxy)

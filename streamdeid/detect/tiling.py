@@ -64,8 +64,15 @@ def merge_boxes(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.nd
     order = np.argsort(-scores)
     xyxy, scores = xyxy[order], scores[order]
     ious = box_iou(xyxy, xyxy)
-    # A small box mostly inside a bigger one is the same face seen in a tile and a full pass.
+    # A small box mostly inside a bigger one is the same face seen in a tile and a full pass,
+    # when the two are of a size (a face cut by a tile border is about half of it). A box many
+    # times larger is another object: a crowd's faces inside a low-score body or group box
+    # stay separate boxes, each masked and tracked on its own.
     inter_small = _containment(xyxy)
+    area = _area(xyxy)
+    inter_small[
+        np.minimum(area[:, None], area[None, :]) < 0.2 * np.maximum(area[:, None], area[None, :])
+    ] = 0
     taken = np.zeros(len(xyxy), bool)
     out_boxes, out_scores = [], []
     for i in range(len(xyxy)):

@@ -48,13 +48,13 @@ def test_eval_wider_prints_a_table_and_writes_json(wider_files, tmp_path: Path, 
 def test_eval_video_prints_a_table_and_writes_json(synthetic, tmp_path: Path, capsys) -> None:
     clip, _ = synthetic
     out = tmp_path / "leak.json"
-    args = ["eval", "video", str(clip), str(clip), "--detector", "blazeface", "--no-reid"]
+    args = ["eval", "video", str(clip), str(clip), "--detector", "centerface", "--no-reid"]
     code = main([*args, "--every", "10", "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "still detectable" in captured.out and "two_faces.mp4" in captured.out
     data = json.loads(out.read_text())
-    assert data["independent"] is False  # the default config runs BlazeFace too
+    assert data["independent"] is False  # the default config runs CenterFace too
     assert "NOT independent" in captured.out
     (report,) = data["reports"]
     assert report["every"] == 10 and report["frames_checked"] == 5

@@ -156,8 +156,9 @@ def test_without_dlib_reid_is_a_missing_extra(monkeypatch, synthetic) -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, ("centerface", True)),
+        ({}, ("blazeface", True)),  # the default runs CenterFace
         ({"detector.backend": "mediapipe"}, ("centerface", True)),
+        ({"detector.backend": "blazeface"}, ("centerface", True)),
         ({"detector.backend": "centerface"}, ("blazeface", True)),
         ({"detector.backend": "ensemble"}, ("centerface", False)),
         (
