@@ -122,12 +122,11 @@ def _single_detector(config: Config, backend: str) -> Detector:
             scales=tuple(c.scales),
             engine=c.engine,
             edge_pad=c.edge_pad,
+            min_input_height=c.min_input_height,
             threads=d.threads,
             nms_iou=d.nms_iou,
         )
-    raise ConfigError(
-        f"field 'detector.backend': unknown backend {backend!r}"
-    )  # pragma: no cover
+    raise ConfigError(f"field 'detector.backend': unknown backend {backend!r}")  # pragma: no cover
 
 
 def make_tracker(config: Config) -> IoUTracker:

@@ -42,6 +42,14 @@ class CenterFaceConfig(_Model):
         description="Input scales relative to the source size, each run and merged: <1 is "
         "cheaper and finds large faces, >1 finds tiny faces.",
     )
+    min_input_height: int = Field(
+        default=360,
+        ge=0,
+        le=4320,
+        description="Scales are raised so the network sees the frame at least this tall: "
+        "low-resolution video (small faces in pixels) is never shrunk, and is enlarged up "
+        "to it. 0 = use scales as given.",
+    )
     edge_pad: int = Field(
         default=16,
         ge=0,

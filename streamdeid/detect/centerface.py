@@ -33,9 +33,10 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.onnx_shape import set_io_shapes
-from streamdeid.detect.tiled import TiledDetector
-from streamdeid.detect.tiling import merge_boxes, weighted_nms
+from streamdeid.detect.tiled import TiledDetector, Window
+from streamdeid.detect.tiling import weighted_nms
 from streamdeid.errors import DetectorError, MissingExtraError
+from streamdeid.types import Detections
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ class CenterFaceDetector(TiledDetector):
         max_tiles_per_frame: int | None = None,
         model_path: str | Path | None = None,
         edge_pad: int = 16,
+        min_input_height: int = 0,
     ) -> None:
         super().__init__(
             confidence=confidence,
@@ -186,6 +188,10 @@ class CenterFaceDetector(TiledDetector):
         if not 0 <= edge_pad <= 256:
             raise ValueError(f"edge_pad must be in 0..256 network pixels, got {edge_pad}")
         self.edge_pad = int(edge_pad)
+        if not 0 <= min_input_height <= 4320:
+            raise ValueError(f"min_input_height must be in 0..4320, got {min_input_height}")
+        self.min_input_height = int(min_input_height)
+        self._scale_floor = 0.0
         self.model_path = Path(model_path) if model_path is not None else find_model()
         if not self.model_path.is_file():
             raise DetectorError(f"CenterFace model not found: expected a file at {self.model_path}")
@@ -210,14 +216,30 @@ class CenterFaceDetector(TiledDetector):
     def close(self) -> None:
         self._engine = None
 
+    def detect_windows(self, image: np.ndarray, windows: list[Window]) -> Detections:
+        # The floor comes from the frame, not the window: a motion-gated crop of a 270p frame
+        # must be seen at the same pixel scale as the whole frame, so its faces stay in range.
+        self._scale_floor = self.min_input_height / max(1, image.shape[0])
+        return super().detect_windows(image, windows)
+
+    def effective_scales(self) -> tuple[float, ...]:
+        """``scales`` raised to the frame's floor (``min_input_height``), duplicates dropped.
+
+        CenterFace finds faces down to ~10 network pixels. Half scale suits 720p and up, but
+        on a 270p camera it would halve 20-px faces out of range; the floor keeps the network
+        input at least ``min_input_height`` tall, so small video is never shrunk below it.
+        """
+        return tuple(dict.fromkeys(max(s, self._scale_floor) for s in self.scales))
+
     def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes, scores = [], []
-        for scale in self.scales:
+        scales = self.effective_scales()
+        for scale in scales:
             found, conf = self._run_scale(window, scale)
             boxes.append(found)
             scores.append(conf)
         xyxy, conf = np.concatenate(boxes), np.concatenate(scores)
-        if len(self.scales) > 1 and len(conf):
+        if len(scales) > 1 and len(conf):
             xyxy, conf = weighted_nms(xyxy, conf, self.nms_iou)
         return xyxy, conf
 

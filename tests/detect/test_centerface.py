@@ -113,6 +113,23 @@ def test_upscaling_finds_faces_too_small_for_native_size(model: Path) -> None:
     assert len(found) == 1 and box_iou(truth, found.xyxy)[0, 0] > 0.5
 
 
+def test_small_video_is_not_shrunk_below_the_input_floor(model: Path) -> None:
+    # A 20-px face in a 640x360 frame: half scale shrinks it to 10 px, out of the model's
+    # reach; the 360-px floor keeps the frame at full size, for a crop of it too.
+    image, truth = one_face(0, 20)
+    half = CenterFaceDetector(scales=(0.5,), min_input_height=0)
+    floored = CenterFaceDetector(scales=(0.5,), min_input_height=360)
+    assert len(half.detect(image)) == 0  # the control
+    found = floored.detect(image)
+    assert len(found) == 1 and box_iou(truth, found.xyxy)[0, 0] > 0.5
+    assert floored.effective_scales() == (1.0,)
+    crop = floored.detect_windows(image, [(200, 100, 400, 250)])
+    assert len(crop) == 1 and floored.effective_scales() == (1.0,)
+    big = cv2.resize(image, (1920, 1080))  # the same frame at 1080p keeps its half scale
+    floored.detect(big)
+    assert floored.effective_scales() == (0.5,)
+
+
 def test_windows_report_frame_pixels_and_see_only_their_area(detector) -> None:
     image, truth = one_face(0, 40, centre=(500, 100))
     found = detector.detect_windows(image, [(400, 0, 640, 240)])
