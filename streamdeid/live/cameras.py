@@ -1,6 +1,6 @@
 """Several cameras in one process: the cameras file, one pipeline per camera, a supervisor.
 
-The cameras file (``configs/cameras.example.yaml``) lists cameras; each gets a full, validated
+The cameras file (``configs/cameras.example.yml``) lists cameras; each gets a full, validated
 :class:`~streamdeid.config.Config` made of the base config plus its own ``overrides``, and a
 :class:`~streamdeid.live.policy.LiveConfig` made of the file's ``live`` plus its own. Unknown keys
 are errors, and every error names the camera and the field, because a typo in a privacy setting

@@ -26,7 +26,7 @@ examples:
   streamdeid live rtsp://cam.local/stream -o rtsp://127.0.0.1:8554/anon -o lobby.mkv
       republish the masked stream over RTSP and record it at the same time
   streamdeid live --cameras cameras.yaml --metrics-port 9108 --log-format json
-      every camera of a cameras file (see configs/cameras.example.yaml), Prometheus
+      every camera of a cameras file (see configs/cameras.example.yml), Prometheus
       metrics at http://127.0.0.1:9108/metrics, one JSON object per log line
   streamdeid live clip.mp4 -o out.mkv --realtime --duration 30
       play a file at its own frame rate, as a camera would (try the live policy)
@@ -95,7 +95,7 @@ def add_live_parser(
     p.add_argument(
         "--cameras",
         metavar="FILE.yaml",
-        help="run every camera of this file instead of SOURCE (see configs/cameras.example.yaml)",
+        help="run every camera of this file instead of SOURCE (see configs/cameras.example.yml)",
     )
     p.add_argument(
         "-c",
@@ -136,7 +136,12 @@ def add_live_parser(
         metavar="N",
         help="schedule the detector on every N-th frame (default 1; the policy may skip more)",
     )
-    g.add_argument("--confidence", type=float, metavar="P", help="detector threshold (0.3)")
+    g.add_argument(
+        "--confidence",
+        type=float,
+        metavar="P",
+        help="detector threshold, every backend (CenterFace 0.2, BlazeFace 0.3)",
+    )
     g.add_argument("--mask-scale", type=float, metavar="X", help="grow face boxes (1.3)")
     r = p.add_argument_group("monitoring")
     r.add_argument(
@@ -178,6 +183,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "obscure.mask_scale": args.mask_scale,
         "pipeline.detect_every": args.detect_every,
         "detector.confidence": args.confidence,
+        "detector.centerface.confidence": args.confidence,
     }
 
 
