@@ -5,16 +5,18 @@ dataclasses with ``to_dict()`` for JSON.
 
 Example:
     >>> from streamdeid.evaluate import video_leak, wider_recall
-    >>> r = video_leak("in.mp4", "out.mp4", detector="centerface")  # doctest: +SKIP
+    >>> r = video_leak("in.mp4", "out.mp4", detector="dlib")  # doctest: +SKIP
     >>> r.large.reidentified  # target: 0  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from streamdeid.evaluate.boxes import MATCH_IOU, iou_matrix
+from streamdeid.evaluate.dlib_hog import DlibDetector
 from streamdeid.evaluate.video import (
     FaceCounts,
     VideoLeakReport,
+    check_detector_options,
     combine,
     independent_detector,
     independent_for,
@@ -34,12 +36,14 @@ from streamdeid.evaluate.wider import (
 
 __all__ = [
     "MATCH_IOU",
+    "DlibDetector",
     "FaceCounts",
     "GroundTruthError",
     "GroundTruthImage",
     "LevelRecall",
     "VideoLeakReport",
     "WiderReport",
+    "check_detector_options",
     "combine",
     "independent_detector",
     "independent_for",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,8 +24,8 @@ examples:
   streamdeid eval wider images/ wider_face_val_bbx_gt.txt --config default
       detector recall per WIDER difficulty, false positives and ms per image
   streamdeid eval video lobby.mp4 lobby_anon.mp4
-      faces CenterFace finds in lobby.mp4 that it still finds in lobby_anon.mp4, and how many
-      of those dlib re-identifies (the target for faces >= 40 px is zero)
+      faces dlib's HOG detector finds in lobby.mp4 that it still finds in lobby_anon.mp4, and
+      how many of those dlib re-identifies (the target for faces >= 40 px is zero)
   streamdeid eval video originals/ anonymized/ --detector blazeface --every 5 --json leak.json
       every video of a folder against the file of the same name in the other
   streamdeid eval run lobby.mp4 --config cctv
@@ -42,13 +43,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _score(text: str) -> float:
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    """Any finite number: the range depends on --detector (checked with it)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a score in (0, 1], got {value}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
@@ -91,7 +103,8 @@ def add_eval_parser(
     vi = modes.add_parser(
         "video",
         help="leak check: anonymized video against its original",
-        description="An independent detector finds faces in ORIGINAL; a face is still "
+        description="An independent detector (default: dlib's HOG face detector) finds faces "
+        "in ORIGINAL; a face is still "
         "detectable when the detector finds a face at the same place (IoU >= 0.3) in the "
         "ANONYMIZED frame with the same timestamp. With dlib (pip install 'streamdeid[eval]') "
         "the faces found in the output are also re-identified against identities clustered "
@@ -104,8 +117,9 @@ def add_eval_parser(
         "-c",
         "--config",
         metavar="FILE",
-        help="config the output was made with: the default --detector is the one it did not "
-        "use (default: built-in config, BlazeFace, so CenterFace checks)",
+        help="config the output was made with: --detector centerface/blazeface warns when it "
+        "ran the same detector (default: built-in config; the default --detector dlib is "
+        "independent of every config)",
     )
     _add_check_options(vi)
     _add_output(vi)
@@ -131,14 +145,31 @@ def add_eval_parser(
 def _add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detector",
-        choices=["centerface", "blazeface"],
-        help="independent detector (default: the one the anonymizing config did not use)",
+        choices=["dlib", "centerface", "blazeface"],
+        help="independent detector (default: dlib, HOG frontal face detector, needs "
+        "streamdeid[eval]: independent of every config and with few false positives; "
+        "BlazeFace fires on hands and clothes, which then count as leaks)",
     )
     p.add_argument(
         "--threshold",
-        type=_score,
+        type=_number,
         metavar="P",
-        help="its minimum score (default: 0.4 CenterFace, 0.5 BlazeFace)",
+        help="its minimum score (default: dlib 0.0, its adjust_threshold, any number, lower "
+        "finds more; CenterFace 0.4 and BlazeFace 0.5, in (0, 1])",
+    )
+    p.add_argument(
+        "--dlib-upsample",
+        type=_non_negative_int,
+        metavar="N",
+        help="dlib: double the image N times before the HOG scan (default 1: faces from "
+        "~40 px; each step halves that and costs ~4x the time)",
+    )
+    p.add_argument(
+        "--max-height",
+        type=_non_negative_int,
+        metavar="PX",
+        help="dlib: downscale taller frames to this height first, boxes scaled back (default "
+        "720, 0 = never); faces then need ~40 px x (frame height / 720), e.g. 60 px at 1080p",
     )
     p.add_argument(
         "--reid",
@@ -199,9 +230,12 @@ def _cmd_wider(args: argparse.Namespace) -> int:
 
 
 def _check_detector(args: argparse.Namespace, config: Any) -> tuple[str, bool]:
-    from streamdeid.evaluate.video import backends_used, independent_for
+    from streamdeid.evaluate.video import backends_used, check_detector_options, independent_for
 
     name = args.detector or independent_for(config)[0]
+    check_detector_options(
+        name, args.threshold, dlib_upsample=args.dlib_upsample, max_height=args.max_height
+    )
     independent = name not in backends_used(config)
     if not independent:
         log.warning(
@@ -238,6 +272,8 @@ def _video_reports(
             on_error=on_error if len(pairs) > 1 else None,
             detector=detector,
             threshold=args.threshold,
+            dlib_upsample=args.dlib_upsample,
+            max_height=args.max_height,
             reid=args.reid,
             every=args.every,
         )

@@ -63,13 +63,22 @@ def format_video(reports: Sequence[VideoLeakReport], independent: bool = True) -
             else ""
         )
     )
-    headers = ["file", "frames in→out", "checked", "faces", "still detectable"]
-    headers += [f"<{SMALL_FACE_PX}px", f"≥{SMALL_FACE_PX}px"]
+    scaled = any(r.detector_scale is not None for r in reports)
+    headers = ["file", "frames in→out", "checked"]
+    if scaled:  # dlib: the scale frames were detected at, and the smallest face it then finds
+        headers += ["det. scale", "min face"]
+    headers += ["faces", "still detectable", f"<{SMALL_FACE_PX}px", f"≥{SMALL_FACE_PX}px"]
     if reid:
         headers += ["re-identified", f"re-id ≥{SMALL_FACE_PX}px", "people"]
     rows_of = list(reports) + ([combine(reports)] if len(reports) > 1 else [])
-    rows = [_video_row(r, reid) for r in rows_of]
+    rows = [_video_row(r, reid, scaled) for r in rows_of]
     notes = []
+    settings = list(dict.fromkeys(r.detector_settings for r in reports if r.detector_settings))
+    notes += [f"detector: {s}" for s in settings]
+    if scaled:
+        notes.append(
+            "faces smaller than 'min face' (original px) are beyond the detector, so not counted"
+        )
     unpaired = sum(r.frames_unpaired for r in reports)
     if unpaired:
         faces = sum(r.faces_unpaired for r in reports)
@@ -93,12 +102,15 @@ def format_video(reports: Sequence[VideoLeakReport], independent: bool = True) -
     return "\n".join([head, "", table(headers, rows), "", *notes])
 
 
-def _video_row(r: VideoLeakReport, reid: bool) -> list[str]:
+def _video_row(r: VideoLeakReport, reid: bool, scaled: bool = False) -> list[str]:
     name = r.original if r.original == "(total)" else Path(r.original).name
-    row = [
-        name,
-        f"{r.frames_original}→{r.frames_anonymized}",
-        str(r.frames_checked),
+    row = [name, f"{r.frames_original}→{r.frames_anonymized}", str(r.frames_checked)]
+    if scaled:
+        row += [
+            "–" if r.detector_scale is None else f"×{r.detector_scale:.3g}",
+            "–" if r.min_face_px is None else f"~{r.min_face_px:.0f}px",
+        ]
+    row += [
         str(r.all.faces),
         share(r.all.detectable, r.all.faces),
         _pair(r.small),

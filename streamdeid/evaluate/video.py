@@ -3,6 +3,11 @@
 Method (EVALUATION.md "methods that hold up"):
 
 1. A detector the anonymizer did not use finds faces in the ORIGINAL (on every ``every``-th frame).
+   The default is dlib's HOG detector (:mod:`streamdeid.evaluate.dlib_hog`): independent of every
+   config and with very few false positives. BlazeFace at 0.5 fires on hands, jackets, pillars
+   and candles; those non-faces are (rightly) left as they are, so they would count as "still
+   detectable" and even "re-identified" (they match themselves). Frames taller than 720 px are
+   downscaled for dlib, so it finds faces from ~40 px × (frame height / 720).
 2. Each sampled original frame is paired with the ANONYMIZED frame shown at the same time
    (timestamps in seconds, nearest within half a frame interval), never by index: an output
    that dropped or added frames must not shift the comparison.
@@ -17,7 +22,7 @@ Faces on sampled frames that have no output frame at their time are counted apar
 
 Example:
     >>> from streamdeid.evaluate import video_leak
-    >>> r = video_leak("in.mp4", "in_anon.mp4", detector="centerface")  # doctest: +SKIP
+    >>> r = video_leak("in.mp4", "in_anon.mp4", detector="dlib")  # doctest: +SKIP
     >>> r.all.detectable_share, r.large.reidentified_share  # doctest: +SKIP
 """
 
@@ -40,6 +45,7 @@ from streamdeid.config import Config, parse_config
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError, DetectorError, NotAVideoError, StreamDeidError
 from streamdeid.evaluate.boxes import MATCH_IOU, best_match
+from streamdeid.evaluate.dlib_hog import DEFAULT_MAX_HEIGHT, DEFAULT_UPSAMPLE, DlibDetector
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource
 
 if TYPE_CHECKING:
@@ -50,10 +56,14 @@ log = logging.getLogger(__name__)
 SMALL_FACE_PX = 40  # faces shorter than this are reported apart (hard to see, hard to re-identify)
 AUTO_MAX_FRAMES = 300  # --every default: every frame up to this many, else ~this many sampled
 PADDING_PX = 16  # size differences up to this are encoder padding (coordinates unchanged)
-INDEPENDENT = ("centerface", "blazeface")
-# Thresholds of the independent detectors: higher than the anonymizer's own (0.2 / 0.3), so that
-# a false positive in the original (not a face, so rightly not masked) is rarely counted as a leak.
-DEFAULT_THRESHOLD = {"centerface": 0.4, "blazeface": 0.5}
+# Independent detectors in order of preference: dlib first (no streamdeid config runs it, and
+# its HOG detector has very few false positives), then the anonymizer's own families.
+INDEPENDENT = ("dlib", "centerface", "blazeface")
+# Thresholds of the independent detectors. CenterFace / BlazeFace: scores in (0, 1], higher than
+# the anonymizer's own (0.2 / 0.3), so that a false positive in the original (not a face, so
+# rightly not masked) is rarely counted as a leak. dlib: its ``adjust_threshold`` (an SVM margin,
+# any number; dlib's own default 0.0).
+DEFAULT_THRESHOLD = {"dlib": 0.0, "centerface": 0.4, "blazeface": 0.5}
 
 ProgressFn = Callable[[int, int | None], None]
 T = TypeVar("T")
@@ -113,12 +123,20 @@ class VideoLeakReport:
     large: FaceCounts = field(default_factory=FaceCounts)  # original face height >= 40 px
     identities: int | None = None  # people clustered from the original faces
     seconds: float = 0.0
+    # dlib only: the factor frames are scaled by before detection, the smallest face height it
+    # then finds (original pixels), and a one-line description of its settings.
+    detector_scale: float | None = None
+    min_face_px: float | None = None
+    detector_settings: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "original": self.original,
             "anonymized": self.anonymized,
             "detector": self.detector,
+            "detector_settings": self.detector_settings or None,
+            "detector_scale": _maybe_round(self.detector_scale, 4),
+            "min_face_px": _maybe_round(self.min_face_px, 1),
             "every": self.every,
             "match_iou": MATCH_IOU,
             "frames_original": self.frames_original,
@@ -163,6 +181,10 @@ def combine(reports: Iterable[VideoLeakReport]) -> VideoLeakReport:
         total.large.add(r.large)
     if total.reid:
         total.identities = sum(r.identities or 0 for r in reports)
+    for name in ("detector_scale", "min_face_px", "detector_settings"):
+        values = {getattr(r, name) for r in reports}
+        if len(values) == 1:  # the same for every file (else per file only)
+            setattr(total, name, values.pop())
     return total
 
 
@@ -170,23 +192,77 @@ def _round(v: float) -> float | None:
     return None if math.isnan(v) else round(v, 4)
 
 
+def _maybe_round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
+
+
 # --- independent detector -----------------------------------------------------------------------
 
 
-def independent_detector(name: str, threshold: float | None = None) -> Detector:
-    """A detector for checking outputs, configured for thoroughness rather than speed.
-
-    ``centerface`` runs at native size; ``blazeface`` runs the full-range model on the whole
-    frame plus every 256-px tile (frames are passed as bare arrays, so no tile budget applies).
-    Neither is motion-gated.
+def check_detector_options(
+    name: str,
+    threshold: float | None = None,
+    *,
+    dlib_upsample: int | None = None,
+    max_height: int | None = None,
+) -> None:
+    """Validate a named independent detector and its options without building it (cheap: the
+    CLI calls it before any long work). For ``dlib`` this also checks that dlib is installed.
 
     Raises:
-        ConfigError: unknown name or threshold out of range.
-        DetectorError: the backend is not available (MissingExtraError names the extra).
+        ConfigError: unknown name, option of another detector, or value out of range.
+        MissingExtraError: ``dlib`` is chosen and not installed (names ``streamdeid[eval]``).
     """
     if name not in INDEPENDENT:
         raise ConfigError(f"--detector: expected one of {', '.join(INDEPENDENT)}, got {name!r}")
+    if name != "dlib":
+        for option, value in (("--dlib-upsample", dlib_upsample), ("--max-height", max_height)):
+            if value is not None:
+                raise ConfigError(f"{option} applies to --detector dlib only, got {name!r}")
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ConfigError(
+                f"--threshold: expected a score in (0, 1] for {name}, got {threshold}"
+            )
+        return
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"--threshold: expected a finite number for dlib, got {threshold}")
+    if dlib_upsample is not None and dlib_upsample < 0:
+        raise ConfigError(f"--dlib-upsample: expected a whole number >= 0, got {dlib_upsample}")
+    if max_height is not None and max_height < 0:
+        raise ConfigError(f"--max-height: expected a whole number >= 0, got {max_height}")
+    from streamdeid.evaluate.dlib_hog import _import_dlib
+
+    _import_dlib()
+
+
+def independent_detector(
+    name: str,
+    threshold: float | None = None,
+    *,
+    dlib_upsample: int | None = None,
+    max_height: int | None = None,
+) -> Detector:
+    """A detector for checking outputs, configured for thoroughness rather than speed.
+
+    ``dlib`` is dlib's HOG frontal face detector on the grey frame, upsampled ``dlib_upsample``
+    times (default 1) after downscaling frames taller than ``max_height`` (default 720; 0 = never),
+    so it finds faces from ~40 px × (frame height / 720); ``threshold`` is its
+    ``adjust_threshold`` (default 0.0). ``centerface`` runs at native size; ``blazeface`` runs
+    the full-range model on the whole frame plus every 256-px tile (frames are passed as bare
+    arrays, so no tile budget applies). None is motion-gated.
+
+    Raises:
+        ConfigError: unknown name, option of another detector, or value out of range.
+        DetectorError: the backend is not available (MissingExtraError names the extra).
+    """
+    check_detector_options(name, threshold, dlib_upsample=dlib_upsample, max_height=max_height)
     score = DEFAULT_THRESHOLD[name] if threshold is None else threshold
+    if name == "dlib":
+        return DlibDetector(
+            upsample=DEFAULT_UPSAMPLE if dlib_upsample is None else dlib_upsample,
+            adjust_threshold=score,
+            max_height=DEFAULT_MAX_HEIGHT if max_height is None else max_height,
+        )
     if name == "centerface":
         det: dict[str, Any] = {
             "backend": "centerface",
@@ -224,7 +300,11 @@ def backends_used(config: Config) -> set[str]:
 
 
 def independent_for(config: Config) -> tuple[str, bool]:
-    """The check detector for outputs made with ``config``, and whether it is truly independent."""
+    """The check detector for outputs made with ``config``, and whether it is truly independent.
+
+    dlib for every config (no streamdeid backend runs it, so it is independent of CenterFace,
+    BlazeFace/MediaPipe and any ensemble of them); the loop keeps the rule general.
+    """
     used = backends_used(config)
     for name in INDEPENDENT:
         if name not in used:
@@ -290,8 +370,10 @@ def video_leak(
     original: str | os.PathLike[str],
     anonymized: str | os.PathLike[str],
     *,
-    detector: Detector | str = "centerface",
+    detector: Detector | str = "dlib",
     threshold: float | None = None,
+    dlib_upsample: int | None = None,
+    max_height: int | None = None,
     reid: bool = True,
     every: int | None = None,
     progress: ProgressFn | None = None,
@@ -301,31 +383,46 @@ def video_leak(
     Args:
         original: the input video.
         anonymized: the anonymizer's output for it.
-        detector: ``"centerface"`` / ``"blazeface"`` (see :func:`independent_detector`) or a
-            ready :class:`Detector` (not closed here). It is called with bare BGR arrays.
-        threshold: score threshold of a named detector (default: 0.4 CenterFace, 0.5 BlazeFace).
+        detector: ``"dlib"`` (default) / ``"centerface"`` / ``"blazeface"`` (see
+            :func:`independent_detector`) or a ready :class:`Detector` (not closed here). It is
+            called with bare BGR arrays.
+        threshold: score threshold of a named detector (default: dlib's ``adjust_threshold``
+            0.0, CenterFace 0.4, BlazeFace 0.5).
+        dlib_upsample: dlib only: times the image is doubled before the HOG scan (default 1).
+        max_height: dlib only: frames taller are downscaled to this first (default 720,
+            0 = never); faces then need ~40 px × (frame height / 720) to be found.
         reid: also run the dlib re-identification check.
         every: check every N-th original frame; None = every frame up to 300 frames, else a
             step that samples about 300 frames evenly.
         progress: called with (original frames decoded, estimated total or None).
 
     Raises:
-        MissingExtraError: ``reid`` is set and dlib is missing (raised before any decoding).
+        MissingExtraError: ``reid`` is set or the detector is ``"dlib"``, and dlib is missing
+            (raised before any decoding).
+        ConfigError: unknown detector name, or an option out of range or of another detector.
         StreamDeidError: unreadable inputs, unavailable detector (one-line messages).
     """
+    if every is not None and every < 1:
+        raise ConfigError(f"--every: expected a number >= 1, got {every}")
     embedder: FaceEmbedder | None = None
     if reid:
         from streamdeid.evaluate.reid import FaceEmbedder
 
         embedder = FaceEmbedder()
-    if every is not None and every < 1:
-        raise ConfigError(f"--every: expected a number >= 1, got {every}")
+    if isinstance(detector, str):
+        check_detector_options(
+            detector, threshold, dlib_upsample=dlib_upsample, max_height=max_height
+        )
+    elif dlib_upsample is not None or max_height is not None:
+        raise ConfigError("dlib_upsample / max_height apply to detector='dlib' only")
     owned = isinstance(detector, str)
     label = detector if isinstance(detector, str) else _name(detector)
     t0 = time.perf_counter()
     with FileSource(original) as src, FileSource(anonymized) as out:
         if isinstance(detector, str):
-            detector = independent_detector(detector, threshold)
+            detector = independent_detector(
+                detector, threshold, dlib_upsample=dlib_upsample, max_height=max_height
+            )
         try:
             report = _check(src, out, detector, label, every, embedder, progress)
         finally:
@@ -365,6 +462,11 @@ def _check(
         size_original=(src.info.width, src.info.height),
         size_anonymized=(out.info.width, out.info.height),
     )
+    if isinstance(detector, DlibDetector):
+        height = src.info.height
+        report.detector_scale = detector.scale_for(height)
+        report.min_face_px = detector.min_face_px(height)
+        report.detector_settings = detector.describe(height)
     scale = _output_scale(report.size_original, report.size_anonymized, out.path)
     rate = float(src.info.frame_rate or 25)
     tolerance = 0.5 / rate

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from eval_helpers import face_images
 
 from streamdeid.cli import main
+
+from eval_helpers import face_images
 
 
 def error_lines(err: str) -> list[str]:
@@ -64,16 +65,56 @@ def test_eval_video_prints_a_table_and_writes_json(synthetic, tmp_path: Path, ca
 
 
 def test_eval_run_anonymizes_then_checks(synthetic, tmp_path: Path, capsys) -> None:
+    """The default check detector is dlib (independent of the default config's CenterFace)."""
     clip, _ = synthetic
-    kept = tmp_path / "anon.mp4"
-    args = ["eval", "run", str(clip), "--config", "default", "--detector", "blazeface"]
-    code = main([*args, "--no-reid", "--every", "10", "--keep", str(kept)])
+    kept, out = tmp_path / "anon.mp4", tmp_path / "run.json"
+    args = ["eval", "run", str(clip), "--config", "default"]
+    code = main([*args, "--no-reid", "--every", "10", "--keep", str(kept), "--json", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert kept.is_file()
-    assert "0/" in captured.out  # nothing still detectable after masking
+    assert "Leak check: detector dlib;" in captured.out
+    assert "NOT independent" not in captured.out
+    data = json.loads(out.read_text())
+    assert data["independent"] is True
+    (report,) = data["reports"]
+    assert report["detector"] == "dlib" and report["all"]["faces"] >= 5
+    assert report["all"]["still_detectable"] == 0  # nothing still detectable after masking
     assert main([*args, "--no-reid", "--keep", str(kept)]) == 2  # --keep never overwrites
     assert "exists" in error_lines(capsys.readouterr().err)[0]
+
+
+def test_eval_video_detector_dlib_with_its_options(synthetic, tmp_path: Path, capsys) -> None:
+    clip, _ = synthetic
+    out = tmp_path / "dlib.json"
+    args = ["eval", "video", str(clip), str(clip), "--detector", "dlib", "--no-reid"]
+    args += ["--max-height", "180", "--dlib-upsample", "1", "--threshold", "-0.2"]
+    code = main([*args, "--every", "10", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "det. scale" in captured.out and "×0.5" in captured.out and "~80px" in captured.out
+    assert "detector: dlib HOG, upsample 1, threshold -0.2: 360 px frames run at 180 px" in (
+        captured.out
+    )
+    (report,) = json.loads(out.read_text())["reports"]
+    assert report["detector"] == "dlib"
+    assert report["detector_scale"] == 0.5 and report["min_face_px"] == 80.0
+    assert report["all"]["faces"] >= 4 and report["all"]["still_detectable_share"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--detector", "centerface", "--max-height", "500"], "--max-height applies to"),
+        (["--detector", "blazeface", "--dlib-upsample", "2"], "--dlib-upsample applies to"),
+        (["--detector", "blazeface", "--threshold", "1.5"], "score in (0, 1] for blazeface"),
+    ],
+)
+def test_detector_option_errors_exit_2(synthetic, capsys, extra, message) -> None:
+    clip, _ = synthetic
+    assert main(["eval", "run", str(clip), "--no-reid", *extra]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert message in line
 
 
 @pytest.mark.parametrize(
@@ -107,6 +148,10 @@ def test_missing_dlib_exits_2_naming_the_extra(monkeypatch, synthetic, capsys) -
     assert main(["eval", "video", str(clip), str(clip), "--detector", "blazeface"]) == 2
     (line,) = error_lines(capsys.readouterr().err)
     assert "pip install 'streamdeid[eval]'" in line and "--no-reid" in line
+    # Without re-identification the default detector (dlib) still needs it, before any work.
+    assert main(["eval", "run", str(clip), "--no-reid"]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "--detector dlib needs dlib" in line and "pip install 'streamdeid[eval]'" in line
 
 
 def test_eval_needs_a_mode(capsys) -> None:

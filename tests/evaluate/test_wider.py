@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import QueueDetector, face_images, xyxy
 
 from streamdeid.errors import InputNotFoundError
 from streamdeid.evaluate import GroundTruthError, load_wider_gt, wider_recall
+
+from eval_helpers import QueueDetector, face_images, xyxy
 
 SUBSET = "derived/wider_val_subset"
 SUBSET_IMAGES = (
