@@ -68,7 +68,8 @@ _NO_ANSWER_ERRNOS = frozenset(
         errno.EPIPE,
     }
 )
-_QUEUE_SIZE = 8  # live: ~0.3 s at 25 fps, then the oldest frame is dropped
+# live: 1 s at 25 fps (absorbs the burst a server sends on connect), then the oldest is dropped
+_QUEUE_SIZE = 25
 _POLL_S = 0.1  # how often waiting code re-checks the stop event
 # Probe only half a second of stream on open: the default (up to 5 s) only refines the frame
 # rate estimate, and every reconnect would pay it again.

@@ -152,6 +152,21 @@ class LiveConfig(_Model):
         "been full this long, frames that do not fit are dropped before encoding (counted) "
         "until it has room again.",
     )
+    startup_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="For this long after the first frame, queues wait up to startup_budget_s "
+        "before dropping: the encoder's open and the model's first run at the stream's size "
+        "are slow once, and the backlog drains afterwards (measured: all 18 drops of a 2-min "
+        "720p run fell in the first seconds).",
+    )
+    startup_budget_s: float = Field(
+        default=1.5,
+        ge=0,
+        le=60,
+        description="Drop budget of every live queue during startup_s.",
+    )
     restart_limit: int | None = Field(
         default=5,
         ge=0,

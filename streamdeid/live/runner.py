@@ -84,11 +84,21 @@ class LiveChannel(Channel):
     """
 
     def __init__(
-        self, maxsize: int, budget_s: float, on_drop: Callable[[Any], None] | None = None
+        self,
+        maxsize: int,
+        budget_s: float,
+        on_drop: Callable[[Any], None] | None = None,
+        startup_s: float = 0.0,
+        startup_budget_s: float = 0.0,
     ) -> None:
         super().__init__(maxsize)
         self.budget_s = budget_s
         self.on_drop = on_drop
+        # The first seconds are slow once (encoder open, the model's first run at this frame
+        # size): a longer budget then lets the backlog drain instead of dropping frames.
+        self.startup_s = startup_s
+        self.startup_budget_s = startup_budget_s
+        self._first_put: float | None = None
         self.dropped = 0
         self._full_since: float | None = None
         # Channel keeps its queue private; this subclass adds eviction on top of it.
@@ -100,12 +110,20 @@ class LiveChannel(Channel):
         try:
             self._queue.put(item, block=False)
             self._full_since = None
+            if self._first_put is None:
+                self._first_put = time.monotonic()
             return True
         except queue.Full:
             pass
+        now = time.monotonic()
+        if self._first_put is None:
+            self._first_put = now
         if self._full_since is None:
-            self._full_since = time.monotonic()
-        deadline = self._full_since + self.budget_s
+            self._full_since = now
+        budget = self.budget_s
+        if now - self._first_put < self.startup_s:
+            budget = max(budget, self.startup_budget_s)
+        deadline = self._full_since + budget
         while not self.reader_gone.is_set():
             left = deadline - time.monotonic()
             try:
@@ -493,7 +511,15 @@ class LivePipeline(Pipeline):
                     p.drop_budget_s,
                 )
             )
-            channels.append(LiveChannel(size, budget, self._on_drop(stage.name)))
+            channels.append(
+                LiveChannel(
+                    size,
+                    budget,
+                    self._on_drop(stage.name),
+                    startup_s=p.startup_s,
+                    startup_budget_s=p.startup_budget_s,
+                )
+            )
         return channels
 
     def _on_drop(self, stage: str) -> Callable[[Any], None]:
