@@ -1,0 +1,453 @@
+"""Motion-gated detection for fixed cameras: run the model only where something can be a face.
+
+Under a fixed camera most of the picture is the same wall from frame to frame, yet a tiled
+detector pays for every tile on every frame. :class:`MotionGatedDetector` keeps a cheap
+background model and asks the inner detector only about
+
+* the places where the picture changed (a face that enters, leaves or turns moves pixels),
+* the places where a face was found recently, on every frame, whether it moves or not: a
+  person who stands still must stay masked for as long as they stand there, not only for the
+  tracker's coast time,
+* and the whole frame, through the inner detector's own ``detect``, on the first frame, every
+  ``full_scan_every`` frames and whenever most of the picture changes at once (a shot cut, a
+  camera bump, the lights going on). The periodic scan is the safety net for a face that the
+  model missed while it moved and that has stopped since.
+
+A frame with no motion and no recent face costs no inference at all, which is the saving.
+
+Windows (the choice, and why). Everything the model must see whole is a *target*: a motion
+blob grown by a quarter of its size (so a head whose edges alone moved is whole in it), or a
+recent face grown by a quarter of its size (context). Small targets are covered greedily by
+``tile_size`` squares, picking the square that holds the most targets first, from a fixed grid
+with 50 % overlap (any target up to half a tile fits in one) plus a square centred on each
+target: one window then serves a seated row or a group, where one window per face would run
+the model a dozen times over the same pixels, and a lone target gets a centred window. A
+``tile_size`` square is at least 2.5x a face it is used for (larger faces get their own 2.5x
+window) and no coarser than the inner detectors' own tiles (192 against 256 px by default).
+A blob too big for one square gets one window around it, for the large faces in it, plus (for
+models with a fixed input size, which shrink a big window) the cells of a fixed ``tile_size``
+grid with 25 % overlap (as the inner detectors use) that it touches, for the small faces that
+the big window would shrink out of the model's reach.
+Boxes around blobs rather than grid cells that merely contain motion keep a moving head whole
+in one window; the fixed grids keep the choice stable from frame to frame.
+
+When the windows would cost as much as the inner detector's own pass on this frame (a busy
+scene, a small frame), that pass runs instead, so gating never costs more than no gating. Cost
+is counted as the inner model spends it: one inference per window for models that resize
+every window to a fixed input (BlazeFace), pixels for fully convolutional ones (CenterFace,
+whose own pass is the whole frame: a few 192-px windows cost a fraction of it).
+
+A false face that the model keeps finding is searched every frame like a still person (the
+two cannot be told apart), so a threshold that yields many false faces eats the saving; so
+does a moving camera, where most frames count as a scene change.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from streamdeid.detect.base import Detector, as_image
+from streamdeid.detect.tiling import box_iou, tile_grid
+from streamdeid.errors import ConfigError
+from streamdeid.types import Detections, Frame
+
+log = logging.getLogger(__name__)
+
+Window = tuple[int, int, int, int]
+
+# The background model works on a copy whose long side is at most this many pixels: enough
+# for a 15 px face at 480 px wide to be several model pixels, cheap at any input size.
+_MODEL_EDGE = 320
+# Share of pixels that may change at once before the frame counts as a new scene.
+_CUT_FRACTION = 0.4
+# Background learning rate per frame: a change is forgotten after roughly 1 / rate frames,
+# long enough that a slow walker stands out, short enough to absorb light drifting.
+_LEARNING_RATE = 0.1
+# Overlap of the cells laid under big blobs, as in the inner detectors' own tile grids.
+_CELL_OVERLAP = 0.25
+# Overlap of the squares small targets are gathered into: up to half a tile fits in one.
+_COVER_OVERLAP = 0.5
+# A window around a known face is at least this many times the face: context for the model.
+_FACE_CONTEXT = 2.5
+# Blobs with fewer changed pixels (of the downscaled model) are noise: palette dithering,
+# codec flicker. A moving head, even 15 px at 480 px wide, changes more; a face too small
+# for that is too small for the model in a motion window anyway and waits for a full scan.
+_MIN_BLOB_PIXELS = 3
+# Targets (blobs, faces) are grown by this share of their size on each side.
+_MARGIN = 0.25
+# A blob window up to this many tile sizes needs no cells under it: 4/3 of the default 192 is
+# 256, the inner detectors' default tile, so up to there it is no coarser than their tiles.
+_CELLS_ABOVE = 4 / 3
+
+
+class MotionGatedDetector(Detector):
+    """Runs ``inner`` only where the picture moved, where faces were, and periodically.
+
+    Args:
+        inner: the detector doing the work; it must offer ``detect_windows(image, windows)``
+            (every tiled backend and the ensemble do).
+        full_scan_every: frames between two whole-frame scans through ``inner.detect``. It is
+            shortened to be coprime with the inner tile rotation period (if the inner has one),
+            so that successive full scans visit every tile phase rather than the same few.
+        tile_size: edge of the motion windows in source pixels.
+        threshold: grey-level difference from the background that counts as motion.
+        memory_frames: frames a face is searched for again after it was last found; None =
+            twice ``full_scan_every``.
+
+    Attributes:
+        full_scans: calls of ``inner.detect`` (first frame, periodic, scene change, fallback,
+            bare images).
+        fallbacks: full scans run because the windows would have cost as much as the inner
+            detector's own pass (only known for inners with ``windows()``).
+        gated_calls: calls of ``inner.detect_windows``; ``windows_run`` windows in total.
+        skipped_frames: frames answered without any inference (no motion, no recent face).
+
+    Raises:
+        ConfigError: ``inner`` has no ``detect_windows`` (a ValueError).
+        ValueError: an argument is out of range.
+
+    Example:
+        >>> from streamdeid.detect.blazeface import BlazeFaceDetector  # doctest: +SKIP
+        >>> gated = MotionGatedDetector(BlazeFaceDetector(), full_scan_every=12)  # doctest: +SKIP
+        >>> gated.name  # doctest: +SKIP
+        'motion(blazeface)'
+    """
+
+    def __init__(
+        self,
+        inner: Detector,
+        full_scan_every: int = 12,
+        tile_size: int = 192,
+        threshold: int = 10,
+        memory_frames: int | None = None,
+    ) -> None:
+        if not callable(getattr(inner, "detect_windows", None)):
+            raise ConfigError(
+                "detector.motion.enabled: motion gating needs a detector with "
+                "detect_windows(image, windows) (the tiled backends and the ensemble), got "
+                f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}; disable "
+                "detector.motion or pick another backend"
+            )
+        if full_scan_every < 1:
+            raise ValueError(f"full_scan_every must be >= 1, got {full_scan_every}")
+        if tile_size < 1:
+            raise ValueError(f"tile_size must be >= 1, got {tile_size}")
+        if not 1 <= threshold <= 255:
+            raise ValueError(f"threshold must be in 1..255, got {threshold}")
+        if memory_frames is not None and memory_frames < 0:
+            raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
+        self.inner = inner
+        self.name = f"motion({getattr(inner, 'name', type(inner).__name__)})"
+        self.full_scan_every = full_scan_every
+        self.tile_size = tile_size
+        self.threshold = threshold
+        self.memory_frames = 2 * full_scan_every if memory_frames is None else memory_frames
+        self.full_scans = 0
+        self.gated_calls = 0
+        self.skipped_frames = 0
+        self.windows_run = 0
+        self.fallbacks = 0
+        self.last_windows: list[Window] = []  # windows of this frame's gated call, if any
+        self._background: np.ndarray | None = None  # float32 grey, model size
+        self._size: tuple[int, int] | None = None  # source (width, height) it belongs to
+        self._last_full = -1
+        self._intervals: dict[tuple[int, int], int] = {}
+        self._grids: dict[tuple[int, int, float], np.ndarray] = {}
+        self._known = np.zeros((0, 4), np.float32)  # recent face boxes
+        self._seen = np.zeros((0,), np.int64)  # frame index each was last found on
+        self._kernel = np.ones((3, 3), np.uint8)
+        self._fixed_input = _fixed_input(inner)
+
+    # -- the Detector interface ---------------------------------------------------------------
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        """Faces on this frame; see the module docstring for where the model is run."""
+        image = as_image(frame)
+        if not isinstance(frame, Frame):
+            # A still image has no background and no next frame: search all of it.
+            self.full_scans += 1
+            return self.inner.detect(frame)
+        h, w = image.shape[:2]
+        index = frame.index
+        grey, scale = self._shrink(image)
+        background = self._background
+        if background is None or self._size != (w, h) or index < self._last_full:
+            self._known, self._seen = self._known[:0], self._seen[:0]  # boxes of another stream
+            return self._full_scan(frame, grey, "start of a stream")
+        diff = cv2.absdiff(grey.astype(np.float32), background)
+        moved = cv2.compare(diff, float(self.threshold), cv2.CMP_GT)
+        share = cv2.countNonZero(moved) / moved.size
+        if share > _CUT_FRACTION:
+            return self._full_scan(frame, grey, f"{share:.0%} of the picture changed")
+        cv2.accumulateWeighted(grey, background, _LEARNING_RATE)
+        if index - self._last_full >= self._interval(w, h):
+            return self._full_scan(frame, None, "periodic")
+        self._forget(index)
+        windows = self._windows(moved, scale, w, h)
+        budget = self._inner_cost(w, h, index)
+        if budget is not None and windows and self._cost(windows) >= budget:
+            # Gating would cost at least what the inner detector's own pass costs: run that.
+            self.fallbacks += 1
+            return self._full_scan(frame, None, f"{len(windows)} windows cost >= the inner pass")
+        self.last_windows = windows
+        if not windows:
+            self.skipped_frames += 1
+            return Detections.empty()
+        self.gated_calls += 1
+        self.windows_run += len(windows)
+        found = self.inner.detect_windows(image, windows)  # type: ignore[attr-defined]
+        self._remember(found, index)
+        return found
+
+    def _full_scan(self, frame: Frame, reset_to: np.ndarray | None, reason: str) -> Detections:
+        """The inner detector's own whole-frame detection; a new scene resets the background."""
+        log.debug("frame %d: full scan (%s)", frame.index, reason)
+        if reset_to is not None:
+            self._background = reset_to.astype(np.float32)
+            self._size = (frame.width, frame.height)
+        self._last_full = frame.index
+        self.full_scans += 1
+        self.last_windows = []
+        found = self.inner.detect(frame)
+        self._remember(found, frame.index)
+        return found
+
+    def close(self) -> None:
+        self.inner.close()
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def _interval(self, width: int, height: int) -> int:
+        """``full_scan_every``, shortened to be coprime with the inner tile period.
+
+        A tiled inner detector with a tile budget visits tile phase ``index % period``. Scans
+        ``n`` frames apart with ``gcd(n, period) = g > 1`` would only ever see ``1/g`` of the
+        phases, so a small face sitting still in another phase would never be found.
+        """
+        key = (width, height)
+        if key not in self._intervals:
+            n = self.full_scan_every
+            period_of = getattr(self.inner, "tile_period", None)
+            if callable(period_of):
+                period = max(1, int(period_of(width, height)))
+                while n > 1 and math.gcd(n, period) != 1:
+                    n -= 1
+            self._intervals[key] = n
+        return self._intervals[key]
+
+    def _inner_cost(self, width: int, height: int, index: int) -> float | None:
+        """Cost of the inner detector's own pass on this frame, when it can tell (tiled ones)."""
+        windows_of = getattr(self.inner, "windows", None)
+        if not callable(windows_of):
+            return None
+        return self._cost(windows_of(width, height, index))
+
+    def _cost(self, windows: Sequence[Window]) -> float:
+        """Model work for these windows: one inference each for fixed-input models (BlazeFace
+        resizes every window to 192 px), pixels for fully convolutional ones (CenterFace)."""
+        if self._fixed_input:
+            return float(len(windows))
+        return float(sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in windows))
+
+    # -- background model -----------------------------------------------------------------------
+
+    def _shrink(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """Grey, downscaled copy of ``image`` and the (x, y) source pixels per model pixel.
+
+        A plain INTER_AREA resize of a 720p frame costs ~1 ms; shrinking with INTER_LINEAR to
+        twice the target first (at an integer ratio it averages pixel pairs) and then halving
+        with INTER_AREA gives the same averaging for a fifth of that.
+        """
+        h, w = image.shape[:2]
+        factor = max(1, math.ceil(max(w, h) / _MODEL_EDGE))
+        size = (max(1, w // factor), max(1, h // factor))
+        if factor >= 4:
+            image = cv2.resize(image, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (w / size[0], h / size[1])
+
+    # -- windows --------------------------------------------------------------------------------
+
+    def _windows(
+        self,
+        moved: np.ndarray,
+        scale: tuple[float, float],
+        width: int,
+        height: int,
+    ) -> list[Window]:
+        """Windows covering the motion blobs and the recent faces (see the module docstring)."""
+        tile = self.tile_size
+        fixed: list[Window] = []  # windows that serve one large target each
+        small: list[tuple[float, float, float, float]] = []  # targets that fit a tile
+        mask = cv2.dilate(moved, self._kernel, iterations=2)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        changed = np.bincount(labels[moved > 0], minlength=count)
+        sx, sy = scale
+        for (x, y, bw, bh, _area), n in zip(stats[1:], changed[1:], strict=True):
+            if n < _MIN_BLOB_PIXELS:
+                continue
+            box = (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy)
+            target = _grow(box, _MARGIN)
+            if _edge(target) <= tile:
+                small.append(target)
+                continue
+            window = _fit(target, tile, width, height)
+            fixed.append(window)
+            if self._fixed_input and _edge(window) > _CELLS_ABOVE * tile:
+                fixed.extend(_touching(self._grid(width, height, _CELL_OVERLAP), box))
+        for face in self._known.tolist():
+            if _FACE_CONTEXT * _edge(face) <= tile:
+                small.append(_grow(face, _MARGIN))
+            else:
+                fixed.append(_fit(_square(face, _FACE_CONTEXT), tile, width, height))
+        fixed = list(dict.fromkeys(fixed))
+        fine = [w for w in fixed if _edge(w) <= _CELLS_ABOVE * tile]
+        return list(dict.fromkeys(fixed + self._cover(small, fine, width, height)))
+
+    def _cover(
+        self,
+        targets: list[tuple[float, float, float, float]],
+        fine: list[Window],
+        width: int,
+        height: int,
+    ) -> list[Window]:
+        """Few ``tile_size`` squares that hold every target not already in a ``fine`` window.
+
+        Greedy set cover: take the square holding the most targets still uncovered, the one
+        most centred on them among equals; candidates are the 50 %-overlap grid and a square
+        centred on each target, so every target has at least one square holding it.
+        """
+        if not targets:
+            return []
+        regions = np.asarray(targets, np.float64)
+        regions = np.clip(regions, 0, [width, height, width, height])
+        if fine:
+            left = ~_contains(np.asarray(fine, np.float64), regions).any(axis=0)
+            regions = regions[left]
+        if not len(regions):
+            return []
+        tile = self.tile_size
+        own = [_fit(r, tile, width, height) for r in regions.tolist()]
+        squares = np.concatenate([self._grid(width, height, _COVER_OVERLAP), own]).astype(
+            np.float64
+        )
+        holds = _contains(squares, regions)  # (squares, targets)
+        centres = (regions[:, :2] + regions[:, 2:]) / 2
+        square_centres = (squares[:, :2] + squares[:, 2:]) / 2
+        chosen: list[Window] = []
+        todo = np.ones(len(regions), bool)
+        while todo.any():
+            useful = holds & todo
+            counts = useful.sum(axis=1)
+            if not counts.any():  # cannot happen (each target has its own square); never loop
+                chosen.extend(own[i] for i in np.flatnonzero(todo))
+                break
+            mean = (useful @ centres) / np.maximum(counts, 1)[:, None]
+            off = np.abs(mean - square_centres).max(axis=1)
+            best = int(np.argmax(counts * 1e6 - off))
+            chosen.append(tuple(int(v) for v in squares[best]))  # type: ignore[arg-type]
+            todo &= ~holds[best]
+        return list(dict.fromkeys(chosen))
+
+    def _grid(self, width: int, height: int, overlap: float) -> np.ndarray:
+        key = (width, height, overlap)
+        if key not in self._grids:
+            cells = tile_grid(width, height, self.tile_size, overlap)
+            self._grids[key] = np.asarray(cells, np.int64).reshape(-1, 4)
+        return self._grids[key]
+
+    # -- face memory ----------------------------------------------------------------------------
+
+    def _remember(self, found: Detections, index: int) -> None:
+        """Found faces replace the remembered ones at the same place; the others keep their age.
+
+        Same place = overlapping (IoU >= 0.3) or one box's centre inside the other: boxes of a
+        small face jitter by more than a third of their size from one window to the next, and
+        each stale copy would otherwise cost a window until it expires.
+        """
+        if len(found) and len(self._known):
+            old = ~_same_place(self._known, found.xyxy).any(axis=1)
+            self._known, self._seen = self._known[old], self._seen[old]
+        self._known = np.concatenate([found.xyxy, self._known]).astype(np.float32)
+        self._seen = np.concatenate([np.full(len(found), index, np.int64), self._seen])
+        self._forget(index)
+
+    def _forget(self, index: int) -> None:
+        keep = (index - self._seen) <= self.memory_frames
+        self._known, self._seen = self._known[keep], self._seen[keep]
+
+
+def _fixed_input(detector: object) -> bool:
+    """True when the model resizes every window to one input size (BlazeFace, MediaPipe), or an
+    ensemble has such a member: a big window then shrinks its faces, and costs one inference.
+    Fully convolutional models (CenterFace) see any window at the frame's own scale."""
+    spec = getattr(detector, "spec", None)
+    if getattr(spec, "size", None) or getattr(detector, "input_size", None):
+        return True
+    return any(_fixed_input(m) for m in getattr(detector, "members", ()))
+
+
+def _fit(box: Sequence[float], min_edge: int, width: int, height: int) -> Window:
+    """``box`` grown to ``min_edge`` on each side around its centre, then moved into the frame.
+
+    A window is shifted rather than cut at the frame edge, so it keeps its size (and the face
+    its scale) near the border; it is cut only where the frame itself is smaller.
+    """
+
+    def span(lo: float, hi: float, limit: int) -> tuple[int, int]:
+        # Whole pixels outward, so the window always holds the box (when the frame can).
+        first, last = math.floor(lo), math.ceil(hi)
+        length = min(limit, max(min_edge, last - first))
+        start = min(max((first + last - length) // 2, 0), limit - length)
+        return start, start + length
+
+    x1, x2 = span(box[0], box[2], width)
+    y1, y2 = span(box[1], box[3], height)
+    return (x1, y1, x2, y2)
+
+
+def _edge(box: Sequence[float]) -> float:
+    return max(box[2] - box[0], box[3] - box[1])
+
+
+def _grow(box: Sequence[float], share: float) -> tuple[float, float, float, float]:
+    """``box`` grown on each side by ``share`` of its longer side."""
+    pad = share * _edge(box)
+    return (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+
+
+def _square(box: Sequence[float], times: float) -> tuple[float, float, float, float]:
+    """The square ``times`` the longer side of ``box``, on the same centre."""
+    cx, cy, half = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, times * _edge(box) / 2
+    return (cx - half, cy - half, cx + half, cy + half)
+
+
+def _touching(cells: np.ndarray, box: Sequence[float]) -> list[Window]:
+    x1, y1, x2, y2 = box
+    hit = (cells[:, 0] < x2) & (cells[:, 2] > x1) & (cells[:, 1] < y2) & (cells[:, 3] > y1)
+    return [(int(c[0]), int(c[1]), int(c[2]), int(c[3])) for c in cells[hit]]
+
+
+def _same_place(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m) bool: box a[i] and box b[j] overlap a lot or one holds the other's centre."""
+    ca, cb = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    b_in_a = (a[:, None, :2] <= cb[None]).all(axis=2) & (cb[None] <= a[:, None, 2:]).all(axis=2)
+    a_in_b = (b[None, :, :2] <= ca[:, None]).all(axis=2) & (ca[:, None] <= b[None, :, 2:]).all(
+        axis=2
+    )
+    return (box_iou(a, b) >= 0.3) | b_in_a | a_in_b
+
+
+def _contains(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(n, m) bool: window i holds box j entirely."""
+    return (
+        (windows[:, None, 0] <= boxes[None, :, 0])
+        & (windows[:, None, 1] <= boxes[None, :, 1])
+        & (windows[:, None, 2] >= boxes[None, :, 2])
+        & (windows[:, None, 3] >= boxes[None, :, 3])
+    )

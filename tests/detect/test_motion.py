@@ -1,0 +1,499 @@
+"""Motion-gated detection: where the model runs, and that a face that stops moving stays masked."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamdeid.detect.base import Detector
+from streamdeid.detect.motion import MotionGatedDetector
+from streamdeid.detect.tiled import TiledDetector
+from streamdeid.types import Detections, Frame
+
+DoesNotRaise = contextlib.nullcontext
+W, H = 1280, 720
+WHOLE = (0, 0, W, H)
+
+
+class FakeInner(Detector):
+    """Records every call; finds the boxes in ``faces`` that a call can see.
+
+    ``detect`` sees all of them; ``detect_windows`` only those entirely inside one window.
+    """
+
+    name = "fake"
+
+    def __init__(self, faces: list[tuple[float, float, float, float]] | None = None) -> None:
+        self.faces = list(faces or [])
+        self.full: list[int] = []
+        self.windowed: list[list[tuple[int, int, int, int]]] = []
+        self.closed = False
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        self.full.append(frame.index if isinstance(frame, Frame) else -1)
+        return _boxes(self.faces)
+
+    def detect_windows(
+        self, image: np.ndarray, windows: list[tuple[int, int, int, int]]
+    ) -> Detections:
+        self.windowed.append(list(windows))
+        seen = [f for f in self.faces if any(_inside(f, w) for w in windows)]
+        return _boxes(seen)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class PeriodicInner(FakeInner):
+    """A fake with a tile rotation period, like a TiledDetector with a tile budget."""
+
+    def tile_period(self, width: int, height: int) -> int:
+        return 4
+
+
+class BudgetedInner(FakeInner):
+    """A fixed-input model (one inference per window) whose own pass runs two windows."""
+
+    input_size = 192
+
+    def windows(self, width: int, height: int, index: int = 0) -> list[tuple[int, int, int, int]]:
+        return [(0, 0, width, height), (0, 0, width // 2, height // 2)]
+
+
+class WholeFrameInner(FakeInner):
+    """A fully convolutional model (cost in pixels) whose own pass is the whole frame."""
+
+    def windows(self, width: int, height: int, index: int = 0) -> list[tuple[int, int, int, int]]:
+        return [(0, 0, width, height)]
+
+
+class NoWindows(Detector):
+    name = "whole-only"
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        return Detections.empty()
+
+
+def _boxes(faces: list[tuple[float, float, float, float]]) -> Detections:
+    return Detections(np.asarray(faces, np.float32).reshape(-1, 4), np.ones(len(faces), np.float32))
+
+
+def _inside(box: tuple[float, ...], window: tuple[int, ...]) -> bool:
+    return (
+        window[0] <= box[0] and window[1] <= box[1] and box[2] <= window[2] and box[3] <= window[3]
+    )
+
+
+def background(seed: int = 0) -> np.ndarray:
+    """A textured static scene (texture so that a shift or a cut changes most pixels)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 200, (H // 16, W // 16, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)
+
+
+def noisy(image: np.ndarray, rng: np.random.Generator, level: int = 3) -> np.ndarray:
+    """Sensor-like noise below the motion threshold."""
+    noise = rng.integers(-level, level + 1, image.shape)
+    return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def frame(index: int, image: np.ndarray) -> Frame:
+    return Frame(index, image, index, None, 0.0)
+
+
+def test_static_scene_runs_the_model_only_on_periodic_full_scans() -> None:
+    inner = FakeInner()
+    gated = MotionGatedDetector(inner, full_scan_every=12)
+    rng = np.random.default_rng(1)
+    scene = background()
+    for i in range(40):
+        assert len(gated.detect(frame(i, noisy(scene, rng)))) == 0
+    assert inner.full == [0, 12, 24, 36]
+    assert inner.windowed == []
+    assert (gated.full_scans, gated.gated_calls, gated.skipped_frames) == (4, 0, 36)
+
+
+def test_moving_blob_is_searched_in_windows_around_it_not_the_whole_frame() -> None:
+    inner = FakeInner()
+    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    scene = background()
+    blobs = []
+    for i in range(20):
+        image = scene.copy()
+        blob = (300 + 12 * i, 200, 340 + 12 * i, 250)
+        image[blob[1] : blob[3], blob[0] : blob[2]] = 255
+        blobs.append(blob)
+        gated.detect(frame(i, image))
+    assert inner.full == [0]
+    assert len(inner.windowed) == 19 and gated.gated_calls == 19
+    for i, windows in enumerate(inner.windowed, start=1):
+        assert WHOLE not in windows and len(windows) <= 8
+        assert any(_inside(blobs[i], w) for w in windows), f"frame {i}: blob not in a window"
+        assert all(min(w[2] - w[0], w[3] - w[1]) >= 192 for w in windows)
+        # Only near where the blob is or has just been (the background still remembers it).
+        near = (300 - 192, 200 - 192, blobs[i][2] + 192, 250 + 192)
+        assert all(_inside(w, near) for w in windows), f"frame {i}: {windows}"
+    assert gated.windows_run == sum(len(w) for w in inner.windowed)
+
+
+class FixedInputInner(FakeInner):
+    """Like BlazeFace: every window is resized to one model input."""
+
+    input_size = 192
+
+
+@pytest.mark.parametrize(("inner_type", "cells"), [(FixedInputInner, True), (FakeInner, False)])
+def test_big_moving_blob_gets_small_cells_only_for_fixed_input_models(
+    inner_type: type[FakeInner], cells: bool
+) -> None:
+    # A fixed-input model would see a small face inside a 500-px window shrunk 2.6x: the
+    # tile-sized cells under the blob keep it at full scale. A fully convolutional model sees
+    # every window at the frame's scale, so the one big window is enough.
+    inner = inner_type()
+    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    scene = background()
+    moved = scene.copy()
+    moved[200:600, 300:700] = 255 - moved[200:600, 300:700]
+    gated.detect(frame(0, scene))
+    gated.detect(frame(1, moved))
+    ((big, *rest),) = inner.windowed
+    assert _inside((300, 200, 700, 600), big)
+    assert all(w[2] - w[0] == 192 and w[3] - w[1] == 192 for w in rest)
+    assert (len(rest) >= 9) if cells else (rest == [])
+
+
+def test_face_that_stops_moving_is_searched_on_every_frame() -> None:
+    # Found by the first full scan, then nothing moves: the model must still look at the face
+    # on every frame (not only until the tracker's coast time runs out).
+    face = (600.0, 300.0, 640.0, 350.0)
+    inner = FakeInner([face])
+    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    scene = background()
+    for i in range(100):
+        found = gated.detect(frame(i, scene))
+        np.testing.assert_allclose(found.xyxy, [face])
+    assert inner.full == [0] and gated.skipped_frames == 0 and len(inner.windowed) == 99
+    for windows in inner.windowed:
+        (window,) = windows
+        x1, y1, x2, y2 = window
+        assert _inside(face, window)
+        assert min(x2 - x1, y2 - y1) >= max(192, 2.5 * 50)
+
+
+def test_window_around_a_large_known_face_gives_it_context() -> None:
+    face = (500.0, 200.0, 700.0, 440.0)  # 200 x 240 px
+    inner = FakeInner([face])
+    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    scene = background()
+    gated.detect(frame(0, scene))
+    gated.detect(frame(1, scene))
+    ((window,),) = inner.windowed
+    assert _inside(face, window)
+    assert min(window[2] - window[0], window[3] - window[1]) >= 2.5 * 240
+
+
+def test_nearby_small_faces_share_one_window() -> None:
+    # A seated row: one window sees them all, rather than one model call per face.
+    faces = [(400.0 + 50 * k, 300.0, 420.0 + 50 * k, 324.0) for k in range(3)]
+    far = (1000.0, 600.0, 1020.0, 624.0)
+    inner = FakeInner([*faces, far])
+    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    scene = background()
+    gated.detect(frame(0, scene))
+    gated.detect(frame(1, scene))
+    ((first, second),) = inner.windowed
+    assert all(_inside(f, first) for f in faces) and _inside(far, second)
+    for face, window in [*((f, first) for f in faces), (far, second)]:
+        margin = min(face[0] - window[0], face[1] - window[1])
+        margin = min(margin, window[2] - face[2], window[3] - face[3])
+        assert margin >= 0.25 * 24  # context around every face
+
+
+def test_gating_that_would_cost_more_inferences_than_the_inner_pass_runs_that_pass() -> None:
+    faces = [(100.0, 100.0, 120.0, 124.0), (600.0, 300.0, 620.0, 324.0), (1100, 600, 1120, 624)]
+    inner = BudgetedInner(faces)
+    gated = MotionGatedDetector(inner, full_scan_every=1000)
+    scene = background()
+    for i in range(5):
+        assert len(gated.detect(frame(i, scene))) == 3
+    assert inner.full == [0, 1, 2, 3, 4] and inner.windowed == []  # 3 windows >= 2
+    assert gated.fallbacks == 4 and gated.gated_calls == 0
+
+
+def test_gating_is_costed_in_pixels_for_a_whole_frame_model() -> None:
+    # Three small faces: three 192-px windows are far fewer pixels than the frame, so gated.
+    # Three large ones: their windows hold more pixels than the frame, so the whole frame.
+    small = [(100.0, 100.0, 120.0, 124.0), (600.0, 300.0, 620.0, 324.0), (1100, 600, 1120, 624)]
+    large = [(100.0, 100.0, 380.0, 400.0), (500.0, 100.0, 780.0, 400.0), (900, 300, 1180, 600)]
+    scene = background()
+    for faces, gated_calls in [(small, 4), (large, 0)]:
+        inner = WholeFrameInner(faces)
+        gated = MotionGatedDetector(inner, full_scan_every=1000)
+        for i in range(5):
+            assert len(gated.detect(frame(i, scene))) == 3
+        assert gated.gated_calls == gated_calls
+        assert gated.fallbacks == 4 - gated_calls
+
+
+faces_strategy = st.lists(
+    st.tuples(
+        st.floats(-30, W - 10), st.floats(-30, H - 10), st.floats(8, 400), st.floats(0.7, 1.4)
+    ).map(lambda t: (t[0], t[1], t[0] + t[2], t[1] + t[2] * t[3])),
+    min_size=1,
+    max_size=15,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(faces=faces_strategy)
+def test_every_known_face_is_searched_whole_with_context(
+    faces: list[tuple[float, float, float, float]],
+) -> None:
+    # Whatever the layout: each face lies in some window at least 2.5x its size and at least
+    # tile_size (both capped by the frame), with a quarter-face margin where the frame allows.
+    inner = FakeInner(faces)
+    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    scene = background()
+    gated.detect(frame(0, scene))
+    gated.detect(frame(1, scene))
+    ((*windows,),) = inner.windowed
+    for face in faces:
+        edge = max(face[2] - face[0], face[3] - face[1])
+        m = 0.25 * edge
+        need = (max(0, face[0] - m), max(0, face[1] - m), min(W, face[2] + m), min(H, face[3] + m))
+        fits = [
+            w
+            for w in windows
+            if _inside(need, w)
+            and w[2] - w[0] >= min(W, max(192, 2.5 * edge))
+            and w[3] - w[1] >= min(H, max(192, 2.5 * edge))
+        ]
+        assert fits, f"face {face} not searched whole with context in {windows}"
+
+
+def test_known_face_is_forgotten_after_memory_frames_without_a_detection() -> None:
+    face = (600.0, 300.0, 640.0, 350.0)
+    inner = FakeInner([face])
+    gated = MotionGatedDetector(inner, full_scan_every=1000, memory_frames=5)
+    scene = background()
+    gated.detect(frame(0, scene))
+    inner.faces = []  # the model stops finding it (face turned away, out of the scene...)
+    for i in range(1, 12):
+        gated.detect(frame(i, scene))
+    assert len(inner.windowed) == 5  # searched again on frames 1..5, then dropped
+    assert gated.skipped_frames == 6
+
+
+def test_scene_cut_gets_a_full_scan_and_a_new_background() -> None:
+    inner = FakeInner()
+    gated = MotionGatedDetector(inner, full_scan_every=1000)
+    first, second = background(0), background(1)
+    for i in range(10):
+        gated.detect(frame(i, first if i < 5 else second))
+    assert inner.full == [0, 5]  # the cut, not a frame of gated windows
+    assert inner.windowed == []  # after the cut the new picture is the background
+    assert gated.skipped_frames == 8
+
+
+def test_new_frame_size_or_rewound_index_starts_over() -> None:
+    inner = FakeInner([(600.0, 300.0, 640.0, 350.0)])
+    gated = MotionGatedDetector(inner, full_scan_every=1000)
+    scene = background()
+    small = np.ascontiguousarray(scene[:360, :640])
+    for i, image in enumerate([scene, scene, small, small]):
+        gated.detect(frame(i, image))
+    gated.detect(frame(0, small))  # a new stream through the same detector
+    assert inner.full == [0, 2, 0]
+    assert len(inner.windowed) == 2  # frames 1 and 3 (the face is known again after frame 2)
+
+
+def test_global_lighting_change_gets_a_full_scan_not_gated_windows() -> None:
+    inner = FakeInner()
+    gated = MotionGatedDetector(inner, full_scan_every=1000, threshold=10)
+    scene = background()
+    brighter = np.clip(scene.astype(np.int16) + 40, 0, 255).astype(np.uint8)
+    for i in range(8):
+        gated.detect(frame(i, scene if i < 4 else brighter))
+    assert inner.full == [0, 4]
+    assert inner.windowed == []
+
+
+def test_full_scans_are_coprime_with_the_inner_tile_rotation() -> None:
+    # Scans 12 frames apart over a 4-phase tile rotation would visit phase 0 only; a still
+    # small face in another phase would never be searched. The interval drops to 11.
+    inner = PeriodicInner()
+    gated = MotionGatedDetector(inner, full_scan_every=12)
+    scene = background()
+    for i in range(50):
+        gated.detect(frame(i, scene))
+    assert inner.full == [0, 11, 22, 33, 44]
+    assert {i % 4 for i in inner.full} == {0, 1, 2, 3}
+
+
+class SilentTiled(TiledDetector):
+    """A real TiledDetector (scheduling, tile budget) whose model finds nothing."""
+
+    name = "silent"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.full: list[int] = []
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        self.full.append(frame.index if isinstance(frame, Frame) else -1)
+        return super().detect(frame)
+
+    def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+
+def test_real_tiled_inner_gets_every_tile_phase_from_its_full_scans() -> None:
+    # 1080p, 256-px tiles, 4 per frame: a 15-frame rotation. Scans 12 frames apart would only
+    # ever run phases 0, 3, 6, 9 and 12; 11 apart they run all 15.
+    inner = SilentTiled(tile_size=256, tile_overlap=0.25, max_tiles_per_frame=4)
+    assert inner.tile_period(1920, 1080) == 15
+    gated = MotionGatedDetector(inner, full_scan_every=12)
+    scene = np.zeros((1080, 1920, 3), np.uint8)
+    for i in range(166):
+        gated.detect(frame(i, scene))
+    assert inner.full == list(range(0, 166, 11))
+    assert {i % 15 for i in inner.full} == set(range(15))
+
+
+def test_bare_image_always_gets_the_inner_detect() -> None:
+    inner = FakeInner()
+    gated = MotionGatedDetector(inner)
+    for _ in range(3):
+        gated.detect(background())
+    assert inner.full == [-1, -1, -1] and inner.windowed == []
+
+
+def test_name_and_close_delegate_to_the_inner_detector() -> None:
+    inner = FakeInner()
+    with MotionGatedDetector(inner) as gated:
+        assert gated.name == "motion(fake)"
+    assert inner.closed
+
+
+def test_inner_detector_without_detect_windows_is_rejected() -> None:
+    with pytest.raises(ValueError, match="detect_windows"):
+        MotionGatedDetector(NoWindows())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expectation"),
+    [
+        pytest.param({}, DoesNotRaise(), id="defaults"),
+        pytest.param({"full_scan_every": 1, "threshold": 255}, DoesNotRaise(), id="bounds"),
+        pytest.param({"full_scan_every": 0}, pytest.raises(ValueError), id="full_scan_every"),
+        pytest.param({"tile_size": 0}, pytest.raises(ValueError), id="tile_size"),
+        pytest.param({"threshold": 0}, pytest.raises(ValueError), id="threshold-low"),
+        pytest.param({"threshold": 256}, pytest.raises(ValueError), id="threshold-high"),
+        pytest.param({"memory_frames": -1}, pytest.raises(ValueError), id="memory_frames"),
+    ],
+)
+def test_arguments_are_validated(kwargs: dict[str, int], expectation: object) -> None:
+    with expectation:  # type: ignore[attr-defined]
+        MotionGatedDetector(FakeInner(), **kwargs)
+
+
+# -- end to end, real detector -----------------------------------------------------------------
+
+
+STILL_CAMERA = {
+    # BlazeFace as a fixed camera would run it: every 256-px tile on every frame. The threshold
+    # is raised because the synthetic cloud texture yields ~25 false faces per 720p frame at
+    # 0.25, enough windows that gating would hand every frame back to the full pass.
+    "blazeface": {
+        "detector.backend": "blazeface",
+        "detector.tile_size": 256,
+        "detector.tile_overlap": 0.3,
+        "detector.max_tiles_per_frame": 1000,  # every tile (override ignores None)
+        "detector.confidence": 0.5,
+    },
+    # CenterFace, the cctv config's backend: the whole frame at native size.
+    "centerface": {"detector.backend": "centerface", "detector.centerface.scales": [1.0]},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", sorted(STILL_CAMERA))
+def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backend: str) -> None:
+    # A fixed 720p camera. One face walks in from the left and then stands perfectly still for
+    # 3x the tracker's coast time; another sits still from the first frame on. Periodic full
+    # scans are off: what keeps a still face masked must be the windows around known faces.
+    from test_e2e import split_by_edge, unmasked
+
+    from streamdeid.api import anonymize_file, make_detector
+    from streamdeid.config import load_config
+    from streamdeid.errors import MissingExtraError
+    from streamdeid.io.synthetic import (
+        CameraPath,
+        FacePath,
+        load_sample_faces,
+        render_frames,
+        write_clip,
+    )
+
+    from helpers import decode_frames
+
+    config = load_config(None).override(
+        {
+            **STILL_CAMERA[backend],
+            "detector.motion.enabled": True,
+            "detector.motion.full_scan_every": 1000,
+            "tracker.max_coast_frames": 25,
+            "obscure.method": "solid",
+        }
+    )
+    try:
+        make_detector(config).close()
+    except MissingExtraError as e:
+        pytest.skip(str(e))
+    size, walk = (1280, 720), 25
+    n = walk + 3 * config.tracker.max_coast_frames + 5
+    astronaut, cameraman = load_sample_faces()[:2]
+    walker = FacePath.from_keyframes(
+        astronaut, n, [(0, -60, 360, 90), (walk, 500, 360, 90), (n - 1, 500, 360, 90)]
+    )
+    sitter = FacePath.from_keyframes(cameraman, n, [(0, 1000, 300, 60)])
+    clip = tmp_path / "still.mp4"
+    gt = write_clip(
+        clip,
+        render_frames(size, n, [sitter, walker], camera=CameraPath.still(size, n)),
+        audio=False,
+    )
+    windows: dict[int, list[tuple[int, int, int, int]]] = {}  # frame -> gated windows
+
+    def factory() -> Detector:
+        gated = make_detector(config)
+        assert isinstance(gated, MotionGatedDetector) and gated.name == f"motion({backend})"
+        detect = gated.detect
+
+        def recording(frame: Frame | np.ndarray) -> Detections:
+            calls = gated.gated_calls
+            found = detect(frame)
+            if gated.gated_calls > calls and isinstance(frame, Frame):
+                windows[frame.index] = gated.last_windows
+            return found
+
+        gated.detect = recording  # type: ignore[method-assign]
+        return gated
+
+    out = tmp_path / "out.mp4"
+    anonymize_file(clip, out, config, detector_factory=factory)
+    whole, _ = split_by_edge(gt, *size)
+    assert unmasked(decode_frames(clip), decode_frames(out), whole) == []
+    # The faces stayed masked for longer than the coast time with no whole-frame pass at all:
+    # only windows ran, and every one of those frames searched both faces.
+    last_full_pass = max(i for i in range(n) if i not in windows)
+    assert n - 1 - last_full_pass > config.tracker.max_coast_frames
+    for i in range(walk + 1, n):
+        assert len(whole[i]["boxes"]) == 2
+        for box in whole[i]["boxes"] if i in windows else []:
+            assert any(_inside(box, w) for w in windows[i]), f"frame {i}: {box} not searched"
