@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import av
 import numpy as np
 
+from streamdeid.config import Config
 from streamdeid.detect.base import Detector
 from streamdeid.types import Detections, Frame
 
@@ -74,3 +75,32 @@ def masked_share(
     if a.size == 0:
         return 1.0
     return float((np.abs(a - b) > level).mean())
+
+
+def solid(config: Config | None = None, **overrides: object) -> Config:
+    return (config or Config()).override({"obscure.method": "solid", **overrides})
+
+
+def unmasked(
+    original: list[np.ndarray], output: list[np.ndarray], gt: list[dict], min_share: float = 0.6
+) -> list[tuple[int, list[int], float]]:
+    """Every (frame, box, share) where less than ``min_share`` of a GT box was changed."""
+    assert len(original) == len(output) == len(gt)
+    misses = []
+    for i, (a, b, truth) in enumerate(zip(original, output, gt, strict=True)):
+        for box in truth["boxes"]:
+            share = masked_share(a, b, box)
+            if share < min_share:
+                misses.append((i, box, round(share, 2)))
+    return misses
+
+
+def split_by_edge(gt: list[dict], width: int, height: int) -> tuple[list[dict], list[dict]]:
+    """GT with only whole faces, and GT with only faces cut by the frame edge."""
+
+    def cut(b: list[int]) -> bool:
+        return b[0] <= 0 or b[1] <= 0 or b[2] >= width or b[3] >= height
+
+    whole = [{**f, "boxes": [b for b in f["boxes"] if not cut(b)]} for f in gt]
+    edge = [{**f, "boxes": [b for b in f["boxes"] if cut(b)]} for f in gt]
+    return whole, edge

