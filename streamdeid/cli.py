@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeid import __version__
+from streamdeid.argtypes import positive_int
 from streamdeid.config import CONFIG_DIR, Config, load_config
 from streamdeid.errors import ConfigError, StreamDeidError
 
@@ -44,16 +45,6 @@ examples:
 
 configs: {configs}
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--detect-every",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="run the detector on every N-th frame; tracks mask the frames between "
         "(default 1: faster with 2-3, at some risk on fast motion)",
@@ -241,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from streamdeid.live.cli import add_live_parser
 
-    add_live_parser(sub, _add_common, _positive_int)
+    add_live_parser(sub, _add_common)
 
     val = sub.add_parser(
         "validate-config",

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from streamdeid.argtypes import finite_number, non_negative_int, positive_int
 from streamdeid.errors import ConfigError, InputNotFoundError, StreamDeidError
 
 log = logging.getLogger(__name__)
@@ -31,37 +31,6 @@ examples:
   streamdeid eval run lobby.mp4 --config cctv
       anonymize to a temporary file, then run the video check on it
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    """Any finite number: the range depends on --detector (checked with it)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
 
 
 def add_eval_parser(
@@ -96,7 +65,7 @@ def add_eval_parser(
         metavar="FILE",
         help="config whose detector is measured (default: built-in)",
     )
-    wi.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images")
+    wi.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
     _add_output(wi)
     add_common(wi)
 
@@ -152,21 +121,21 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold",
-        type=_number,
+        type=finite_number,
         metavar="P",
         help="its minimum score (default: dlib 0.0, its adjust_threshold, any number, lower "
         "finds more; CenterFace 0.4 and BlazeFace 0.5, in (0, 1])",
     )
     p.add_argument(
         "--dlib-upsample",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="dlib: double the image N times before the HOG scan (default 1: faces from "
         "~40 px; each step halves that and costs ~4x the time)",
     )
     p.add_argument(
         "--max-height",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="PX",
         help="dlib: downscale taller frames to this height first, boxes scaled back (default "
         "720, 0 = never); faces then need ~40 px x (frame height / 720), e.g. 60 px at 1080p",
@@ -179,7 +148,7 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--every",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="check every N-th original frame (default: all frames of clips up to 300 "
         "frames, else a step that checks about 300)",

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from streamdeid.argtypes import port, positive_float, positive_int
+
 log = logging.getLogger("streamdeid.live")
 
 LIVE_EXAMPLES = """\
@@ -43,30 +45,9 @@ Ctrl-C or SIGTERM: outputs are flushed and closed (playable), exit code 130.
 """
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port in 0..65535, got {value}")
-    return value
-
-
 def add_live_parser(
     sub: Any,
     add_common: Callable[[argparse.ArgumentParser], None],
-    positive_int: Callable[[str], int],
 ) -> argparse.ArgumentParser:
     """Add the ``live`` subcommand to ``sub`` (the parser's subparsers)."""
     p = sub.add_parser(
@@ -106,7 +87,7 @@ def add_live_parser(
     io = p.add_argument_group("input and output")
     io.add_argument(
         "--segment-time",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="write OUTPUT as a folder of S-second segments",
     )
@@ -117,7 +98,7 @@ def add_live_parser(
     )
     io.add_argument(
         "--open-timeout",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="give up connecting to SOURCE after S seconds (default 10)",
     )
@@ -145,11 +126,11 @@ def add_live_parser(
     g.add_argument("--mask-scale", type=float, metavar="X", help="grow face boxes (1.3)")
     r = p.add_argument_group("monitoring")
     r.add_argument(
-        "--duration", type=_positive_float, metavar="S", help="stop cleanly after S seconds"
+        "--duration", type=positive_float, metavar="S", help="stop cleanly after S seconds"
     )
     r.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port,
         metavar="P",
         help="serve Prometheus metrics at http://HOST:P/metrics",
     )
