@@ -490,6 +490,7 @@ class LivePipeline(Pipeline):
         self.policy = policy
         self.stats = stats
         self.channels: list[Channel] = []
+        self._ready: list[threading.Event] = []
 
     def _channels(self) -> list[Channel]:
         """Channel i is the inbox of stage i. Live: every one drops once full for its budget.
@@ -536,37 +537,11 @@ class LivePipeline(Pipeline):
                     break
         self._read(outbox)
 
-    def run(self) -> None:
-        """Run until the source ends or ``stop`` is set, then raise the first failure."""
-        self.channels = channels = self._channels()
-        ready = [_signal_setup(stage) for stage in self.stages]
-        threads = [
-            threading.Thread(
-                target=self._read_when_ready,
-                args=(channels[0], ready),
-                name=f"streamdeid.capture:{self.label}",
-                daemon=True,
-            )
-        ]
-        for i, stage in enumerate(self.stages):
-            outbox = channels[i + 1] if i + 1 < len(channels) else None
-            threads.append(
-                threading.Thread(
-                    target=stage.run,
-                    args=(channels[i], outbox, self.stop),
-                    name=f"streamdeid.{stage.name}:{self.label}",
-                    daemon=True,
-                )
-            )
-        for t in threads:
-            t.start()
-        try:
-            for t in threads:
-                while t.is_alive():
-                    t.join(JOIN_POLL_S)
-        except KeyboardInterrupt:
-            self.stop.set()
-            for t in threads:
-                t.join(30)
-            raise
-        self._raise_first_error()
+    def _make_channels(self) -> list[Channel]:
+        # Hook every stage's setup before the threads start, so capture can wait for them.
+        self._ready = [_signal_setup(stage) for stage in self.stages]
+        self.channels = self._channels()
+        return self.channels
+
+    def _capture(self, outbox: Channel) -> None:
+        self._read_when_ready(outbox, self._ready)

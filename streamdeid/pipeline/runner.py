@@ -73,12 +73,20 @@ class Pipeline:
             outbox.put(eos)
             outbox.writer_gone.set()
 
+    def _make_channels(self) -> list[Channel]:
+        """The inbox of each stage; file mode: plain blocking channels, nothing drops."""
+        return [Channel(self.queue_size) for _ in self.stages]
+
+    def _capture(self, outbox: Channel) -> None:
+        """Body of the capture thread (a subclass may wait for something first)."""
+        self._read(outbox)
+
     def run(self) -> None:
         """Run to the end of the input (or until stopped) and raise the first failure."""
-        channels = [Channel(self.queue_size) for _ in self.stages]
+        channels = self._make_channels()
         threads = [
             threading.Thread(
-                target=self._read,
+                target=self._capture,
                 args=(channels[0],),
                 name=f"streamdeid.capture:{self.label}",
                 daemon=True,
