@@ -26,6 +26,7 @@ from streamdeid.io.sink import EncoderSettings, VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
 from streamdeid.obscure.filters import Filter, make_filter
 from streamdeid.obscure.regions import build_regions
+from streamdeid.pipeline.lookahead import LookaheadTrackStage
 from streamdeid.pipeline.runner import Pipeline
 from streamdeid.pipeline.stage import Stage
 from streamdeid.pipeline.stages import (
@@ -208,6 +209,21 @@ def open_sidecar(output: str | os.PathLike[str], config: Config) -> SidecarWrite
     return SidecarWriter(sidecar_path(output), keys, lossy=config.reversible.lossy, overwrite=True)
 
 
+def make_detect_track(
+    config: Config, factory: Callable[[], Detector]
+) -> tuple[DetectStage, TrackStage]:
+    """The detect and track stages of a file run, with look-ahead masking when configured."""
+    p, o = config.pipeline, config.obscure
+    detect = DetectStage(factory, p.detect_every, lookahead=p.lookahead)
+    if p.lookahead:
+        track: TrackStage = LookaheadTrackStage(
+            make_tracker(config), o.mask_scale, o.min_size_px, grow=p.skip_grow
+        )
+    else:
+        track = TrackStage(make_tracker(config), o.mask_scale, o.min_size_px)
+    return detect, track
+
+
 def _anonymize_video(
     src: str,
     dst: str,
@@ -229,10 +245,7 @@ def _anonymize_video(
             audio_from=src,
             rotation=lambda: source.rotation,
         )
-        detect = DetectStage(factory, config.pipeline.detect_every)
-        track = TrackStage(
-            make_tracker(config), config.obscure.mask_scale, config.obscure.min_size_px
-        )
+        detect, track = make_detect_track(config, factory)
         obscure = ObscureStage(make_obscure_filter(config))
         stages: list[Stage] = [detect, track]
         if config.reversible.enabled:

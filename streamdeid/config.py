@@ -259,7 +259,22 @@ class PipelineConfig(_Model):
         default=1,
         ge=1,
         le=100,
-        description="Run the detector on every N-th frame; the tracker carries masks in between.",
+        description="Run the detector on every N-th frame. Frames in between are masked with "
+        "their tracks and, with lookahead, with the faces of the runs before and after them.",
+    )
+    lookahead: bool = Field(
+        default=True,
+        description="Hold frames the detector skips (detect_every > 1) until its next run and "
+        "mask them with that run's faces too, so a face that appears between two runs is masked "
+        "from its first frame; the last frame is always detected. Off: the tracker alone "
+        "carries masks between runs (new faces then show until the next run).",
+    )
+    skip_grow: float = Field(
+        default=1.25,
+        ge=1.0,
+        le=4.0,
+        description="With lookahead, the faces of the runs before and after a skipped frame "
+        "are grown by this factor on it (faces move between runs).",
     )
     queue_size: int = Field(
         default=8, ge=1, le=1024, description="Frames buffered between two stages."

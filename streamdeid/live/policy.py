@@ -40,13 +40,9 @@ scheduled detection runs, nothing is dropped, as in ``streamdeid run``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from streamdeid.types import Region
 
 
 class _Model(BaseModel):
@@ -198,114 +194,3 @@ class LiveConfig(_Model):
                 f"source.backoff_initial_s ({self.source.backoff_initial_s})"
             )
         return self
-
-
-Box = tuple[int, int, int, int]
-
-
-def whole_frame(width: int, height: int) -> list[Region]:
-    return [Region((0, 0, width, height))]
-
-
-def grow_box(xyxy: Sequence[float], factor: float, width: int, height: int) -> Box | None:
-    """``xyxy`` scaled by ``factor`` about its centre, rounded outwards and clipped."""
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    hw, hh = (x2 - x1) * factor / 2, (y2 - y1) * factor / 2
-    bx1, by1 = max(0, math.floor(cx - hw)), max(0, math.floor(cy - hh))
-    bx2, by2 = min(width, math.ceil(cx + hw)), min(height, math.ceil(cy + hh))
-    if bx2 <= bx1 or by2 <= by1:
-        return None
-    return bx1, by1, bx2, by2
-
-
-def lookahead_regions(
-    own: Iterable[Region],
-    before: Sequence[Region],
-    after: Sequence[Region],
-    gap_frames: int,
-    grow: float,
-    width: int,
-    height: int,
-) -> list[Region]:
-    """Regions for a frame the detector skipped, between the runs ``before`` and ``after``.
-
-    Every box of ``before`` (A) and of ``after`` (B) is masked where it was seen, grown. On top,
-    a face's two positions are joined by the box spanning both, grown: whatever straight path
-    the face took between the two runs, it stays inside. Positions are joined when they carry
-    the same track id, and every B box with no such partner (a new track: a face that appeared,
-    or one that moved so far that the tracker did not recognise it, its old track still coasting
-    where it was) is joined to the nearest A box within reach (half a face size per frame of the
-    gap). A new face with nothing in reach is masked where B saw it.
-
-    Args:
-        own: the frame's own regions (its predicted/coasting tracks).
-        before: regions of the last detector run before the frame (A).
-        after: regions of the first detector run after it (B); empty when unknown.
-        gap_frames: frames between A and B (sets how far a face may have moved).
-        grow: growth factor for every box taken from A or B.
-        width: frame width in pixels.
-        height: frame height in pixels.
-    """
-    boxes: list[tuple[Box, int | None]] = [(r.xyxy, r.track_id) for r in own]
-    for r in (*before, *after):
-        box = grow_box(r.xyxy, grow, width, height)
-        if box is not None:
-            boxes.append((box, r.track_id))
-    a_ids = {r.track_id: r.xyxy for r in before if r.track_id is not None}
-    for rb in after:
-        b = rb.xyxy
-        partner = a_ids.get(rb.track_id) if rb.track_id is not None else None
-        if partner is None:
-            reachable = [
-                (_distance(ra.xyxy, b), ra.xyxy)
-                for ra in before
-                if _distance(ra.xyxy, b) <= _reach(ra.xyxy, b, gap_frames)
-            ]
-            partner = min(reachable)[1] if reachable else None
-        if partner is None:
-            continue
-        span = (
-            min(partner[0], b[0]),
-            min(partner[1], b[1]),
-            max(partner[2], b[2]),
-            max(partner[3], b[3]),
-        )
-        box = grow_box(span, grow, width, height)
-        if box is not None:
-            boxes.append((box, rb.track_id))
-    return merge_regions(boxes)
-
-
-def _distance(a: Box, b: Box) -> float:
-    return math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
-
-
-def _reach(a: Box, b: Box, gap_frames: int) -> float:
-    size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
-    return size * (1 + 0.5 * max(1, gap_frames))
-
-
-def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
-    """Unique regions, dropping every box that lies inside another (it is masked already)."""
-    unique: dict[Box, int | None] = {}
-    for box, track_id in boxes:
-        unique.setdefault(box, track_id)
-    items = list(unique.items())
-    kept = []
-    for i, (box, track_id) in enumerate(items):
-        inside = any(j != i and _contains(other, box) for j, (other, _) in enumerate(items))
-        # Of two identical-coverage boxes only exact duplicates exist (deduplicated above), so a
-        # box inside another is strictly smaller and safe to drop.
-        if not inside:
-            kept.append(Region(box, track_id))
-    return kept
-
-
-def _contains(outer: Box, inner: Box) -> bool:
-    return (
-        outer[0] <= inner[0]
-        and outer[1] <= inner[1]
-        and outer[2] >= inner[2]
-        and outer[3] >= inner[3]
-    )

@@ -19,19 +19,19 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any, Protocol
 
 from streamdeid.detect.base import Detector
-from streamdeid.live.policy import LiveConfig, lookahead_regions, whole_frame
+from streamdeid.live.policy import LiveConfig
 from streamdeid.live.stats import LiveStats
+from streamdeid.pipeline.lookahead import DetectorRun, LookaheadTrackStage
 from streamdeid.pipeline.runner import JOIN_POLL_S, Pipeline
 from streamdeid.pipeline.stage import POLL_S, Channel, Stage
-from streamdeid.pipeline.stages import DetectStage, TrackStage
+from streamdeid.pipeline.stages import DetectStage
 from streamdeid.track.iou import IoUTracker
-from streamdeid.types import EndOfStream, Frame, FramePacket, Region
+from streamdeid.types import EndOfStream, Frame, FramePacket
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,9 @@ class LiveDetectStage(DetectStage):
         stats: LiveStats,
         live: bool = True,
     ) -> None:
-        super().__init__(make_detector, detect_every)
+        # A file read as fast as it decodes is masked as `streamdeid run` masks it: look-ahead,
+        # with the last frame always detected. A camera cannot wait for a frame that may not come.
+        super().__init__(make_detector, detect_every, lookahead=not live)
         self.policy = policy
         self.stats = stats
         self.live = live
@@ -204,7 +206,7 @@ class LiveDetectStage(DetectStage):
             return True
         return now - frame.captured_at > self.policy.detect_age_budget_s
 
-    def process(self, packet: FramePacket) -> FramePacket:
+    def _scheduled(self, packet: FramePacket) -> FramePacket:
         frame = packet.frame
         scheduled = self._owed or self._burst > 0 or frame.index % self.detect_every == 0
         if not scheduled:
@@ -217,30 +219,23 @@ class LiveDetectStage(DetectStage):
         if self._owed:
             self._burst = max(self._burst, 1)  # make DetectStage run on this off-schedule frame
             self._owed = False
-        runs, faces = self.runs, self.faces
-        out = super().process(packet)
-        if self.runs > runs:
-            self._last_run = time.monotonic()
-            self.stats.add("detect_runs")
-            self.stats.add("faces", self.faces - faces)
+        return super()._scheduled(packet)
+
+    def detect(self, packet: FramePacket) -> FramePacket:
+        faces = self.faces
+        out = super().detect(packet)
+        self._last_run = time.monotonic()
+        self.stats.add("detect_runs")
+        self.stats.add("faces", self.faces - faces)
         return out
 
 
-@dataclasses.dataclass(slots=True)
-class _Run:
-    """The last frame the detector ran on: what rule 2 and 3 measure from."""
+class LiveTrackStage(LookaheadTrackStage):
+    """:class:`LookaheadTrackStage` with the live blind rule (policy rules 2 and 3).
 
-    index: int
-    t: float
-    regions: list[Region]
-
-
-class LiveTrackStage(TrackStage):
-    """:class:`TrackStage` plus look-ahead masking and the blind rule (policy rules 2 and 3).
-
-    Frames are emitted in order. A held frame is put on the outbox from :meth:`process` when the
-    next detector run arrives, and from :meth:`teardown` (which the shared stage loop runs before
-    it forwards end-of-stream) with the whole frame masked.
+    Frames before the detector's first run, and frames too far from a run (``blind_s`` or
+    ``blind_frames``), are masked whole. A file read as fast as it decodes (``live=False``)
+    is never blind: its detect stage runs on the last frame, as in ``streamdeid run``.
     """
 
     def __init__(
@@ -253,75 +248,22 @@ class LiveTrackStage(TrackStage):
         stats: LiveStats,
         live: bool = True,
     ) -> None:
-        super().__init__(tracker, mask_scale, min_size_px)
+        super().__init__(
+            tracker, mask_scale, min_size_px, grow=policy.skip_grow, hold=policy.lookahead
+        )
         self.policy = policy
         self.stats = stats
         self.live = live
-        self._outbox: Channel | None = None
-        self._held: deque[FramePacket] = deque()
-        self._last: _Run | None = None
 
-    def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
-        self._outbox = outbox
-        super().run(inbox, outbox, stop)
-
-    def _blind(self, start: _Run, index: int, t: float) -> bool:
+    def blind(self, start: DetectorRun, index: int, t: float) -> bool:
+        if not self.live:
+            return False
         p = self.policy
         return index - start.index > p.blind_frames or t - start.t > p.blind_s
 
-    def process(self, packet: FramePacket) -> FramePacket | None:
-        ran = packet.detections is not None or packet.detection_failed
-        packet = super().process(packet)
-        if not self.live:
-            return packet
-        frame = packet.frame
-        if ran:
-            run = _Run(frame.index, frame.captured_at, list(packet.regions))
-            self._release(run)
-            self._last = run
-            return packet
-        if self._last is None or self._blind(self._last, frame.index, frame.captured_at):
-            self._release(None)
-            self._mask_whole(packet)
-            return packet
-        if not self.policy.lookahead:
-            self._mask_between(packet, self._last, None)
-            return packet
-        self._held.append(packet)
-        return None
-
-    def _mask_between(self, packet: FramePacket, before: _Run, after: _Run | None) -> None:
-        frame = packet.frame
-        packet.regions = lookahead_regions(
-            packet.regions,
-            before.regions,
-            after.regions if after is not None else [],
-            (after.index if after is not None else frame.index) - before.index,
-            self.policy.skip_grow,
-            frame.width,
-            frame.height,
-        )
-
-    def _mask_whole(self, packet: FramePacket) -> None:
-        packet.regions = whole_frame(packet.frame.width, packet.frame.height)
+    def mask_whole(self, packet: FramePacket) -> None:
+        super().mask_whole(packet)
         self.stats.add("blind_frames")
-
-    def _release(self, after: _Run | None) -> None:
-        """Emit every held frame: look-ahead masked when ``after`` is in the window, else whole."""
-        while self._held:
-            held = self._held.popleft()
-            before = self._last
-            if after is None or before is None or self._blind(before, after.index, after.t):
-                self._mask_whole(held)
-            else:
-                self._mask_between(held, before, after)
-            if self._outbox is not None and not self._outbox.put(held):
-                self._held.clear()
-                return
-
-    def teardown(self) -> None:
-        # End of stream, stop or error: no next run will come, so nobody has vouched for them.
-        self._release(None)
 
 
 class FrameSink(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -14,7 +15,7 @@ from streamdeid.detect.tiling import box_iou
 from streamdeid.io.sink import VideoSink
 from streamdeid.obscure.filters import Filter, warm_up
 from streamdeid.obscure.regions import build_regions
-from streamdeid.pipeline.stage import Stage
+from streamdeid.pipeline.stage import Channel, Stage
 from streamdeid.track.iou import IoUTracker
 from streamdeid.types import FramePacket
 
@@ -24,44 +25,81 @@ log = logging.getLogger(__name__)
 class DetectStage(Stage):
     """Runs the detector on every ``detect_every``-th frame.
 
-    When a run finds a face that the previous run did not have, the detector also runs on the
-    next frames (a short burst): a new track has no velocity yet, so a fast face would walk out
-    of its predicted box before the next scheduled run. Two close detections teach the tracker
-    the motion. A detector exception does not stop the run and does not let the frame through
-    raw: the packet is flagged and the region builder masks the whole frame.
+    With ``lookahead`` (files; see :mod:`streamdeid.pipeline.lookahead`), a frame the detector
+    skips is held here until the next frame arrives, and the stream's last frame is detected
+    even when it is not scheduled: the track stage masks every skipped frame with the runs before
+    *and after* it, so a skipped frame must never be the last one.
+
+    Without ``lookahead``, when a run finds a face that the previous run did not have, the
+    detector also runs on the next frames (a short burst): a new track has no velocity yet, so a
+    fast face would walk out of its predicted box before the next scheduled run. Two close
+    detections teach the tracker the motion.
+
+    A detector exception does not stop the run and does not let the frame through raw: the packet
+    is flagged and the region builder masks the whole frame.
     """
 
     BURST_FRAMES = 2
 
     name = "detect"
 
-    def __init__(self, make_detector: Callable[[], Detector], detect_every: int = 1) -> None:
+    def __init__(
+        self,
+        make_detector: Callable[[], Detector],
+        detect_every: int = 1,
+        *,
+        lookahead: bool = False,
+    ) -> None:
         super().__init__()
         self._make_detector = make_detector
         self.detect_every = detect_every
+        self.lookahead = lookahead
         self.detector: Detector | None = None
         self.faces = 0
         self.runs = 0
         self.failures = 0
         self._burst = 0
         self._previous = np.zeros((0, 4), np.float32)
+        self._outbox: Channel | None = None
+        self._pending: FramePacket | None = None
+
+    def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
+        self._outbox = outbox
+        super().run(inbox, outbox, stop)
 
     def setup(self) -> None:
         self.detector = self._make_detector()
 
-    def process(self, packet: FramePacket) -> FramePacket:
-        if self.detector is None:
-            self.setup()
+    def process(self, packet: FramePacket) -> FramePacket | None:
+        if not self.lookahead:
+            return self._scheduled(packet)
+        pending, self._pending = self._pending, None
+        if pending is not None and self._outbox is not None and not self._outbox.put(pending):
+            return None
+        packet = self._scheduled(packet)
+        if packet.detections is None and not packet.detection_failed:
+            self._pending = packet  # skipped: emitted when we know it is not the last frame
+            return None
+        return packet
+
+    def _scheduled(self, packet: FramePacket) -> FramePacket:
         if packet.frame.index % self.detect_every and self._burst <= 0:
             return packet
         self._burst -= 1
+        return self.detect(packet)
+
+    def detect(self, packet: FramePacket) -> FramePacket:
+        """Run the detector on this packet now, whatever the schedule."""
+        if self.detector is None:
+            self.setup()
         self.runs += 1
         try:
             found = self.detector.detect(packet.frame)  # type: ignore[union-attr]
             packet.detections = found
             self.faces += len(found)
-            if self.detect_every > 1 and _has_new_box(found.xyxy, self._previous):
-                self._burst = self.BURST_FRAMES
+            if self.detect_every > 1 and not self.lookahead:
+                if _has_new_box(found.xyxy, self._previous):
+                    self._burst = self.BURST_FRAMES
             self._previous = found.xyxy
         except Exception as e:  # noqa: BLE001 - any backend failure must mask, not crash
             self.failures += 1
@@ -72,8 +110,18 @@ class DetectStage(Stage):
         return packet
 
     def teardown(self) -> None:
-        if self.detector is not None:
-            self.detector.close()
+        try:
+            pending, self._pending = self._pending, None
+            if pending is not None and self._outbox is not None:
+                # The last frame was not scheduled: detect it, so that it (and the frames held
+                # before it downstream) have a run after them. After an error the detector may
+                # be gone; the track stage then masks the frame whole.
+                if self.detector is not None and self.error is None:
+                    pending = self.detect(pending)
+                self._outbox.put(pending)
+        finally:
+            if self.detector is not None:
+                self.detector.close()
 
 
 def _has_new_box(current: np.ndarray, previous: np.ndarray, iou: float = 0.1) -> bool:

@@ -10,6 +10,7 @@ import pytest
 
 from streamdeid.errors import PipelineError, SourceError
 from streamdeid.obscure.filters import SolidFilter
+from streamdeid.pipeline.lookahead import LookaheadTrackStage
 from streamdeid.pipeline.runner import Pipeline
 from streamdeid.pipeline.stage import Stage
 from streamdeid.pipeline.stages import DetectStage, ObscureStage, SinkStage, TrackStage
@@ -132,3 +133,41 @@ def test_tiny_inputs(n_frames: int) -> None:
     sink = Collect()
     assert run_in_thread(Pipeline(frames(n_frames), [sink])) is None
     assert sink.seen == list(range(n_frames))
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 5, 6])
+def test_lookahead_detects_the_last_frame_and_keeps_order(n_frames: int) -> None:
+    # Look-ahead masks a skipped frame with the run after it, so the last frame must be a run
+    # even when detect_every does not schedule it; frames still leave in order.
+    detector = ScriptedDetector([[(4, 4, 12, 12)]] * n_frames)
+    collect = Collect()
+    stages = [
+        DetectStage(lambda: detector, 2, lookahead=True),
+        LookaheadTrackStage(IoUTracker(), 1.0, 1),
+        collect,
+    ]
+    assert run_in_thread(Pipeline(frames(n_frames), stages)) is None
+    assert collect.seen == list(range(n_frames))
+    expected = sorted({*range(0, n_frames, 2), n_frames - 1})
+    assert detector.calls == expected
+    assert stages[1].whole_frames == 0  # every held frame had a run after it
+
+
+def test_lookahead_masks_a_face_that_appears_on_a_skipped_frame() -> None:
+    # Frame 1 is skipped and the face first shows there: only the run on frame 2 knows it.
+    script = [[], [(10, 8, 20, 18)], [(11, 8, 21, 18)]]
+    regions: dict[int, list] = {}
+
+    class Keep(Collect):
+        def process(self, packet: FramePacket) -> None:
+            regions[packet.frame.index] = [r.xyxy for r in packet.regions]
+
+    stages = [
+        DetectStage(lambda: ScriptedDetector(script), 2, lookahead=True),
+        LookaheadTrackStage(IoUTracker(), 1.0, 1),
+        Keep(),
+    ]
+    assert run_in_thread(Pipeline(frames(3), stages)) is None
+    assert regions[0] == []
+    (x1, y1, x2, y2), *_ = regions[1]
+    assert x1 <= 10 and y1 <= 8 and x2 >= 20 and y2 >= 18

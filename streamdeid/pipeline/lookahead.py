@@ -1,0 +1,249 @@
+"""Look-ahead masking: frames the detector did not run on are masked with the runs around them.
+
+When the detector skips a frame (``detect_every`` > 1, or a live detector that is behind), the
+tracker alone would mask only the faces it already knows, moved by their predicted velocity. A
+face that appears on a skipped frame, or one that turns faster than predicted, would show. So a
+skipped frame is held back until the next frame the detector ran on (call the runs before and
+after it A and B) and masked with its own tracks ∪ every face of A and of B ∪, for each face
+seen by both, the box spanning its two positions (its straight path), all grown. A face that
+appears between two runs is in B, so it is covered from its first frame. Frames still leave in
+order: B cannot be emitted before its own detection anyway.
+
+Used by ``streamdeid run`` (files: the detect stage always runs on the last frame, so every
+skipped frame has a B) and by the live pipeline, which adds its blind rule
+(:mod:`streamdeid.live.policy`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from streamdeid.pipeline.stage import Channel
+from streamdeid.pipeline.stages import TrackStage
+from streamdeid.track.iou import IoUTracker
+from streamdeid.types import FramePacket, Region
+
+Box = tuple[int, int, int, int]
+
+
+def whole_frame(width: int, height: int) -> list[Region]:
+    return [Region((0, 0, width, height))]
+
+
+def grow_box(xyxy: Sequence[float], factor: float, width: int, height: int) -> Box | None:
+    """``xyxy`` scaled by ``factor`` about its centre, rounded outwards and clipped."""
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    hw, hh = (x2 - x1) * factor / 2, (y2 - y1) * factor / 2
+    bx1, by1 = max(0, math.floor(cx - hw)), max(0, math.floor(cy - hh))
+    bx2, by2 = min(width, math.ceil(cx + hw)), min(height, math.ceil(cy + hh))
+    if bx2 <= bx1 or by2 <= by1:
+        return None
+    return bx1, by1, bx2, by2
+
+
+def lookahead_regions(
+    own: Iterable[Region],
+    before: Sequence[Region],
+    after: Sequence[Region],
+    gap_frames: int,
+    grow: float,
+    width: int,
+    height: int,
+) -> list[Region]:
+    """Regions for a frame the detector skipped, between the runs ``before`` and ``after``.
+
+    Every box of ``before`` (A) and of ``after`` (B) is masked where it was seen, grown. On top,
+    a face's two positions are joined by the box spanning both, grown: whatever straight path
+    the face took between the two runs, it stays inside. Positions are joined when they carry
+    the same track id, and every B box with no such partner (a new track: a face that appeared,
+    or one that moved so far that the tracker did not recognise it, its old track still coasting
+    where it was) is joined to the nearest A box within reach (half a face size per frame of the
+    gap). A new face with nothing in reach is masked where B saw it.
+
+    Args:
+        own: the frame's own regions (its predicted/coasting tracks).
+        before: regions of the last detector run before the frame (A).
+        after: regions of the first detector run after it (B); empty when unknown.
+        gap_frames: frames between A and B (sets how far a face may have moved).
+        grow: growth factor for every box taken from A or B.
+        width: frame width in pixels.
+        height: frame height in pixels.
+    """
+    boxes: list[tuple[Box, int | None]] = [(r.xyxy, r.track_id) for r in own]
+    for r in (*before, *after):
+        box = grow_box(r.xyxy, grow, width, height)
+        if box is not None:
+            boxes.append((box, r.track_id))
+    a_ids = {r.track_id: r.xyxy for r in before if r.track_id is not None}
+    for rb in after:
+        b = rb.xyxy
+        partner = a_ids.get(rb.track_id) if rb.track_id is not None else None
+        if partner is None:
+            reachable = [
+                (_distance(ra.xyxy, b), ra.xyxy)
+                for ra in before
+                if _distance(ra.xyxy, b) <= _reach(ra.xyxy, b, gap_frames)
+            ]
+            partner = min(reachable)[1] if reachable else None
+        if partner is None:
+            continue
+        span = (
+            min(partner[0], b[0]),
+            min(partner[1], b[1]),
+            max(partner[2], b[2]),
+            max(partner[3], b[3]),
+        )
+        box = grow_box(span, grow, width, height)
+        if box is not None:
+            boxes.append((box, rb.track_id))
+    return merge_regions(boxes)
+
+
+def _distance(a: Box, b: Box) -> float:
+    return math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+
+
+def _reach(a: Box, b: Box, gap_frames: int) -> float:
+    size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    return size * (1 + 0.5 * max(1, gap_frames))
+
+
+def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
+    """Unique regions, dropping every box that lies inside another (it is masked already)."""
+    unique: dict[Box, int | None] = {}
+    for box, track_id in boxes:
+        unique.setdefault(box, track_id)
+    items = list(unique.items())
+    kept = []
+    for i, (box, track_id) in enumerate(items):
+        inside = any(j != i and _contains(other, box) for j, (other, _) in enumerate(items))
+        # Of two identical-coverage boxes only exact duplicates exist (deduplicated above), so a
+        # box inside another is strictly smaller and safe to drop.
+        if not inside:
+            kept.append(Region(box, track_id))
+    return kept
+
+
+def _contains(outer: Box, inner: Box) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
+    )
+
+
+@dataclass(slots=True)
+class DetectorRun:
+    """A frame the detector ran on: the A or B of a skipped frame."""
+
+    index: int
+    t: float  # Frame.captured_at (monotonic seconds)
+    regions: list[Region]
+
+
+class LookaheadTrackStage(TrackStage):
+    """:class:`TrackStage` that holds skipped frames until the next detector run, then masks them.
+
+    Args:
+        tracker, mask_scale, min_size_px: as for :class:`TrackStage`.
+        grow: growth factor for every box taken from the runs before and after a skipped frame
+            (faces move between runs).
+        hold: False masks a skipped frame at once with the run before it only (no latency, no
+            look-ahead; live cameras may choose this).
+
+    A held frame is put on the outbox from :meth:`process` when the next run arrives, and from
+    :meth:`teardown` (which the shared stage loop runs before it forwards end-of-stream) with the
+    whole frame masked: no run after it will come, so nobody has looked for new faces in it.
+    """
+
+    def __init__(
+        self,
+        tracker: IoUTracker,
+        mask_scale: float,
+        min_size_px: int,
+        *,
+        grow: float = 1.25,
+        hold: bool = True,
+    ) -> None:
+        super().__init__(tracker, mask_scale, min_size_px)
+        if grow < 1.0:
+            raise ValueError(f"grow must be >= 1.0, got {grow}")
+        self.grow = grow
+        self.hold = hold
+        self.whole_frames = 0
+        self.held_frames = 0
+        self._outbox: Channel | None = None
+        self._held: deque[FramePacket] = deque()
+        self._last: DetectorRun | None = None
+
+    def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
+        self._outbox = outbox
+        super().run(inbox, outbox, stop)
+
+    def blind(self, start: DetectorRun, index: int, t: float) -> bool:
+        """True when frame ``index`` (at time ``t``) is too far from run ``start`` to trust it.
+
+        Files never are: their detect stage runs on every scheduled frame and on the last one.
+        """
+        return False
+
+    def process(self, packet: FramePacket) -> FramePacket | None:
+        ran = packet.detections is not None or packet.detection_failed
+        packet = super().process(packet)
+        frame = packet.frame
+        if ran:
+            run = DetectorRun(frame.index, frame.captured_at, list(packet.regions))
+            self._release(run)
+            self._last = run
+            return packet
+        if self._last is None or self.blind(self._last, frame.index, frame.captured_at):
+            self._release(None)
+            self.mask_whole(packet)
+            return packet
+        if not self.hold:
+            self._mask_between(packet, self._last, None)
+            return packet
+        self._held.append(packet)
+        self.held_frames += 1
+        return None
+
+    def _mask_between(
+        self, packet: FramePacket, before: DetectorRun, after: DetectorRun | None
+    ) -> None:
+        frame = packet.frame
+        packet.regions = lookahead_regions(
+            packet.regions,
+            before.regions,
+            after.regions if after is not None else [],
+            (after.index if after is not None else frame.index) - before.index,
+            self.grow,
+            frame.width,
+            frame.height,
+        )
+
+    def mask_whole(self, packet: FramePacket) -> None:
+        packet.regions = whole_frame(packet.frame.width, packet.frame.height)
+        self.whole_frames += 1
+
+    def _release(self, after: DetectorRun | None) -> None:
+        """Emit every held frame: look-ahead masked when ``after`` is in reach, else whole."""
+        while self._held:
+            held = self._held.popleft()
+            before = self._last
+            if after is None or before is None or self.blind(before, after.index, after.t):
+                self.mask_whole(held)
+            else:
+                self._mask_between(held, before, after)
+            if self._outbox is not None and not self._outbox.put(held):
+                self._held.clear()
+                return
+
+    def teardown(self) -> None:
+        # End of stream, stop or error: no next run will come, so nobody has vouched for them.
+        self._release(None)
