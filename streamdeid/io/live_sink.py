@@ -42,7 +42,7 @@ from av.video.frame import PictureType
 
 from streamdeid.errors import ConfigError, OutputNotWritableError, SinkError
 from streamdeid.io.live_source import mask_url
-from streamdeid.io.sink import EncoderSettings
+from streamdeid.io.sink import EncoderSettings, to_video_frame
 from streamdeid.types import Frame, FramePacket
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,9 @@ class _Encoder:
         log.info("live encoder: libx264 %dx%d %s, gop %d", w, h, pix_fmt, ctx.gop_size)
 
     def encode(self, frame: Frame, pts: int, keyframe: bool) -> list[Any]:
-        vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
-        if (frame.width, frame.height) != (self.width, self.height):
+        same_size = (frame.width, frame.height) == (self.width, self.height)
+        vf = to_video_frame(frame.image, self.ctx.pix_fmt if same_size else None)
+        if not same_size:
             # A camera that comes back at another size must not end the recording.
             if not self._warned_size:
                 log.warning(
