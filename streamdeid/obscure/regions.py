@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import numpy as np
-
 from streamdeid.types import Detections, Region, Track
+
+Box = tuple[int, int, int, int]
 
 
 def pad_box(
@@ -67,27 +67,74 @@ def build_regions(
     """Regions for one frame: every detection ∪ every track, or the whole frame on failure."""
     if detection_failed:
         return [Region((0, 0, width, height))]
-    regions: list[Region] = []
-    seen: set[tuple[int, int, int, int]] = set()
-
-    def add(xyxy: np.ndarray, track_id: int | None) -> None:
-        box = pad_box(xyxy, width, height, mask_scale, min_size_px)
-        if box is None or box in seen:
-            return
-        if track_id is None and any(_contains(r.xyxy, box) for r in regions):
-            return  # already masked (and stored) as part of its track's region
-        seen.add(box)
-        regions.append(Region(box, track_id))
-
+    boxes: list[tuple[Box, int | None]] = []
     for t in tracks:
-        add(t.xyxy, t.track_id)
+        box = pad_box(t.xyxy, width, height, mask_scale, min_size_px)
+        if box is not None:
+            boxes.append((box, t.track_id))
     if detections is not None:
         for xyxy in detections.xyxy:
-            add(xyxy, None)
-    return regions
+            box = pad_box(xyxy, width, height, mask_scale, min_size_px)
+            if box is not None:
+                boxes.append((box, None))
+    return merge_regions(boxes)
 
 
-def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
+def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
+    """One region per face: boxes of the same face are replaced by the box around them.
+
+    A matched detection and its track's box are the same face a few pixels apart, and a
+    skipped frame adds the face's boxes before and after (:mod:`streamdeid.pipeline.lookahead`).
+    Blurring each would blur most pixels of the face two or three times (measured on a 720p
+    crowd: 30-37% of the blurred area). The box around both covers everything either did, so
+    merging never masks less. Two boxes are the same face when they carry the same track id
+    and the box around them is no larger than the two together, or when one has no track id
+    (a raw detection) and they overlap with IoU >= 0.5. Boxes of two different tracks are
+    never merged: a region belongs to one person, whose reveal must not show a neighbour.
+    Boxes lying inside another are dropped (already masked).
+    """
+    merged: list[list] = []  # [box, track_id]
+    for box, track_id in boxes:
+        for item in merged:
+            if _same_face(item[0], item[1], box, track_id):
+                item[0] = _around(item[0], box)
+                if item[1] is None:
+                    item[1] = track_id
+                break
+        else:
+            merged.append([box, track_id])
+    kept = []
+    for i, (box, track_id) in enumerate(merged):
+        inside = any(
+            j != i and _contains(other, box) and (other != box or j < i)
+            for j, (other, _) in enumerate(merged)
+        )
+        if not inside:
+            kept.append(Region(box, track_id))
+    return kept
+
+
+def _same_face(a: Box, a_id: int | None, b: Box, b_id: int | None) -> bool:
+    if a_id is not None and b_id is not None:
+        return a_id == b_id and _area(_around(a, b)) <= _area(a) + _area(b)
+    return _iou(a, b) >= 0.5
+
+
+def _around(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _area(b: Box) -> int:
+    return max(0, b[2] - b[0]) * max(0, b[3] - b[1])
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter = _area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+    union = _area(a) + _area(b) - inter
+    return inter / union if union else 0.0
+
+
+def _contains(outer: Box, inner: Box) -> bool:
     return (
         outer[0] <= inner[0]
         and outer[1] <= inner[1]

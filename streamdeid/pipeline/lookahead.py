@@ -22,12 +22,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from streamdeid.obscure.regions import Box, merge_regions
 from streamdeid.pipeline.stage import Channel
 from streamdeid.pipeline.stages import TrackStage
 from streamdeid.track.iou import IoUTracker
 from streamdeid.types import FramePacket, Region
-
-Box = tuple[int, int, int, int]
 
 
 def whole_frame(width: int, height: int) -> list[Region]:
@@ -111,31 +110,6 @@ def _distance(a: Box, b: Box) -> float:
 def _reach(a: Box, b: Box, gap_frames: int) -> float:
     size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
     return size * (1 + 0.5 * max(1, gap_frames))
-
-
-def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
-    """Unique regions, dropping every box that lies inside another (it is masked already)."""
-    unique: dict[Box, int | None] = {}
-    for box, track_id in boxes:
-        unique.setdefault(box, track_id)
-    items = list(unique.items())
-    kept = []
-    for i, (box, track_id) in enumerate(items):
-        inside = any(j != i and _contains(other, box) for j, (other, _) in enumerate(items))
-        # Of two identical-coverage boxes only exact duplicates exist (deduplicated above), so a
-        # box inside another is strictly smaller and safe to drop.
-        if not inside:
-            kept.append(Region(box, track_id))
-    return kept
-
-
-def _contains(outer: Box, inner: Box) -> bool:
-    return (
-        outer[0] <= inner[0]
-        and outer[1] <= inner[1]
-        and outer[2] >= inner[2]
-        and outer[3] >= inner[3]
-    )
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamdeid.obscure.regions import build_regions, pad_box
+from streamdeid.obscure.regions import build_regions, merge_regions, pad_box
 from streamdeid.types import Detections, Track, TrackState
 
 
@@ -59,3 +59,59 @@ def test_detection_inside_its_track_region_is_not_repeated() -> None:
         ((18, 18, 42, 42), 3),
         ((70, 70, 90, 90), None),
     ]
+
+
+def test_detection_and_its_track_box_become_one_region_around_both() -> None:
+    # The same face a few pixels apart: blurring both boxes would blur most of it twice.
+    d = Detections(np.array([[22, 20, 42, 40]], np.float32), np.ones(1, np.float32))
+    t = Track(
+        track_id=5,
+        xyxy=np.array([20, 21, 40, 41], np.float32),
+        state=TrackState.CONFIRMED,
+        misses=0,
+    )
+    regions = build_regions(d, [t], 100, 100, mask_scale=1.0, min_size_px=1)
+    assert [(r.xyxy, r.track_id) for r in regions] == [((20, 20, 42, 41), 5)]
+
+
+def test_boxes_of_two_people_are_never_merged() -> None:
+    # Per-person reveal decrypts a track's regions: a region must not hold a neighbour's face.
+    a = Track(
+        track_id=1,
+        xyxy=np.array([10, 10, 30, 30], np.float32),
+        state=TrackState.CONFIRMED,
+        misses=0,
+    )
+    b = Track(
+        track_id=2,
+        xyxy=np.array([12, 11, 32, 31], np.float32),
+        state=TrackState.CONFIRMED,
+        misses=0,
+    )
+    new_face = Detections(np.array([[26, 10, 46, 30]], np.float32), np.ones(1, np.float32))
+    regions = build_regions(new_face, [a, b], 100, 100, mask_scale=1.0, min_size_px=1)
+    assert sorted((r.xyxy, r.track_id) for r in regions) == [
+        ((10, 10, 30, 30), 1),
+        ((12, 11, 32, 31), 2),
+        ((26, 10, 46, 30), None),  # IoU 0.33 with track 2: another face, kept apart
+    ]
+
+
+def test_merged_regions_cover_every_input_box() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        xy = rng.integers(0, 80, (8, 2))
+        wh = rng.integers(4, 30, (8, 2))
+        boxes = [
+            ((int(x), int(y), int(x + w), int(y + h)), int(rng.integers(0, 3)) or None)
+            for (x, y), (w, h) in zip(xy, wh, strict=True)
+        ]
+        regions = merge_regions(boxes)
+        for box, _ in boxes:
+            assert any(
+                r.xyxy[0] <= box[0]
+                and r.xyxy[1] <= box[1]
+                and r.xyxy[2] >= box[2]
+                and r.xyxy[3] >= box[3]
+                for r in regions
+            ), box
