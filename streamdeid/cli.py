@@ -33,7 +33,7 @@ examples:
   streamdeid run archive/ -o archive_anon/ --config cctv
       every video and image in a folder, tuned for small distant CCTV faces
   streamdeid run cam.mkv -o out.mkv --method solid --detect-every 2 --stats stats.json
-      solid boxes, detector on every 2nd frame (the tracker covers the others)
+      solid boxes, detector on every 2nd frame (tracks and the next run cover the others)
   streamdeid validate-config my.yaml
       check a config file and print the full resolved settings
   streamdeid keygen reviewer
@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--detect-every",
         type=positive_int,
         metavar="N",
-        help="run the detector on every N-th frame; tracks mask the frames between "
-        "(default 1: faster with 2-3, at some risk on fast motion)",
+        help="run the detector on every N-th frame (and the last); a frame in between is "
+        "masked with its tracks and the faces of the runs before and after it "
+        "(default 3; 1 looks at every frame)",
     )
     g.add_argument(
         "--confidence",

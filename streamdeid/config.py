@@ -256,7 +256,7 @@ class EncoderConfig(_Model):
 
 class PipelineConfig(_Model):
     detect_every: int = Field(
-        default=1,
+        default=3,
         ge=1,
         le=100,
         description="Run the detector on every N-th frame. Frames in between are masked with "
@@ -273,8 +273,9 @@ class PipelineConfig(_Model):
         default=1.25,
         ge=1.0,
         le=4.0,
-        description="With lookahead, the faces of the runs before and after a skipped frame "
-        "are grown by this factor on it (faces move between runs).",
+        description="With lookahead, on a frame the detector skipped, the faces of the runs "
+        "before and after it are grown by this factor per frame between the run and the frame "
+        "(at most 2x): faces move between runs.",
     )
     queue_size: int = Field(
         default=8, ge=1, le=1024, description="Frames buffered between two stages."

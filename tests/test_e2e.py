@@ -49,7 +49,8 @@ def test_scripted_detector_misses_are_covered_by_coasting(synthetic, tmp_path: P
     clip, gt = synthetic
     script = [[] if i % 4 == 2 else f["boxes"] for i, f in enumerate(gt)]
     out = tmp_path / "out.mp4"
-    anonymize_file(clip, out, solid(), detector_factory=lambda: ScriptedDetector(script))
+    config = solid(**{"pipeline.detect_every": 1})  # the detector looks at every frame
+    anonymize_file(clip, out, config, detector_factory=lambda: ScriptedDetector(script))
     assert unmasked(decode_frames(clip), decode_frames(out), gt) == []
 
 
@@ -59,7 +60,7 @@ def test_missed_face_is_visible_without_tracking(synthetic, tmp_path: Path) -> N
     clip, gt = synthetic
     script = [[] if i % 4 == 2 else f["boxes"] for i, f in enumerate(gt)]
     out = tmp_path / "out.mp4"
-    config = solid(**{"tracker.max_coast_frames": 0})
+    config = solid(**{"tracker.max_coast_frames": 0, "pipeline.detect_every": 1})
     anonymize_file(clip, out, config, detector_factory=lambda: ScriptedDetector(script))
     misses = unmasked(decode_frames(clip), decode_frames(out), gt)
     assert misses and all(i % 4 == 2 for i, _, _ in misses)
@@ -144,7 +145,8 @@ def test_detector_that_raises_masks_whole_frames(synthetic, tmp_path: Path) -> N
     clip, gt = synthetic
     out = tmp_path / "out.mp4"
     detector = ScriptedDetector([f["boxes"] for f in gt], raise_on=[0, 10])
-    stats = anonymize_file(clip, out, solid(), detector_factory=lambda: detector)
+    config = solid(**{"pipeline.detect_every": 1})
+    stats = anonymize_file(clip, out, config, detector_factory=lambda: detector)
     frames = decode_frames(out)
     assert stats.detection_failures == 2
     assert frames[0].max() < 20 and frames[10].max() < 20  # whole frame solid black

@@ -110,8 +110,9 @@ class LiveConfig(_Model):
         default=1.25,
         ge=1.0,
         le=4.0,
-        description="On frames the detector skipped, the regions of the detector runs before "
-        "and after are grown by this factor (faces move between runs).",
+        description="On frames the detector skipped, the faces of the runs before and after it "
+        "are grown by this factor per frame between the run and the frame (at most 2x): faces "
+        "move between runs.",
     )
     lookahead: bool = Field(
         default=True,

@@ -45,39 +45,57 @@ def grow_box(xyxy: Sequence[float], factor: float, width: int, height: int) -> B
     return bx1, by1, bx2, by2
 
 
+MAX_SCALED_GROW = 2.0
+"""Growth scaled by distance from a run stops here (unless ``grow`` itself is larger)."""
+
+
+def scaled_grow(grow: float, frames: int) -> float:
+    """``grow`` for a box seen ``frames`` frames away: a face moves with every frame, so the
+    margin added to a box grows with the distance from the frame it was seen on (capped)."""
+    return max(grow, min(MAX_SCALED_GROW, 1.0 + (grow - 1.0) * max(1, frames)))
+
+
 def lookahead_regions(
     own: Iterable[Region],
     before: Sequence[Region],
     after: Sequence[Region],
-    gap_frames: int,
+    since_before: int,
+    until_after: int,
     grow: float,
     width: int,
     height: int,
 ) -> list[Region]:
     """Regions for a frame the detector skipped, between the runs ``before`` and ``after``.
 
-    Every box of ``before`` (A) and of ``after`` (B) is masked where it was seen, grown. On top,
-    a face's two positions are joined by the box spanning both, grown: whatever straight path
-    the face took between the two runs, it stays inside. Positions are joined when they carry
-    the same track id, and every B box with no such partner (a new track: a face that appeared,
-    or one that moved so far that the tracker did not recognise it, its old track still coasting
-    where it was) is joined to the nearest A box within reach (half a face size per frame of the
-    gap). A new face with nothing in reach is masked where B saw it.
+    Every box of ``before`` (A) and of ``after`` (B) is masked where it was seen, grown by
+    ``grow`` per frame of distance from the frame (:func:`scaled_grow`): a face that appeared
+    two frames before B had two frames to move. On top, a face's two positions are joined by the
+    box spanning both, grown: whatever straight path the face took between the two runs, it
+    stays inside. Positions are joined when they carry the same track id, and every B box with no
+    such partner (a new track: a face that appeared, or one that moved so far that the tracker
+    did not recognise it, its old track still coasting where it was) is joined to the nearest A
+    box within reach (half a face size per frame of the gap). A new face with nothing in reach
+    is masked where B saw it.
 
     Args:
         own: the frame's own regions (its predicted/coasting tracks).
         before: regions of the last detector run before the frame (A).
         after: regions of the first detector run after it (B); empty when unknown.
-        gap_frames: frames between A and B (sets how far a face may have moved).
-        grow: growth factor for every box taken from A or B.
+        since_before: frames from A to this frame.
+        until_after: frames from this frame to B (ignored when ``after`` is empty).
+        grow: growth factor per frame of distance for every box taken from A or B.
         width: frame width in pixels.
         height: frame height in pixels.
     """
     boxes: list[tuple[Box, int | None]] = [(r.xyxy, r.track_id) for r in own]
-    for r in (*before, *after):
-        box = grow_box(r.xyxy, grow, width, height)
-        if box is not None:
-            boxes.append((box, r.track_id))
+    for regions, frames in ((before, since_before), (after, until_after)):
+        factor = scaled_grow(grow, frames)
+        for r in regions:
+            box = grow_box(r.xyxy, factor, width, height)
+            if box is not None:
+                boxes.append((box, r.track_id))
+    gap_frames = since_before + until_after
+    span_grow = scaled_grow(grow, min(since_before, until_after))
     a_ids = {r.track_id: r.xyxy for r in before if r.track_id is not None}
     for rb in after:
         b = rb.xyxy
@@ -97,7 +115,7 @@ def lookahead_regions(
             max(partner[2], b[2]),
             max(partner[3], b[3]),
         )
-        box = grow_box(span, grow, width, height)
+        box = grow_box(span, span_grow, width, height)
         if box is not None:
             boxes.append((box, rb.track_id))
     return merge_regions(boxes)
@@ -126,8 +144,8 @@ class LookaheadTrackStage(TrackStage):
 
     Args:
         tracker, mask_scale, min_size_px: as for :class:`TrackStage`.
-        grow: growth factor for every box taken from the runs before and after a skipped frame
-            (faces move between runs).
+        grow: growth factor, per frame of distance, for every box taken from the runs before
+            and after a skipped frame (faces move between runs); see :func:`scaled_grow`.
         hold: False masks a skipped frame at once with the run before it only (no latency, no
             look-ahead; live cameras may choose this).
 
@@ -195,7 +213,8 @@ class LookaheadTrackStage(TrackStage):
             packet.regions,
             before.regions,
             after.regions if after is not None else [],
-            (after.index if after is not None else frame.index) - before.index,
+            frame.index - before.index,
+            after.index - frame.index if after is not None else 0,
             self.grow,
             frame.width,
             frame.height,

@@ -447,6 +447,7 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
             "detector.motion.full_scan_every": 1000,
             "tracker.max_coast_frames": 25,
             "obscure.method": "solid",
+            "pipeline.detect_every": 1,  # windows are checked on every frame
         }
     )
     try:

@@ -37,7 +37,8 @@ from streamdeid.types import Detections, EndOfStream, Frame, FramePacket
 from helpers import ScriptedDetector, decode_frames, masked_share, probe
 
 REPO = Path(__file__).resolve().parents[2]
-SOLID = Config().override({"obscure.method": "solid"})
+# The policy tests reason frame by frame: the detector is scheduled on every frame.
+SOLID = Config().override({"obscure.method": "solid", "pipeline.detect_every": 1})
 
 
 class SlowDetector(ScriptedDetector):
@@ -134,6 +135,26 @@ def test_file_input_without_realtime_blocks_and_detects_every_frame(synthetic, t
     assert detector.calls == list(range(len(gt)))
     assert s.detect_skipped == 0 and s.dropped == 0 and s.blind_frames == 0
     assert [f.index for f in sink.frames] == list(range(len(gt))) and sink.closed
+
+
+def test_file_input_with_detect_every_3_masks_between_runs_and_detects_the_last(
+    synthetic, tmp_path
+) -> None:
+    # A file read as fast as it decodes is masked as `streamdeid run` masks it: frames between
+    # two runs are held and masked with both runs' faces, and the last frame is always a run.
+    clip, gt = synthetic
+    detector = SlowDetector([f["boxes"] for f in gt], delay_s=0.0)
+    out = tmp_path / "out.mkv"
+    config = SOLID.override({"pipeline.detect_every": 3})
+    cam = Camera("cam", str(clip), [classify_output(str(out))], config, LiveConfig(), False)
+    stats = LiveStats("cam")
+    run_camera(cam, stats, threading.Event(), detector_factory=lambda: detector)
+    last = len(gt) - 1
+    assert last % 3 and detector.calls == [*range(0, len(gt), 3), last]
+    assert stats.snapshot().blind_frames == 0
+    written = decode_frames(out)
+    assert len(written) == len(gt)
+    assert unmasked(decode_frames(clip), dict(enumerate(written)), gt) == []
 
 
 def test_stalled_encoder_drops_before_encoding_counts_and_never_leaks(synthetic, tmp_path) -> None:

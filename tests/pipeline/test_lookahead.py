@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from streamdeid.pipeline.lookahead import grow_box, lookahead_regions, scaled_grow
+from streamdeid.types import Region
+
+
+def test_margin_grows_with_the_distance_from_the_run_that_saw_the_face() -> None:
+    # A face that appeared two frames before the next run had two frames to move: with
+    # detect_every 3 its box must be grown twice as much there as one frame before the run.
+    b = Region((100, 100, 140, 140), 9)
+    one_before = lookahead_regions([], [], [b], 2, 1, 1.25, 640, 360)
+    two_before = lookahead_regions([], [], [b], 1, 2, 1.25, 640, 360)
+    assert [r.xyxy for r in one_before] == [grow_box(b.xyxy, 1.25, 640, 360)]
+    assert [r.xyxy for r in two_before] == [grow_box(b.xyxy, 1.5, 640, 360)]
+
+
+def test_scaled_growth_is_capped_but_never_below_the_configured_factor() -> None:
+    assert scaled_grow(1.25, 1) == 1.25
+    assert scaled_grow(1.25, 3) == 1.75
+    assert scaled_grow(1.25, 12) == 2.0
+    assert scaled_grow(3.0, 1) == 3.0
+
+
+def test_face_seen_by_both_runs_is_covered_along_its_path() -> None:
+    a = Region((100, 100, 140, 140), 4)
+    b = Region((160, 100, 200, 140), 4)  # moved 60 px in 3 frames
+    regions = lookahead_regions([], [a], [b], 1, 2, 1.25, 640, 360)
+    for x in (120, 140, 160):  # positions on the straight path
+        assert any(r.xyxy[0] <= x and r.xyxy[2] >= x + 40 for r in regions)
