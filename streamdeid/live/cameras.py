@@ -244,6 +244,8 @@ def _resolve(
         config = config.override(flags)
     try:
         live = LiveConfig.model_validate(_merge(spec.live, entry.live))
+        if flags.get("pipeline.detect_every") is not None:  # --detect-every: cameras too
+            live.detect_every = flags["pipeline.detect_every"]
         live.check_against(config.pipeline.detect_every)
     except ValidationError as e:
         raise ConfigError(f"invalid config ({where}): {_describe(e, 'live.')}") from e

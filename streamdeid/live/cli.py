@@ -194,9 +194,12 @@ def _single_camera(args: argparse.Namespace) -> Any:
         source_opts["open_timeout_s"] = args.open_timeout
     # One camera: no restarts (its error is the command's), and the blind window never
     # shorter than the scheduled detector gap.
+    # --detect-every sets the schedule for cameras as well as for files.
+    every = args.detect_every or LiveConfig().detect_every
     live = LiveConfig(
         restart_limit=0,
-        blind_frames=max(LiveConfig().blind_frames, config.pipeline.detect_every),
+        detect_every=every,
+        blind_frames=max(LiveConfig().blind_frames, every, config.pipeline.detect_every),
         source=source_opts,
     )
     outputs = [classify_output(o, args.segment_time) for o in args.output]

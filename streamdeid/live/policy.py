@@ -114,6 +114,15 @@ class LiveConfig(_Model):
         "are grown by this factor per frame between the run and the frame (at most 2x): faces "
         "move between runs.",
     )
+    detect_every: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Run the detector on every N-th frame of a camera (pipeline.detect_every "
+        "applies to files). 1: the detector runs on every frame the machine has time for, and "
+        "the policy above skips it on its own when it falls behind; a fixed schedule would also "
+        "hold every frame between two runs (latency) even when there is time to look at it.",
+    )
     lookahead: bool = Field(
         default=True,
         description="Hold frames the detector skipped until its next run and mask them with "
@@ -180,12 +189,20 @@ class LiveConfig(_Model):
     source: LiveSourceConfig = Field(default_factory=LiveSourceConfig)
 
     def check_against(self, detect_every: int, where: str = "live") -> None:
-        """Raise ValueError when the blind window is shorter than a scheduled detect gap."""
-        if self.blind_frames < detect_every:
-            raise ValueError(
-                f"{where}.blind_frames ({self.blind_frames}) must be >= pipeline.detect_every "
-                f"({detect_every}), or every scheduled gap would be masked whole"
-            )
+        """Raise ValueError when the blind window is shorter than a scheduled detect gap.
+
+        ``detect_every`` is the file schedule (pipeline.detect_every), used when a camera is a
+        file read as fast as it decodes; the camera schedule is this config's own.
+        """
+        for name, every in (
+            ("live.detect_every", self.detect_every),
+            ("pipeline.detect_every", detect_every),
+        ):
+            if self.blind_frames < every:
+                raise ValueError(
+                    f"{where}.blind_frames ({self.blind_frames}) must be >= {name} "
+                    f"({every}), or every scheduled gap would be masked whole"
+                )
 
     @model_validator(mode="after")
     def _backoff_order(self) -> LiveConfig:

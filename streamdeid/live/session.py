@@ -79,7 +79,11 @@ def run_camera(
     try:
         live = source.live
         detect = LiveDetectStage(
-            factory, config.pipeline.detect_every, policy=camera.live, stats=stats, live=live
+            factory,
+            camera.live.detect_every if live else config.pipeline.detect_every,
+            policy=camera.live,
+            stats=stats,
+            live=live,
         )
         track = LiveTrackStage(
             make_tracker(config),

@@ -157,6 +157,19 @@ def test_file_input_with_detect_every_3_masks_between_runs_and_detects_the_last(
     assert unmasked(decode_frames(clip), dict(enumerate(written)), gt) == []
 
 
+def test_cameras_follow_the_live_schedule_not_the_file_one(synthetic, tmp_path) -> None:
+    # pipeline.detect_every (3 by default) is for files: holding frames for a fixed schedule
+    # costs a camera latency, and the live policy skips the detector by itself when behind.
+    clip, gt = synthetic
+    detector = SlowDetector([f["boxes"] for f in gt], delay_s=0.0)
+    config = SOLID.override({"pipeline.detect_every": 3})
+    out = [classify_output(str(tmp_path / "o.mkv"))]
+    cam = Camera("cam", str(clip), out, config, LiveConfig(), realtime=True)
+    assert cam.live.detect_every == 1
+    run_camera(cam, LiveStats("cam"), threading.Event(), detector_factory=lambda: detector)
+    assert len(detector.calls) > 0.9 * len(gt)
+
+
 def test_stalled_encoder_drops_before_encoding_counts_and_never_leaks(synthetic, tmp_path) -> None:
     clip, gt = synthetic
     sink = CollectSink(delay_s=0.15)  # 6.7 fps against a 25 fps camera
