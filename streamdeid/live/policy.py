@@ -14,10 +14,11 @@ order, and every rule errs towards masking more:
 2. **Look-ahead masking** (track stage). A frame the detector did not run on is held back until
    the next frame it did run on (call the runs before and after it A and B). The held frame is
    then masked with its own tracks ∪ every face of A and of B ∪, for each face seen by both,
-   the box spanning its two positions (its straight path), all grown by ``skip_grow``. A face
-   that appears between two runs is in B, so it is covered on the skipped frames too. This
-   costs no latency: B cannot be emitted before its own detection anyway, and frames leave in
-   order.
+   the box spanning its two positions (its straight path), all grown by ``skip_grow`` per frame
+   of distance from the run (at most 2×): the further behind the detector, the more is masked.
+   A face that appears between two runs is in B, so it is covered on the skipped frames too.
+   This costs no latency: B cannot be emitted before its own detection anyway, and frames leave
+   in order. The rule and its code are shared with files (:mod:`streamdeid.pipeline.lookahead`).
 3. **Blind rule** (track stage). If no run B follows A within ``blind_s`` seconds and
    ``blind_frames`` frames (detector very slow, stalled, or the stream ends), the held frames and
    every frame until the next run are masked whole. Frames before the detector's first run are

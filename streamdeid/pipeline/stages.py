@@ -74,6 +74,8 @@ class DetectStage(Stage):
         if not self.lookahead:
             return self._scheduled(packet)
         pending, self._pending = self._pending, None
+        if self._outbox is not None and self._outbox.reader_gone.is_set():
+            return None  # downstream failed: nothing will be written, spare the detector
         if pending is not None and self._outbox is not None and not self._outbox.put(pending):
             return None
         packet = self._scheduled(packet)
