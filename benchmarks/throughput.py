@@ -13,6 +13,10 @@ decoder set-up (thread_type AUTO). It is measured twice:
 
 Audio is not copied in the baselines (streamdeid copies it packet by packet, a negligible cost).
 
+Each run also reports the process's CPU time per frame (all threads, user + system): on a
+machine whose speed drifts, what our pipeline costs on top of the plain transcode is steadier in
+CPU milliseconds than in fps.
+
 Example:
     .venv/bin/python benchmarks/throughput.py --configs default cctv --repeat 2 --json t.json
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -70,7 +75,7 @@ def make_720p(src: Path, dst: Path) -> Path:
 
 def plain_transcode(src: Path, dst: Path, ndarray_roundtrip: bool) -> dict[str, Any]:
     """Decode → (bgr24 ndarray → frame) → libx264 encode; returns frames and wall seconds."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     frames = 0
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vs = inp.streams.video[0]
@@ -99,20 +104,34 @@ def plain_transcode(src: Path, dst: Path, ndarray_roundtrip: bool) -> dict[str, 
         if os_ is not None:
             out.mux(os_.encode(None))
     seconds = time.perf_counter() - t0
-    return {"frames": frames, "seconds": seconds, "fps": frames / seconds}
+    cpu_ms = (_cpu_seconds() - cpu0) * 1000 / max(1, frames)
+    return {
+        "frames": frames,
+        "seconds": seconds,
+        "fps": frames / seconds,
+        "cpu_ms_per_frame": cpu_ms,
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads (decoder, encoder, detector), user + system."""
+    t = os.times()
+    return t.user + t.system
 
 
 def run_ours(src: Path, dst: Path, config: Any) -> dict[str, Any]:
     import streamdeid
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     stats = streamdeid.anonymize_file(src, dst, config)
     wall = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     return {
         "frames": stats.frames,
         "seconds": stats.seconds,
         "fps": stats.fps,
         "wall_seconds": wall,
+        "cpu_ms_per_frame": cpu * 1000 / max(1, stats.frames),
         "faces_detected": stats.faces_detected,
         "detector_runs": stats.detector_runs,
         "stage_seconds": stats.stage_seconds,
@@ -211,13 +230,16 @@ def main(argv: list[str] | None = None) -> int:
                     res = plain_transcode(path, tmp / f"{clip_name}.{variant}.mp4", rt)
                     runs.setdefault(variant, []).append(res)
                     print(
-                        f"  [{clip_name} run {r + 1}] {variant}: {res['fps']:.1f} fps", flush=True
+                        f"  [{clip_name} run {r + 1}] {variant}: {res['fps']:.1f} fps, "
+                        f"CPU {res['cpu_ms_per_frame']:.0f} ms/frame",
+                        flush=True,
                     )
                 for cname, cfg in configs:
                     res = run_ours(path, tmp / f"{clip_name}.{cname.replace('/', '_')}.mp4", cfg)
                     runs.setdefault(cname, []).append(res)
                     print(
-                        f"  [{clip_name} run {r + 1}] {cname}: {res['fps']:.1f} fps "
+                        f"  [{clip_name} run {r + 1}] {cname}: {res['fps']:.1f} fps, "
+                        f"CPU {res['cpu_ms_per_frame']:.0f} ms/frame "
                         f"(frames {res['frames']}, stages {res['stage_seconds']})",
                         flush=True,
                     )
@@ -230,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                     best["plain"]["frames"],
                     "plain (no ndarray)",
                     base_raw,
+                    best["plain"]["cpu_ms_per_frame"],
                     base_raw / base_nd,
                     1.0,
                 ]
@@ -241,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                     best["plain+nd"]["frames"],
                     "plain + ndarray",
                     base_nd,
+                    best["plain+nd"]["cpu_ms_per_frame"],
                     1.0,
                     base_nd / base_raw,
                 ]
@@ -254,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                         b["frames"],
                         f"streamdeid {cname}",
                         b["fps"],
+                        b["cpu_ms_per_frame"],
                         b["fps"] / base_nd,
                         b["fps"] / base_raw,
                     ]
@@ -271,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     print(f"\nbest of {args.repeat}; ratios are to plain runs measured in the same run\n")
-    print(table(["clip", "size", "frames", "pipeline", "fps", "÷ plain+nd", "÷ plain"], rows))
+    print(
+        table(
+            ["clip", "size", "frames", "pipeline", "fps", "CPU ms/frame", "÷ plain+nd", "÷ plain"],
+            rows,
+        )
+    )
     write_json(
         args.json,
         {

@@ -233,7 +233,7 @@ class LookaheadTrackStage(TrackStage):
                 self.mask_whole(held)
             else:
                 self._mask_between(held, before, after)
-            if self._outbox is not None and not self._outbox.put(held):
+            if self._outbox is not None and not self.emit(self._outbox, held):
                 self._held.clear()
                 return
 

@@ -74,6 +74,17 @@ class Stage(ABC):
     def teardown(self) -> None:  # noqa: B027 - optional hook
         """Release resources; runs even after an error."""
 
+    def emit(self, outbox: Channel, packet: FramePacket) -> bool:
+        """Put a packet on ``outbox`` from inside :meth:`process` (a frame held back earlier).
+
+        The wait for room is taken out of ``busy_s``: busy time is the stage's own work, and a
+        slower neighbour's backlog must not show up as this stage's cost.
+        """
+        t0 = time.perf_counter()
+        ok = outbox.put(packet)
+        self.busy_s -= time.perf_counter() - t0
+        return ok
+
     def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
         """The shared loop; errors are recorded, stop is set, and end-of-stream still flows."""
         eos = EndOfStream()

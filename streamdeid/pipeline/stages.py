@@ -76,7 +76,11 @@ class DetectStage(Stage):
         pending, self._pending = self._pending, None
         if self._outbox is not None and self._outbox.reader_gone.is_set():
             return None  # downstream failed: nothing will be written, spare the detector
-        if pending is not None and self._outbox is not None and not self._outbox.put(pending):
+        if (
+            pending is not None
+            and self._outbox is not None
+            and not self.emit(self._outbox, pending)
+        ):
             return None
         packet = self._scheduled(packet)
         if packet.detections is None and not packet.detection_failed:
