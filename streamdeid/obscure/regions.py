@@ -16,6 +16,11 @@ from streamdeid.types import Detections, Region, Track
 Box = tuple[int, int, int, int]
 
 
+def whole_frame(width: int, height: int) -> list[Region]:
+    """The one region that masks everything (detector failed, or nobody looked at the frame)."""
+    return [Region((0, 0, width, height))]
+
+
 def pad_box(
     xyxy: Iterable[float], width: int, height: int, mask_scale: float, min_size_px: int
 ) -> tuple[int, int, int, int] | None:
@@ -66,7 +71,7 @@ def build_regions(
 ) -> list[Region]:
     """Regions for one frame: every detection ∪ every track, or the whole frame on failure."""
     if detection_failed:
-        return [Region((0, 0, width, height))]
+        return whole_frame(width, height)
     boxes: list[tuple[Box, int | None]] = []
     for t in tracks:
         box = pad_box(t.xyxy, width, height, mask_scale, min_size_px)
@@ -97,7 +102,7 @@ def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
     for box, track_id in boxes:
         for item in merged:
             if _same_face(item[0], item[1], box, track_id):
-                item[0] = _around(item[0], box)
+                item[0] = box_around(item[0], box)
                 if item[1] is None:
                     item[1] = track_id
                 break
@@ -116,11 +121,12 @@ def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
 
 def _same_face(a: Box, a_id: int | None, b: Box, b_id: int | None) -> bool:
     if a_id is not None and b_id is not None:
-        return a_id == b_id and _area(_around(a, b)) <= _area(a) + _area(b)
+        return a_id == b_id and _area(box_around(a, b)) <= _area(a) + _area(b)
     return _iou(a, b) >= 0.5
 
 
-def _around(a: Box, b: Box) -> Box:
+def box_around(a: Box, b: Box) -> Box:
+    """The smallest box holding both."""
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 

@@ -17,20 +17,14 @@ skipped frame has a B) and by the live pipeline, which adds its blind rule
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from streamdeid.obscure.regions import Box, merge_regions
-from streamdeid.pipeline.stage import Channel
+from streamdeid.obscure.regions import Box, box_around, merge_regions, whole_frame
 from streamdeid.pipeline.stages import TrackStage
 from streamdeid.track.iou import IoUTracker
 from streamdeid.types import FramePacket, Region
-
-
-def whole_frame(width: int, height: int) -> list[Region]:
-    return [Region((0, 0, width, height))]
 
 
 def grow_box(xyxy: Sequence[float], factor: float, width: int, height: int) -> Box | None:
@@ -109,13 +103,7 @@ def lookahead_regions(
             partner = min(reachable)[1] if reachable else None
         if partner is None:
             continue
-        span = (
-            min(partner[0], b[0]),
-            min(partner[1], b[1]),
-            max(partner[2], b[2]),
-            max(partner[3], b[3]),
-        )
-        box = grow_box(span, span_grow, width, height)
+        box = grow_box(box_around(partner, b), span_grow, width, height)
         if box is not None:
             boxes.append((box, rb.track_id))
     return merge_regions(boxes)
@@ -169,14 +157,8 @@ class LookaheadTrackStage(TrackStage):
         self.grow = grow
         self.hold = hold
         self.whole_frames = 0
-        self.held_frames = 0
-        self._outbox: Channel | None = None
         self._held: deque[FramePacket] = deque()
         self._last: DetectorRun | None = None
-
-    def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
-        self._outbox = outbox
-        super().run(inbox, outbox, stop)
 
     def blind(self, start: DetectorRun, index: int, t: float) -> bool:
         """True when frame ``index`` (at time ``t``) is too far from run ``start`` to trust it.
@@ -202,7 +184,6 @@ class LookaheadTrackStage(TrackStage):
             self._mask_between(packet, self._last, None)
             return packet
         self._held.append(packet)
-        self.held_frames += 1
         return None
 
     def _mask_between(
@@ -233,7 +214,7 @@ class LookaheadTrackStage(TrackStage):
                 self.mask_whole(held)
             else:
                 self._mask_between(held, before, after)
-            if self._outbox is not None and not self.emit(self._outbox, held):
+            if not self.emit(held):
                 self._held.clear()
                 return
 

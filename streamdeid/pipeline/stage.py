@@ -63,6 +63,8 @@ class Stage(ABC):
         self.busy_s = 0.0
         self.count = 0
         self.error: BaseException | None = None
+        self.outbox: Channel | None = None  # set by run(); None for the last stage
+        self._emit_wait_s = 0.0  # time emit() waited inside the current process() call
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources on the stage's own thread (models are not thread-portable)."""
@@ -74,19 +76,23 @@ class Stage(ABC):
     def teardown(self) -> None:  # noqa: B027 - optional hook
         """Release resources; runs even after an error."""
 
-    def emit(self, outbox: Channel, packet: FramePacket) -> bool:
-        """Put a packet on ``outbox`` from inside :meth:`process` (a frame held back earlier).
+    def emit(self, packet: FramePacket) -> bool:
+        """Pass a packet on from inside :meth:`process` (a frame held back earlier).
 
-        The wait for room is taken out of ``busy_s``: busy time is the stage's own work, and a
-        slower neighbour's backlog must not show up as this stage's cost.
+        False when the next stage is gone (or there is none). The wait for room is taken out of
+        ``busy_s``: busy time is the stage's own work, and a slower neighbour's backlog must not
+        show up as this stage's cost.
         """
+        if self.outbox is None:
+            return False
         t0 = time.perf_counter()
-        ok = outbox.put(packet)
-        self.busy_s -= time.perf_counter() - t0
+        ok = self.outbox.put(packet)
+        self._emit_wait_s += time.perf_counter() - t0
         return ok
 
     def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
         """The shared loop; errors are recorded, stop is set, and end-of-stream still flows."""
+        self.outbox = outbox
         eos = EndOfStream()
         try:
             self.setup()
@@ -96,8 +102,9 @@ class Stage(ABC):
                     eos = item
                     break
                 t0 = time.perf_counter()
+                self._emit_wait_s = 0.0
                 out = self.process(item)
-                self.busy_s += time.perf_counter() - t0
+                self.busy_s += time.perf_counter() - t0 - self._emit_wait_s
                 self.count += 1
                 if out is not None and outbox is not None and not outbox.put(out):
                     break

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -15,7 +14,7 @@ from streamdeid.detect.tiling import box_iou
 from streamdeid.io.sink import VideoSink
 from streamdeid.obscure.filters import Filter, warm_up
 from streamdeid.obscure.regions import build_regions
-from streamdeid.pipeline.stage import Channel, Stage
+from streamdeid.pipeline.stage import Stage
 from streamdeid.track.iou import IoUTracker
 from streamdeid.types import FramePacket
 
@@ -60,12 +59,7 @@ class DetectStage(Stage):
         self.failures = 0
         self._burst = 0
         self._previous = np.zeros((0, 4), np.float32)
-        self._outbox: Channel | None = None
         self._pending: FramePacket | None = None
-
-    def run(self, inbox: Channel, outbox: Channel | None, stop: threading.Event) -> None:
-        self._outbox = outbox
-        super().run(inbox, outbox, stop)
 
     def setup(self) -> None:
         self.detector = self._make_detector()
@@ -74,13 +68,9 @@ class DetectStage(Stage):
         if not self.lookahead:
             return self._scheduled(packet)
         pending, self._pending = self._pending, None
-        if self._outbox is not None and self._outbox.reader_gone.is_set():
+        if self.outbox is not None and self.outbox.reader_gone.is_set():
             return None  # downstream failed: nothing will be written, spare the detector
-        if (
-            pending is not None
-            and self._outbox is not None
-            and not self.emit(self._outbox, pending)
-        ):
+        if pending is not None and not self.emit(pending):
             return None
         packet = self._scheduled(packet)
         if packet.detections is None and not packet.detection_failed:
@@ -118,13 +108,13 @@ class DetectStage(Stage):
     def teardown(self) -> None:
         try:
             pending, self._pending = self._pending, None
-            if pending is not None and self._outbox is not None:
+            if pending is not None:
                 # The last frame was not scheduled: detect it, so that it (and the frames held
                 # before it downstream) have a run after them. After an error the detector may
                 # be gone; the track stage then masks the frame whole.
                 if self.detector is not None and self.error is None:
                     pending = self.detect(pending)
-                self._outbox.put(pending)
+                self.emit(pending)
         finally:
             if self.detector is not None:
                 self.detector.close()

@@ -228,7 +228,7 @@ def track_stage(**policy: object) -> tuple[LiveTrackStage, Channel, LiveStats]:
     stats = LiveStats("t")
     stage = LiveTrackStage(IoUTracker(), 1.3, 12, policy=LiveConfig(**policy), stats=stats)
     outbox = Channel(100)
-    stage._outbox = outbox
+    stage.outbox = outbox  # what Stage.run sets
     return stage, outbox, stats
 
 
