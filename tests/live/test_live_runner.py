@@ -80,9 +80,16 @@ def unmasked(original: list[np.ndarray], written: dict[int, np.ndarray], gt: lis
     return misses
 
 
-def camera(clip: Path, out: str, *, realtime: bool, live: LiveConfig | None = None) -> Camera:
+def camera(
+    clip: Path,
+    out: str,
+    *,
+    realtime: bool,
+    live: LiveConfig | None = None,
+    config: Config = SOLID,
+) -> Camera:
     return Camera(
-        "cam", str(clip), [classify_output(out)], SOLID, live or LiveConfig(), realtime=realtime
+        "cam", str(clip), [classify_output(out)], config, live or LiveConfig(), realtime=realtime
     )
 
 
@@ -145,8 +152,8 @@ def test_file_input_with_detect_every_3_masks_between_runs_and_detects_the_last(
     clip, gt = synthetic
     detector = SlowDetector([f["boxes"] for f in gt], delay_s=0.0)
     out = tmp_path / "out.mkv"
-    config = SOLID.override({"pipeline.detect_every": 3})
-    cam = Camera("cam", str(clip), [classify_output(str(out))], config, LiveConfig(), False)
+    every_3 = SOLID.override({"pipeline.detect_every": 3})
+    cam = camera(clip, str(out), realtime=False, config=every_3)
     stats = LiveStats("cam")
     run_camera(cam, stats, threading.Event(), detector_factory=lambda: detector)
     last = len(gt) - 1
@@ -162,9 +169,8 @@ def test_cameras_follow_the_live_schedule_not_the_file_one(synthetic, tmp_path) 
     # costs a camera latency, and the live policy skips the detector by itself when behind.
     clip, gt = synthetic
     detector = SlowDetector([f["boxes"] for f in gt], delay_s=0.0)
-    config = SOLID.override({"pipeline.detect_every": 3})
-    out = [classify_output(str(tmp_path / "o.mkv"))]
-    cam = Camera("cam", str(clip), out, config, LiveConfig(), realtime=True)
+    every_3 = SOLID.override({"pipeline.detect_every": 3})
+    cam = camera(clip, str(tmp_path / "o.mkv"), realtime=True, config=every_3)
     assert cam.live.detect_every == 1
     run_camera(cam, LiveStats("cam"), threading.Event(), detector_factory=lambda: detector)
     assert len(detector.calls) > 0.9 * len(gt)

@@ -6,6 +6,10 @@ from streamdeid.obscure.regions import build_regions, merge_regions, pad_box
 from streamdeid.types import Detections, Track, TrackState
 
 
+def confirmed(track_id: int, xyxy: list[float]) -> Track:
+    return Track(track_id, np.array(xyxy, np.float32), TrackState.CONFIRMED, misses=0)
+
+
 def test_pad_box_scales_around_centre_and_rounds_outwards() -> None:
     assert pad_box((100, 100, 200, 200), 1000, 1000, 1.3, 1) == (85, 85, 215, 215)
 
@@ -48,12 +52,7 @@ def test_detection_inside_its_track_region_is_not_repeated() -> None:
     d = Detections(
         np.array([[20, 20, 40, 40], [70, 70, 90, 90]], np.float32), np.ones(2, np.float32)
     )
-    t = Track(
-        track_id=3,
-        xyxy=np.array([18, 18, 42, 42], np.float32),
-        state=TrackState.CONFIRMED,
-        misses=0,
-    )
+    t = confirmed(3, [18, 18, 42, 42])
     regions = build_regions(d, [t], 100, 100, mask_scale=1.0, min_size_px=1)
     assert [(r.xyxy, r.track_id) for r in regions] == [
         ((18, 18, 42, 42), 3),
@@ -64,30 +63,15 @@ def test_detection_inside_its_track_region_is_not_repeated() -> None:
 def test_detection_and_its_track_box_become_one_region_around_both() -> None:
     # The same face a few pixels apart: blurring both boxes would blur most of it twice.
     d = Detections(np.array([[22, 20, 42, 40]], np.float32), np.ones(1, np.float32))
-    t = Track(
-        track_id=5,
-        xyxy=np.array([20, 21, 40, 41], np.float32),
-        state=TrackState.CONFIRMED,
-        misses=0,
-    )
+    t = confirmed(5, [20, 21, 40, 41])
     regions = build_regions(d, [t], 100, 100, mask_scale=1.0, min_size_px=1)
     assert [(r.xyxy, r.track_id) for r in regions] == [((20, 20, 42, 41), 5)]
 
 
 def test_boxes_of_two_people_are_never_merged() -> None:
     # Per-person reveal decrypts a track's regions: a region must not hold a neighbour's face.
-    a = Track(
-        track_id=1,
-        xyxy=np.array([10, 10, 30, 30], np.float32),
-        state=TrackState.CONFIRMED,
-        misses=0,
-    )
-    b = Track(
-        track_id=2,
-        xyxy=np.array([12, 11, 32, 31], np.float32),
-        state=TrackState.CONFIRMED,
-        misses=0,
-    )
+    a = confirmed(1, [10, 10, 30, 30])
+    b = confirmed(2, [12, 11, 32, 31])
     new_face = Detections(np.array([[26, 10, 46, 30]], np.float32), np.ones(1, np.float32))
     regions = build_regions(new_face, [a, b], 100, 100, mask_scale=1.0, min_size_px=1)
     assert sorted((r.xyxy, r.track_id) for r in regions) == [
