@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,8 @@ from streamdeid.obscure.kernels import (
     _MAX_RADIUS,
     _reciprocal,
     blur_region,
+    blur_region_coarse,
+    blur_region_coarse_ref,
     blur_region_ref,
     ellipse_mask,
     fill_region,
@@ -53,6 +56,12 @@ COLORS = [(0, 0, 0), (255, 128, 7)]
 Kernel = Callable[..., None]
 KERNEL_PAIRS: dict[str, tuple[Kernel, Kernel, tuple[int, ...]]] = {
     "blur": (blur_region, blur_region_ref, (3, 3)),
+    # The shrunk blur with its cell side last, as the other kernels take (..., ellipse) last.
+    "blur-coarse": (
+        lambda img, *a: blur_region_coarse(img, *a, 3),
+        lambda img, *a: blur_region_coarse_ref(img, *a, 3),
+        (9, 3),
+    ),
     "pixelate": (pixelate_region, pixelate_region_ref, (4,)),
     "fill": (fill_region, fill_region_ref, (200, 100, 50)),
 }
@@ -95,6 +104,58 @@ def test_blur_matches_reference(
 ) -> None:
     fast, slow = _run_both(blur_region, blur_region_ref, texture, box, radius, passes, ellipse)
     np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("ellipse", [False, True], ids=["box", "ellipse"])
+@pytest.mark.parametrize("factor", [1, 2, 3, 7, 100])
+@pytest.mark.parametrize(("radius", "passes"), BLUR_PARAMS)
+@pytest.mark.parametrize("box", REGIONS.values(), ids=REGIONS.keys())
+def test_coarse_blur_matches_reference(
+    texture: np.ndarray,
+    box: tuple[int, int, int, int],
+    radius: int,
+    passes: int,
+    factor: int,
+    ellipse: bool,
+) -> None:
+    fast, slow = _run_both(
+        blur_region_coarse, blur_region_coarse_ref, texture, box, radius, passes, ellipse, factor
+    )
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("ellipse", [False, True], ids=["box", "ellipse"])
+@pytest.mark.parametrize(("radius", "passes"), BLUR_PARAMS)
+def test_coarse_blur_with_unit_cells_is_the_blur(
+    texture: np.ndarray, radius: int, passes: int, ellipse: bool
+) -> None:
+    box = REGIONS["interior"]
+    coarse, full = _run_both(
+        lambda img, *a: blur_region_coarse(img, *a, 1),
+        blur_region,
+        texture,
+        box,
+        radius,
+        passes,
+        ellipse,
+    )
+    np.testing.assert_array_equal(coarse, full)
+
+
+def test_coarse_blur_is_close_to_the_full_size_blur() -> None:
+    # A real face, 240 px, blurred at radius 60 (blur_fraction 0.25): on cells of 10 px the
+    # result stays within a few grey levels of the full-size blur, and far from the original.
+    from streamdeid.io.synthetic import load_sample_faces
+
+    sprite = load_sample_faces()[0]
+    x1, y1, x2, y2 = sprite.face_xyxy
+    face = cv2.resize(sprite.image[y1:y2, x1:x2], (240, 240), interpolation=cv2.INTER_CUBIC)
+    full, coarse = face.copy(), face.copy()
+    blur_region(full, 0, 0, 240, 240, 60, 3, False)
+    blur_region_coarse(coarse, 0, 0, 240, 240, 60, 3, False, 10)
+    diff = np.abs(full.astype(np.int16) - coarse)
+    assert diff.mean() < 2.5 and diff.max() <= 16
+    assert np.abs(face.astype(np.int16) - coarse).mean() > 8 * diff.mean()
 
 
 @pytest.mark.parametrize("ellipse", [False, True], ids=["box", "ellipse"])
@@ -141,6 +202,11 @@ def test_random_regions_match_reference(
     fast, slow = _run_both(blur_region, blur_region_ref, image, box, radius, passes, ellipse)
     np.testing.assert_array_equal(fast, slow)
     fast, slow = _run_both(pixelate_region, pixelate_region_ref, image, box, block, ellipse)
+    np.testing.assert_array_equal(fast, slow)
+    factor = 1 + seed % 9
+    fast, slow = _run_both(
+        blur_region_coarse, blur_region_coarse_ref, image, box, radius, passes, ellipse, factor
+    )
     np.testing.assert_array_equal(fast, slow)
 
 
@@ -304,6 +370,12 @@ BAD_ARGS = [
         (0, 0, 5, 5, _MAX_RADIUS + 1, 1),
         pytest.raises(ValueError, match=r"radius"),
         id="r-big",
+    ),
+    pytest.param(
+        "blur-coarse", (0, 0, 5, 5, -1, 1), pytest.raises(ValueError, match="radius"), id="c-r<0"
+    ),
+    pytest.param(
+        "blur-coarse", (0, 0, W + 1, H, 9, 3), pytest.raises(ValueError, match="box"), id="c-box"
     ),
     pytest.param("pixelate", (0, 0, 5, 5, 1), DoesNotRaise(), id="pixelate-ok"),
     pytest.param("pixelate", (0, 0, 5, 5, 0), pytest.raises(ValueError, match=r"block"), id="b=0"),
