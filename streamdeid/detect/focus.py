@@ -1,19 +1,24 @@
-"""Motion-gated detection for fixed cameras: run the model only where something can be a face.
+"""Spend the detector's pixels where faces can be: full passes, a cheap pass, windows.
 
-Under a fixed camera most of the picture is the same wall from frame to frame, yet a tiled
-detector pays for every tile on every frame. :class:`MotionGatedDetector` keeps a cheap
-background model and asks the inner detector only about
+A face detector finds faces down to a fixed size in *network* pixels, so its cost grows with the
+resolution it sees while most of that resolution finds nothing new: large faces are found at a
+fraction of the frame's size, and small faces do not appear out of nowhere; they are found once
+and then stay near where they were. :class:`FocusDetector` spends the resolution accordingly.
+It asks the inner detector about
 
-* the places where the picture changed (a face that enters, leaves or turns moves pixels),
-* the places where a face was found recently, on every frame, whether it moves or not: a
-  person who stands still must stay masked for as long as they stand there, not only for the
-  tracker's coast time,
-* and the whole frame, through the inner detector's own ``detect``, on the first frame, every
-  ``full_scan_every`` frames and whenever most of the picture changes at once (a shot cut, a
-  camera bump, the lights going on). The periodic scan is the safety net for a face that the
-  model missed while it moved and that has stopped since.
-
-A frame with no motion and no recent face costs no inference at all, which is the saving.
+* the whole frame at the inner detector's own (fine) resolution through its ``detect``: on the
+  first frame, every ``full_scan_every`` frames and whenever most of the picture changes at once
+  (a shot cut, a camera bump, the lights going on). This is what finds a small face the first
+  time, and the safety net for one that every other pass missed;
+* optionally (``coarse_height``, fully convolutional backends) the whole frame at a low
+  resolution on every other call: a cheap pass that finds new faces big enough for it wherever
+  they appear, from the first frame they show;
+* the places where a face was found recently, at the fine resolution, on every call, whether the
+  face moves or not: a small face, once found, is seen at the resolution that found it until it
+  leaves. With a cheap pass, only faces too small for that pass get such a window;
+* optionally (``motion``, for fixed cameras) the places where the picture changed: a face that
+  enters, leaves or turns moves pixels. A cheap background model finds them; a frame with no
+  motion and no recent face then costs no inference at all.
 
 Windows (the choice, and why). Everything the model must see whole is a *target*: a motion
 blob grown by a quarter of its size (so a head whose edges alone moved is whole in it), or a
@@ -31,15 +36,15 @@ the big window would shrink out of the model's reach.
 Boxes around blobs rather than grid cells that merely contain motion keep a moving head whole
 in one window; the fixed grids keep the choice stable from frame to frame.
 
-When the windows would cost as much as the inner detector's own pass on this frame (a busy
-scene, a small frame), that pass runs instead, so gating never costs more than no gating. Cost
-is counted as the inner model spends it: one inference per window for models that resize
-every window to a fixed input (BlazeFace), pixels for fully convolutional ones (CenterFace,
-whose own pass is the whole frame: a few 192-px windows cost a fraction of it).
+When the windows (and the cheap pass) would cost as much as the inner detector's own pass on
+this frame (a busy scene, a small frame), that pass runs instead, so focusing never costs more
+than a full pass. Cost is counted as the inner model spends it: one inference per window for
+models that resize every window to a fixed input (BlazeFace), pixels for fully convolutional
+ones (CenterFace, RetinaFace, whose own pass is the whole frame).
 
 A false face that the model keeps finding is searched every frame like a still person (the
 two cannot be told apart), so a threshold that yields many false faces eats the saving; so
-does a moving camera, where most frames count as a scene change.
+does a moving camera under motion gating, where most frames count as a scene change.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
-from streamdeid.detect.tiling import box_iou, tile_grid
+from streamdeid.detect.tiling import box_iou, merge_boxes, tile_grid
 from streamdeid.errors import ConfigError
 from streamdeid.types import Detections, Frame
 
@@ -65,6 +70,8 @@ Window = tuple[int, int, int, int]
 _MODEL_EDGE = 320
 # Share of pixels that may change at once before the frame counts as a new scene.
 _CUT_FRACTION = 0.4
+# Without motion gating: mean grey-level change of a 32x18 thumbnail that counts as a cut.
+_CUT_GREY = 24.0
 # Background learning rate per frame: a change is forgotten after roughly 1 / rate frames,
 # long enough that a slow walker stands out, short enough to absorb light drifting.
 _LEARNING_RATE = 0.1
@@ -83,39 +90,54 @@ _MARGIN = 0.25
 # A blob window up to this many tile sizes needs no cells under it: 4/3 of the default 192 is
 # 256, the inner detectors' default tile, so up to there it is no coarser than their tiles.
 _CELLS_ABOVE = 4 / 3
+# Faces at least this many network pixels tall in the cheap pass are found by it again; smaller
+# ones get a window of their own.
+_COARSE_FACE = 32
+# A face window shows its face this many network pixels tall (or as tall as the full pass does).
+_FACE_NET = 48
+# A face window is at least this many network pixels wide.
+_WINDOW_NET = 128
 
 
-class MotionGatedDetector(Detector):
-    """Runs ``inner`` only where the picture moved, where faces were, and periodically.
+class FocusDetector(Detector):
+    """Runs ``inner`` on the whole frame periodically and, in between, only where faces can be.
 
     Args:
         inner: the detector doing the work; it must offer ``detect_windows(image, windows)``
-            (every tiled backend and the ensemble do).
+            (every tiled backend and the ensemble do), and ``detect_at(image, windows, scale)``
+            for a cheap pass (the fully convolutional backends).
         full_scan_every: frames between two whole-frame scans through ``inner.detect``. It is
             shortened to be coprime with the inner tile rotation period (if the inner has one),
             so that successive full scans visit every tile phase rather than the same few.
-        tile_size: edge of the motion windows in source pixels.
+        coarse_height: between full scans, also run ``inner`` on the whole frame seen this many
+            rows tall (never more than the full scan sees); 0 = no cheap pass.
+        motion: between full scans, also search where the picture changed (fixed cameras).
+        tile_size: edge of the windows in source pixels.
         threshold: grey-level difference from the background that counts as motion.
         memory_frames: frames a face is searched for again after it was last found; None =
-            twice ``full_scan_every``.
+            ``full_scan_every`` with a cheap pass (the next full scan finds it again), twice
+            that without (a still person under motion gating must stay searched).
+        follow_confidence: only faces found with at least this score are searched again in
+            windows (every face is returned, whatever its score).
 
     Attributes:
         full_scans: calls of ``inner.detect`` (first frame, periodic, scene change, fallback,
             bare images).
         fallbacks: full scans run because the windows would have cost as much as the inner
             detector's own pass (only known for inners with ``windows()``).
+        coarse_passes: cheap whole-frame passes.
         gated_calls: calls of ``inner.detect_windows``; ``windows_run`` windows in total.
         skipped_frames: frames answered without any inference (no motion, no recent face).
 
     Raises:
-        ConfigError: ``inner`` has no ``detect_windows`` (a ValueError).
+        ConfigError: ``inner`` cannot run what is asked of it (a ValueError).
         ValueError: an argument is out of range.
 
     Example:
-        >>> from streamdeid.detect.blazeface import BlazeFaceDetector  # doctest: +SKIP
-        >>> gated = MotionGatedDetector(BlazeFaceDetector(), full_scan_every=12)  # doctest: +SKIP
-        >>> gated.name  # doctest: +SKIP
-        'motion(blazeface)'
+        >>> from streamdeid.detect.retinaface import RetinaFaceDetector  # doctest: +SKIP
+        >>> focused = FocusDetector(RetinaFaceDetector(), coarse_height=360)  # doctest: +SKIP
+        >>> focused.name  # doctest: +SKIP
+        'focus(retinaface)'
     """
 
     def __init__(
@@ -125,13 +147,23 @@ class MotionGatedDetector(Detector):
         tile_size: int = 192,
         threshold: int = 10,
         memory_frames: int | None = None,
+        *,
+        coarse_height: int = 0,
+        motion: bool = True,
+        follow_confidence: float = 0.0,
     ) -> None:
+        label = f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}"
         if not callable(getattr(inner, "detect_windows", None)):
             raise ConfigError(
-                "detector.motion.enabled: motion gating needs a detector with "
-                "detect_windows(image, windows) (the tiled backends and the ensemble), got "
-                f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}; disable "
-                "detector.motion or pick another backend"
+                "detector.focus.enabled: focused detection needs a detector with "
+                f"detect_windows(image, windows) (the tiled backends and the ensemble), got "
+                f"{label}; disable detector.focus or pick another backend"
+            )
+        if coarse_height and not callable(getattr(inner, "detect_at", None)):
+            raise ConfigError(
+                "detector.focus.coarse_height: a cheap whole-frame pass needs a fully "
+                f"convolutional backend (retinaface, centerface), got {label}; set it to 0 or "
+                "pick another backend"
             )
         if full_scan_every < 1:
             raise ValueError(f"full_scan_every must be >= 1, got {full_scan_every}")
@@ -141,13 +173,23 @@ class MotionGatedDetector(Detector):
             raise ValueError(f"threshold must be in 1..255, got {threshold}")
         if memory_frames is not None and memory_frames < 0:
             raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
+        if not 0.0 <= follow_confidence <= 1.0:
+            raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
+        if not 0 <= coarse_height <= 4320:
+            raise ValueError(f"coarse_height must be in 0..4320, got {coarse_height}")
         self.inner = inner
-        self.name = f"motion({getattr(inner, 'name', type(inner).__name__)})"
+        self.name = f"focus({getattr(inner, 'name', type(inner).__name__)})"
         self.full_scan_every = full_scan_every
+        self.coarse_height = coarse_height
+        self.motion = motion
+        self.follow_confidence = follow_confidence
         self.tile_size = tile_size
         self.threshold = threshold
-        self.memory_frames = 2 * full_scan_every if memory_frames is None else memory_frames
+        if memory_frames is None:
+            memory_frames = full_scan_every if coarse_height else 2 * full_scan_every
+        self.memory_frames = memory_frames
         self.full_scans = 0
+        self.coarse_passes = 0
         self.gated_calls = 0
         self.skipped_frames = 0
         self.windows_run = 0
@@ -179,30 +221,55 @@ class MotionGatedDetector(Detector):
         if background is None or self._size != (w, h) or index < self._last_full:
             self._known, self._seen = self._known[:0], self._seen[:0]  # boxes of another stream
             return self._full_scan(frame, grey, "start of a stream")
-        diff = cv2.absdiff(grey.astype(np.float32), background)
-        moved = cv2.compare(diff, float(self.threshold), cv2.CMP_GT)
-        share = cv2.countNonZero(moved) / moved.size
-        if share > _CUT_FRACTION:
-            return self._full_scan(frame, grey, f"{share:.0%} of the picture changed")
-        cv2.accumulateWeighted(grey, background, _LEARNING_RATE)
+        moved = None
+        if self.motion:
+            diff = cv2.absdiff(grey.astype(np.float32), background)
+            moved = cv2.compare(diff, float(self.threshold), cv2.CMP_GT)
+            share = cv2.countNonZero(moved) / moved.size
+            if share > _CUT_FRACTION:
+                return self._full_scan(frame, grey, f"{share:.0%} of the picture changed")
+            cv2.accumulateWeighted(grey, background, _LEARNING_RATE)
+        else:
+            # Cuts only, from a thumbnail of the last call's picture: a camera that pans or
+            # follows someone changes most pixels but little of the thumbnail, and keeps its
+            # cheap passes; a cut changes the thumbnail wholesale.
+            thumb = _thumbnail(grey)
+            change = float(cv2.absdiff(thumb, _thumbnail(background)).mean())
+            self._background = grey.astype(np.float32)
+            if change > _CUT_GREY:
+                return self._full_scan(frame, grey, f"thumbnail changed by {change:.0f} levels")
         if index - self._last_full >= self._interval(w, h):
             return self._full_scan(frame, None, "periodic")
         self._forget(index)
-        windows = self._windows(moved, scale, w, h)
+        coarse = self._coarse_scale(h)
+        windows = self._windows(moved, scale, w, h, with_faces=not coarse)
+        scaled = self._face_windows(coarse, self._fine_scale(h), w, h) if coarse else []
         budget = self._inner_cost(w, h, index)
-        if budget is not None and windows and self._cost(windows) >= budget:
-            # Gating would cost at least what the inner detector's own pass costs: run that.
+        fine = self._fine_scale(h)
+        cost = self._cost(windows) + sum(_edge(win) ** 2 * (s / fine) ** 2 for win, s in scaled)
+        cost += w * h * (coarse / fine) ** 2
+        if budget is not None and (windows or coarse) and cost >= budget:
+            # Focusing would cost at least what the inner detector's own pass costs: run that.
             self.fallbacks += 1
             return self._full_scan(frame, None, f"{len(windows)} windows cost >= the inner pass")
-        self.last_windows = windows
-        if not windows:
+        self.last_windows = windows + [win for win, _ in scaled]
+        found = []
+        if coarse:
+            self.coarse_passes += 1
+            found.append(self.inner.detect_at(image, [(0, 0, w, h)], coarse))  # type: ignore[attr-defined]
+            for scale_, group in _by_scale(scaled).items():
+                found.append(self.inner.detect_at(image, group, scale_))  # type: ignore[attr-defined]
+        if windows:
+            found.append(self.inner.detect_windows(image, windows))  # type: ignore[attr-defined]
+        if windows or scaled:
+            self.gated_calls += 1
+            self.windows_run += len(self.last_windows)
+        if not found:
             self.skipped_frames += 1
             return Detections.empty()
-        self.gated_calls += 1
-        self.windows_run += len(windows)
-        found = self.inner.detect_windows(image, windows)  # type: ignore[attr-defined]
-        self._remember(found, index)
-        return found
+        result = found[0] if len(found) == 1 else _union(found, self.inner)
+        self._remember(result, index)
+        return result
 
     def _full_scan(self, frame: Frame, reset_to: np.ndarray | None, reason: str) -> Detections:
         """The inner detector's own whole-frame detection; a new scene resets the background."""
@@ -240,6 +307,19 @@ class MotionGatedDetector(Detector):
             self._intervals[key] = n
         return self._intervals[key]
 
+    def _fine_scale(self, height: int) -> float:
+        """The largest scale the inner's own pass sees a frame this tall at (1 if it has none)."""
+        scales = getattr(self.inner, "scales", None) or (1.0,)
+        floor = getattr(self.inner, "min_input_height", 0) / max(1, height)
+        return max(max(scales), floor)
+
+    def _coarse_scale(self, height: int) -> float:
+        """Scale of the cheap pass, or 0 when there is none or it would be no cheaper."""
+        if not self.coarse_height:
+            return 0.0
+        coarse = self.coarse_height / max(1, height)
+        return coarse if coarse < self._fine_scale(height) else 0.0
+
     def _inner_cost(self, width: int, height: int, index: int) -> float | None:
         """Cost of the inner detector's own pass on this frame, when it can tell (tiled ones)."""
         windows_of = getattr(self.inner, "windows", None)
@@ -275,32 +355,36 @@ class MotionGatedDetector(Detector):
 
     def _windows(
         self,
-        moved: np.ndarray,
+        moved: np.ndarray | None,
         scale: tuple[float, float],
         width: int,
         height: int,
+        *,
+        with_faces: bool = True,
     ) -> list[Window]:
-        """Windows covering the motion blobs and the recent faces (see the module docstring)."""
+        """Windows covering the motion blobs and (``with_faces``) the recent faces, seen at the
+        inner detector's own scales (see the module docstring)."""
         tile = self.tile_size
         fixed: list[Window] = []  # windows that serve one large target each
         small: list[tuple[float, float, float, float]] = []  # targets that fit a tile
-        mask = cv2.dilate(moved, self._kernel, iterations=2)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        changed = np.bincount(labels[moved > 0], minlength=count)
-        sx, sy = scale
-        for (x, y, bw, bh, _area), n in zip(stats[1:], changed[1:], strict=True):
-            if n < _MIN_BLOB_PIXELS:
-                continue
-            box = (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy)
-            target = _grow(box, _MARGIN)
-            if _edge(target) <= tile:
-                small.append(target)
-                continue
-            window = _fit(target, tile, width, height)
-            fixed.append(window)
-            if self._fixed_input and _edge(window) > _CELLS_ABOVE * tile:
-                fixed.extend(_touching(self._grid(width, height, _CELL_OVERLAP), box))
-        for face in self._known.tolist():
+        if moved is not None:
+            mask = cv2.dilate(moved, self._kernel, iterations=2)
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            changed = np.bincount(labels[moved > 0], minlength=count)
+            sx, sy = scale
+            for (x, y, bw, bh, _area), n in zip(stats[1:], changed[1:], strict=True):
+                if n < _MIN_BLOB_PIXELS:
+                    continue
+                box = (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy)
+                target = _grow(box, _MARGIN)
+                if _edge(target) <= tile:
+                    small.append(target)
+                    continue
+                window = _fit(target, tile, width, height)
+                fixed.append(window)
+                if self._fixed_input and _edge(window) > _CELLS_ABOVE * tile:
+                    fixed.extend(_touching(self._grid(width, height, _CELL_OVERLAP), box))
+        for face in self._known.tolist() if with_faces else ():
             if _FACE_CONTEXT * _edge(face) <= tile:
                 small.append(_grow(face, _MARGIN))
             else:
@@ -308,6 +392,40 @@ class MotionGatedDetector(Detector):
         fixed = list(dict.fromkeys(fixed))
         fine = [w for w in fixed if _edge(w) <= _CELLS_ABOVE * tile]
         return list(dict.fromkeys(fixed + self._cover(small, fine, width, height)))
+
+    def _face_windows(
+        self, coarse: float, fine: float, width: int, height: int
+    ) -> list[tuple[Window, float]]:
+        """Windows around the recent faces too small for the cheap pass, each with its scale.
+
+        A face is looked at with the scale that shows it ``_FACE_NET`` network pixels tall (at
+        most ``fine``, the full pass's), in a square of ``_FACE_CONTEXT`` times its size but at
+        least ``_WINDOW_NET`` network pixels: a 20-px face in a 360p frame then costs a
+        160-px network input instead of a tile of the full pass. Smallest faces first; a window
+        also serves every other face wholly inside it that needs no larger scale.
+        """
+        faces = self._known[(self._known[:, 3] - self._known[:, 1]) * coarse < _COARSE_FACE]
+        if not len(faces):
+            return []
+        edges = np.maximum(faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1]).clip(1, None)
+        needs = np.minimum(fine, _FACE_NET / edges)
+        # Quantised upwards so that neighbours share a scale (and a model call).
+        needs = np.minimum(fine, np.ceil(needs * 8) / 8)
+        order = np.argsort(-needs, kind="stable")
+        covered = np.zeros(len(faces), bool)
+        out: list[tuple[Window, float]] = []
+        for i in order:
+            if covered[i]:
+                continue
+            scale = float(needs[i])
+            side = max(_FACE_CONTEXT * edges[i], _WINDOW_NET / scale)
+            side = math.ceil(side * scale / 32) * 32 / scale  # no network pixel wasted on rounding
+            window = _fit(_square(faces[i], side / edges[i]), 1, width, height)
+            inside = _contains(np.asarray([window], np.float64), faces.astype(np.float64))[0]
+            covered |= inside & (needs <= scale)
+            covered[i] = True
+            out.append((window, scale))
+        return out
 
     def _cover(
         self,
@@ -370,6 +488,9 @@ class MotionGatedDetector(Detector):
         small face jitter by more than a third of their size from one window to the next, and
         each stale copy would otherwise cost a window until it expires.
         """
+        if self.follow_confidence:
+            keep = found.confidence >= self.follow_confidence
+            found = Detections(found.xyxy[keep], found.confidence[keep])
         if len(found) and len(self._known):
             old = ~_same_place(self._known, found.xyxy).any(axis=1)
             self._known, self._seen = self._known[old], self._seen[old]
@@ -380,6 +501,26 @@ class MotionGatedDetector(Detector):
     def _forget(self, index: int) -> None:
         keep = (index - self._seen) <= self.memory_frames
         self._known, self._seen = self._known[keep], self._seen[keep]
+
+
+def _thumbnail(grey: np.ndarray) -> np.ndarray:
+    return cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:
+    groups: dict[float, list[Window]] = {}
+    for window, scale in scaled:
+        groups.setdefault(scale, []).append(window)
+    return groups
+
+
+def _union(found: list[Detections], inner: Detector) -> Detections:
+    """One face list from several passes: the same face seen twice is merged, never shrunk."""
+    xyxy = np.concatenate([f.xyxy for f in found])
+    conf = np.concatenate([f.confidence for f in found])
+    if not len(conf):
+        return Detections.empty()
+    return Detections(*merge_boxes(xyxy, conf, getattr(inner, "nms_iou", 0.3)))
 
 
 def _fixed_input(detector: object) -> bool:

@@ -193,15 +193,15 @@ def test_make_detector_builds_the_configured_ensemble(shared_data: Path, members
 
 
 def test_motion_gate_can_wrap_the_ensemble(members) -> None:
-    from streamdeid.detect.motion import MotionGatedDetector
+    from streamdeid.detect.focus import FocusDetector
     from streamdeid.detect.tiling import box_iou
     from streamdeid.io.synthetic import default_face_paths, render_frames
 
     config = load_config("default").override(
-        {"detector.backend": "ensemble", "detector.motion.enabled": True}
+        {"detector.backend": "ensemble", "detector.focus.enabled": True}
     )
     detector = make_detector(config)
-    assert isinstance(detector, MotionGatedDetector)
+    assert isinstance(detector, FocusDetector)
     assert isinstance(detector.inner, EnsembleDetector)
     frames = render_frames((640, 360), 8, default_face_paths((640, 360), 8))
     try:

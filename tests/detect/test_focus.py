@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamdeid.detect.base import Detector
-from streamdeid.detect.motion import MotionGatedDetector
+from streamdeid.detect.focus import FocusDetector
 from streamdeid.detect.tiled import TiledDetector
 from streamdeid.types import Detections, Frame
 
@@ -108,7 +108,7 @@ def frame(index: int, image: np.ndarray) -> Frame:
 
 def test_static_scene_runs_the_model_only_on_periodic_full_scans() -> None:
     inner = FakeInner()
-    gated = MotionGatedDetector(inner, full_scan_every=12)
+    gated = FocusDetector(inner, full_scan_every=12)
     rng = np.random.default_rng(1)
     scene = background()
     for i in range(40):
@@ -120,7 +120,7 @@ def test_static_scene_runs_the_model_only_on_periodic_full_scans() -> None:
 
 def test_moving_blob_is_searched_in_windows_around_it_not_the_whole_frame() -> None:
     inner = FakeInner()
-    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    gated = FocusDetector(inner, full_scan_every=1000, tile_size=192)
     scene = background()
     blobs = []
     for i in range(20):
@@ -155,7 +155,7 @@ def test_big_moving_blob_gets_small_cells_only_for_fixed_input_models(
     # tile-sized cells under the blob keep it at full scale. A fully convolutional model sees
     # every window at the frame's scale, so the one big window is enough.
     inner = inner_type()
-    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    gated = FocusDetector(inner, full_scan_every=1000, tile_size=192)
     scene = background()
     moved = scene.copy()
     moved[200:600, 300:700] = 255 - moved[200:600, 300:700]
@@ -172,7 +172,7 @@ def test_face_that_stops_moving_is_searched_on_every_frame() -> None:
     # on every frame (not only until the tracker's coast time runs out).
     face = (600.0, 300.0, 640.0, 350.0)
     inner = FakeInner([face])
-    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    gated = FocusDetector(inner, full_scan_every=1000, tile_size=192)
     scene = background()
     for i in range(100):
         found = gated.detect(frame(i, scene))
@@ -188,7 +188,7 @@ def test_face_that_stops_moving_is_searched_on_every_frame() -> None:
 def test_window_around_a_large_known_face_gives_it_context() -> None:
     face = (500.0, 200.0, 700.0, 440.0)  # 200 x 240 px
     inner = FakeInner([face])
-    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    gated = FocusDetector(inner, full_scan_every=1000, tile_size=192)
     scene = background()
     gated.detect(frame(0, scene))
     gated.detect(frame(1, scene))
@@ -202,7 +202,7 @@ def test_nearby_small_faces_share_one_window() -> None:
     faces = [(400.0 + 50 * k, 300.0, 420.0 + 50 * k, 324.0) for k in range(3)]
     far = (1000.0, 600.0, 1020.0, 624.0)
     inner = FakeInner([*faces, far])
-    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    gated = FocusDetector(inner, full_scan_every=1000, tile_size=192)
     scene = background()
     gated.detect(frame(0, scene))
     gated.detect(frame(1, scene))
@@ -217,7 +217,7 @@ def test_nearby_small_faces_share_one_window() -> None:
 def test_gating_that_would_cost_more_inferences_than_the_inner_pass_runs_that_pass() -> None:
     faces = [(100.0, 100.0, 120.0, 124.0), (600.0, 300.0, 620.0, 324.0), (1100, 600, 1120, 624)]
     inner = BudgetedInner(faces)
-    gated = MotionGatedDetector(inner, full_scan_every=1000)
+    gated = FocusDetector(inner, full_scan_every=1000)
     scene = background()
     for i in range(5):
         assert len(gated.detect(frame(i, scene))) == 3
@@ -233,7 +233,7 @@ def test_gating_is_costed_in_pixels_for_a_whole_frame_model() -> None:
     scene = background()
     for faces, gated_calls in [(small, 4), (large, 0)]:
         inner = WholeFrameInner(faces)
-        gated = MotionGatedDetector(inner, full_scan_every=1000)
+        gated = FocusDetector(inner, full_scan_every=1000)
         for i in range(5):
             assert len(gated.detect(frame(i, scene))) == 3
         assert gated.gated_calls == gated_calls
@@ -257,7 +257,7 @@ def test_every_known_face_is_searched_whole_with_context(
     # Whatever the layout: each face lies in some window at least 2.5x its size and at least
     # tile_size (both capped by the frame), with a quarter-face margin where the frame allows.
     inner = FakeInner(faces)
-    gated = MotionGatedDetector(inner, full_scan_every=1000, tile_size=192)
+    gated = FocusDetector(inner, full_scan_every=1000, tile_size=192)
     scene = background()
     gated.detect(frame(0, scene))
     gated.detect(frame(1, scene))
@@ -279,7 +279,7 @@ def test_every_known_face_is_searched_whole_with_context(
 def test_known_face_is_forgotten_after_memory_frames_without_a_detection() -> None:
     face = (600.0, 300.0, 640.0, 350.0)
     inner = FakeInner([face])
-    gated = MotionGatedDetector(inner, full_scan_every=1000, memory_frames=5)
+    gated = FocusDetector(inner, full_scan_every=1000, memory_frames=5)
     scene = background()
     gated.detect(frame(0, scene))
     inner.faces = []  # the model stops finding it (face turned away, out of the scene...)
@@ -291,7 +291,7 @@ def test_known_face_is_forgotten_after_memory_frames_without_a_detection() -> No
 
 def test_scene_cut_gets_a_full_scan_and_a_new_background() -> None:
     inner = FakeInner()
-    gated = MotionGatedDetector(inner, full_scan_every=1000)
+    gated = FocusDetector(inner, full_scan_every=1000)
     first, second = background(0), background(1)
     for i in range(10):
         gated.detect(frame(i, first if i < 5 else second))
@@ -302,7 +302,7 @@ def test_scene_cut_gets_a_full_scan_and_a_new_background() -> None:
 
 def test_new_frame_size_or_rewound_index_starts_over() -> None:
     inner = FakeInner([(600.0, 300.0, 640.0, 350.0)])
-    gated = MotionGatedDetector(inner, full_scan_every=1000)
+    gated = FocusDetector(inner, full_scan_every=1000)
     scene = background()
     small = np.ascontiguousarray(scene[:360, :640])
     for i, image in enumerate([scene, scene, small, small]):
@@ -314,7 +314,7 @@ def test_new_frame_size_or_rewound_index_starts_over() -> None:
 
 def test_global_lighting_change_gets_a_full_scan_not_gated_windows() -> None:
     inner = FakeInner()
-    gated = MotionGatedDetector(inner, full_scan_every=1000, threshold=10)
+    gated = FocusDetector(inner, full_scan_every=1000, threshold=10)
     scene = background()
     brighter = np.clip(scene.astype(np.int16) + 40, 0, 255).astype(np.uint8)
     for i in range(8):
@@ -327,7 +327,7 @@ def test_full_scans_are_coprime_with_the_inner_tile_rotation() -> None:
     # Scans 12 frames apart over a 4-phase tile rotation would visit phase 0 only; a still
     # small face in another phase would never be searched. The interval drops to 11.
     inner = PeriodicInner()
-    gated = MotionGatedDetector(inner, full_scan_every=12)
+    gated = FocusDetector(inner, full_scan_every=12)
     scene = background()
     for i in range(50):
         gated.detect(frame(i, scene))
@@ -357,7 +357,7 @@ def test_real_tiled_inner_gets_every_tile_phase_from_its_full_scans() -> None:
     # ever run phases 0, 3, 6, 9 and 12; 11 apart they run all 15.
     inner = SilentTiled(tile_size=256, tile_overlap=0.25, max_tiles_per_frame=4)
     assert inner.tile_period(1920, 1080) == 15
-    gated = MotionGatedDetector(inner, full_scan_every=12)
+    gated = FocusDetector(inner, full_scan_every=12)
     scene = np.zeros((1080, 1920, 3), np.uint8)
     for i in range(166):
         gated.detect(frame(i, scene))
@@ -367,7 +367,7 @@ def test_real_tiled_inner_gets_every_tile_phase_from_its_full_scans() -> None:
 
 def test_bare_image_always_gets_the_inner_detect() -> None:
     inner = FakeInner()
-    gated = MotionGatedDetector(inner)
+    gated = FocusDetector(inner)
     for _ in range(3):
         gated.detect(background())
     assert inner.full == [-1, -1, -1] and inner.windowed == []
@@ -375,14 +375,14 @@ def test_bare_image_always_gets_the_inner_detect() -> None:
 
 def test_name_and_close_delegate_to_the_inner_detector() -> None:
     inner = FakeInner()
-    with MotionGatedDetector(inner) as gated:
-        assert gated.name == "motion(fake)"
+    with FocusDetector(inner) as gated:
+        assert gated.name == "focus(fake)"
     assert inner.closed
 
 
 def test_inner_detector_without_detect_windows_is_rejected() -> None:
     with pytest.raises(ValueError, match="detect_windows"):
-        MotionGatedDetector(NoWindows())
+        FocusDetector(NoWindows())
 
 
 @pytest.mark.parametrize(
@@ -399,7 +399,145 @@ def test_inner_detector_without_detect_windows_is_rejected() -> None:
 )
 def test_arguments_are_validated(kwargs: dict[str, int], expectation: object) -> None:
     with expectation:  # type: ignore[attr-defined]
-        MotionGatedDetector(FakeInner(), **kwargs)
+        FocusDetector(FakeInner(), **kwargs)
+
+
+# -- the cheap pass (coarse_height) --------------------------------------------------------------
+
+
+class ConvInner(FakeInner):
+    """A fully convolutional fake: any scale, ``detect_at`` sees faces at least ``min_px``
+    network pixels tall that lie wholly inside a window; its own pass sees the frame at
+    ``scales`` (with a ``min_input_height`` floor), like the real backends."""
+
+    nms_iou = 0.3
+
+    def __init__(
+        self,
+        faces: list[tuple[float, float, float, float]] | None = None,
+        scales: tuple[float, ...] = (1.0,),
+        min_input_height: int = 0,
+        min_px: float = 10.0,
+    ) -> None:
+        super().__init__(faces)
+        self.scales = scales
+        self.min_input_height = min_input_height
+        self.min_px = min_px
+        self.at: list[tuple[int, list[tuple[int, int, int, int]], float]] = []  # (call, wins, s)
+        self.calls = 0
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        self.calls += 1
+        return super().detect(frame)
+
+    def windows(self, width: int, height: int, index: int = 0) -> list[tuple[int, int, int, int]]:
+        return [(0, 0, width, height)]
+
+    def detect_at(
+        self, image: np.ndarray, windows: list[tuple[int, int, int, int]], scale: float
+    ) -> Detections:
+        self.at.append((self.calls, list(windows), scale))
+        seen = [
+            f
+            for f in self.faces
+            if (f[3] - f[1]) * scale >= self.min_px and any(_inside(f, w) for w in windows)
+        ]
+        return _boxes(seen)
+
+
+def still(n: int, image: np.ndarray | None = None) -> list[Frame]:
+    scene = background() if image is None else image
+    rng = np.random.default_rng(2)
+    return [frame(i, noisy(scene, rng)) for i in range(n)]
+
+
+def test_cheap_pass_runs_between_full_scans_at_the_coarse_height() -> None:
+    big = (100.0, 100.0, 300.0, 320.0)  # 220 px: 110 network px in a 360-row pass
+    inner = ConvInner([big])
+    focused = FocusDetector(inner, full_scan_every=10, coarse_height=360, motion=False)
+    for f in still(25):
+        found = focused.detect(f)
+        assert len(found) == 1 and np.allclose(found.xyxy[0], big)  # every frame finds it
+    assert inner.full == [0, 10, 20]
+    coarse = [(wins, s) for _, wins, s in inner.at if wins == [WHOLE]]
+    assert len(coarse) == 22 and all(s == 0.5 for _, s in coarse)
+    assert focused.coarse_passes == 22
+    assert all(wins == [WHOLE] for _, wins, _ in inner.at)  # a big face needs no window
+
+
+def test_face_too_small_for_the_cheap_pass_gets_a_window_at_its_own_scale() -> None:
+    # 20 px is 10 network px in the 360-row pass of a 720p frame: the fake's limit, so only the
+    # full scan (1x) finds it; afterwards a window shows it 48 px tall (2.4x, capped at 1x,
+    # the full pass's scale) every frame, and finds it there.
+    small = (600.0, 300.0, 616.0, 320.0)
+    inner = ConvInner([small], min_px=12)
+    focused = FocusDetector(inner, full_scan_every=1000, coarse_height=360, motion=False)
+    for f in still(6):
+        found = focused.detect(f)
+        assert len(found) == 1 and np.allclose(found.xyxy[0], small)
+    assert inner.full == [0]
+    windows = [(wins, s) for _, wins, s in inner.at if wins != [WHOLE]]
+    assert len(windows) == 5 and all(s == 1.0 for _, s in windows)
+    for wins, _ in windows:
+        ((x1, y1, x2, y2),) = wins
+        assert _inside(small, (x1, y1, x2, y2))
+        assert (x2 - x1) * (y2 - y1) < 0.02 * W * H  # a window, not a tile of the frame
+
+
+def test_small_face_window_is_enlarged_when_the_full_pass_is() -> None:
+    # A 360p frame whose full pass is floored to 720 rows (2x): a 16-px face is looked at with
+    # the scale that shows it ~48 px tall, at most 2x.
+    small = (300.0, 150.0, 316.0, 166.0)
+    image = np.ascontiguousarray(background()[:360, :640])
+    inner = ConvInner([small], min_input_height=720, min_px=24)
+    focused = FocusDetector(inner, full_scan_every=1000, coarse_height=360, motion=False)
+    for f in still(4, image):
+        assert len(focused.detect(f)) == 1
+    scales = {s for _, wins, s in inner.at if wins != [(0, 0, 640, 360)]}
+    assert scales == {2.0}
+
+
+def test_cheap_pass_is_skipped_when_it_would_see_no_less_than_the_full_pass() -> None:
+    image = np.ascontiguousarray(background()[:360, :640])
+    inner = ConvInner([(100.0, 100.0, 200.0, 220.0)])  # own pass at 1x: 360 rows
+    focused = FocusDetector(inner, full_scan_every=1000, coarse_height=360, motion=False)
+    for f in still(5, image):
+        focused.detect(f)
+    assert focused.coarse_passes == 0 and inner.at == []
+
+
+def test_cut_gets_a_full_scan_but_a_pan_keeps_the_cheap_pass() -> None:
+    inner = ConvInner()
+    focused = FocusDetector(inner, full_scan_every=1000, coarse_height=360, motion=False)
+    scene = background(0)
+    # A cut: another shot, with its light and dark parts elsewhere.
+    other = scene // 4
+    other[:, : W // 2] += 180
+    # A pan: the scene shifts 24 px per frame, most pixels change, the thumbnail barely.
+    for i in range(6):
+        focused.detect(frame(i, np.ascontiguousarray(np.roll(scene, 24 * i, axis=1))))
+    assert inner.full == [0]
+    focused.detect(frame(6, other))
+    assert inner.full == [0, 6]
+
+
+def test_windows_costing_more_than_the_full_pass_fall_back_to_it() -> None:
+    # A crowd of tiny faces over the whole frame: their windows would cost more than one pass.
+    faces = [
+        (float(x), float(y), x + 12.0, y + 12.0)
+        for x in range(20, 1240, 60)
+        for y in range(20, 700, 60)
+    ]
+    inner = ConvInner(faces, min_px=1)
+    focused = FocusDetector(inner, full_scan_every=1000, coarse_height=360, motion=False)
+    for f in still(3):
+        assert len(focused.detect(f)) == len(faces)
+    assert inner.full == [0, 1, 2] and focused.fallbacks == 2
+
+
+def test_cheap_pass_needs_a_fully_convolutional_inner() -> None:
+    with pytest.raises(ValueError, match="coarse_height"):
+        FocusDetector(FakeInner(), coarse_height=360)
 
 
 # -- end to end, real detector -----------------------------------------------------------------
@@ -443,8 +581,8 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
     config = load_config(None).override(
         {
             **STILL_CAMERA[backend],
-            "detector.motion.enabled": True,
-            "detector.motion.full_scan_every": 1000,
+            "detector.focus.enabled": True,
+            "detector.focus.full_scan_every": 1000,
             "tracker.max_coast_frames": 25,
             "obscure.method": "solid",
             "pipeline.detect_every": 1,  # windows are checked on every frame
@@ -471,7 +609,7 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
 
     def factory() -> Detector:
         gated = make_detector(config)
-        assert isinstance(gated, MotionGatedDetector) and gated.name == f"motion({backend})"
+        assert isinstance(gated, FocusDetector) and gated.name == f"focus({backend})"
         detect = gated.detect
 
         def recording(frame: Frame | np.ndarray) -> Detections:

@@ -50,12 +50,12 @@ def test_eval_video_prints_a_table_and_writes_json(synthetic, tmp_path: Path, ca
     clip, _ = synthetic
     out = tmp_path / "leak.json"
     args = ["eval", "video", str(clip), str(clip), "--detector", "centerface", "--no-reid"]
-    code = main([*args, "--every", "10", "--json", str(out)])
+    code = main([*args, "--every", "10", "--json", str(out), "--config", "archive"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "still detectable" in captured.out and "two_faces.mp4" in captured.out
     data = json.loads(out.read_text())
-    assert data["independent"] is False  # the default config runs CenterFace too
+    assert data["independent"] is False  # the archive config runs CenterFace too
     assert "NOT independent" in captured.out
     (report,) = data["reports"]
     assert report["every"] == 10 and report["frames_checked"] == 5
@@ -65,7 +65,7 @@ def test_eval_video_prints_a_table_and_writes_json(synthetic, tmp_path: Path, ca
 
 
 def test_eval_run_anonymizes_then_checks(synthetic, tmp_path: Path, capsys) -> None:
-    """The default check detector is dlib (independent of the default config's CenterFace)."""
+    """The default check detector is dlib (independent of the default config's RetinaFace)."""
     clip, _ = synthetic
     kept, out = tmp_path / "anon.mp4", tmp_path / "run.json"
     args = ["eval", "run", str(clip), "--config", "default"]
