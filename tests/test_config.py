@@ -56,6 +56,32 @@ def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
 
 def test_override_validates_and_skips_none() -> None:
     c = Config().override({"obscure.method": "solid", "pipeline.detect_every": None})
-    assert c.obscure.method == "solid" and c.pipeline.detect_every == 3
+    assert c.obscure.method == "solid" and c.pipeline.detect_every == 4
     with pytest.raises(ConfigError, match=r"obscure\.mask_scale"):
         Config().override({"obscure.mask_scale": 0.5})
+
+
+def test_the_python_defaults_are_the_default_config() -> None:
+    # streamdeid.Config() (the API without a file) and configs/default.yaml must not drift apart.
+    assert Config() == load_config("default")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"detector.backend": "blazeface"}, "needs a fully convolutional backend"),
+        (
+            {"detector.focus.coarse_height": 0, "detector.focus.motion": False},
+            "nothing would find a new face",
+        ),
+        ({"detector.motion": {"enabled": True}}, "renamed detector.focus"),
+    ],
+)
+def test_focus_settings_that_would_leave_faces_unsearched_are_refused(
+    overrides: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config().override(overrides)
+    # The fix the message names works.
+    if "detector.backend" in overrides:
+        Config().override({**overrides, "detector.focus.enabled": False})

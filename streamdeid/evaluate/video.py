@@ -278,6 +278,7 @@ def independent_detector(
             "tile_overlap": 0.25,
             "max_tiles_per_frame": None,
         }
+    det["focus"] = {"enabled": False}  # the checker looks at all of every frame it checks
     config = parse_config({"detector": det}, source=f"eval {name} detector")
     from streamdeid.api import make_detector
 

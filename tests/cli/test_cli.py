@@ -15,6 +15,7 @@ import cv2
 import pytest
 
 from streamdeid.cli import main
+from streamdeid.config import load_config
 
 from helpers import probe
 
@@ -94,6 +95,37 @@ def test_help_teaches(capsys) -> None:
     assert e.value.code == 0
     for needle in ("--detect-every", "--method", "examples:", "cctv", "--stats"):
         assert needle in out
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "detector.backend": "blazeface",
+            "detector.focus.enabled": False,
+            "pipeline.detect_every": 1,
+            "obscure.method": "solid",
+        },
+    ],
+)
+def test_help_describes_the_default_config_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, capsys, overrides: dict
+) -> None:
+    # The example text is read from configs/default.yaml, so it follows the config when the
+    # config changes (it once said "MediaPipe on tiles, every frame" long after it was not).
+    import streamdeid.cli as cli
+
+    config = load_config("default").override(overrides)
+    monkeypatch.setattr(cli, "load_config", lambda name: config)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert config.summary() in out
+    backend = {"retinaface": "RetinaFace", "blazeface": "BlazeFace"}[config.detector.backend]
+    assert f"{config.obscure.method}, {backend}" in out
+    every = config.pipeline.detect_every
+    assert ("every frame" if every == 1 else f"every {every}") in config.summary()
 
 
 def test_validate_config_prints_resolved_settings(capsys) -> None:

@@ -181,7 +181,9 @@ def test_real_photo_ensemble_covers_every_member_box(shared_data: Path, members,
 
 
 def test_make_detector_builds_the_configured_ensemble(shared_data: Path, members) -> None:
-    config = load_config("default").override({"detector.backend": "ensemble"})
+    config = load_config("default").override(
+        {"detector.backend": "ensemble", "detector.focus.enabled": False}
+    )
     detector = make_detector(config)
     try:
         assert isinstance(detector, EnsembleDetector)
@@ -198,7 +200,12 @@ def test_motion_gate_can_wrap_the_ensemble(members) -> None:
     from streamdeid.io.synthetic import default_face_paths, render_frames
 
     config = load_config("default").override(
-        {"detector.backend": "ensemble", "detector.focus.enabled": True}
+        {
+            "detector.backend": "ensemble",
+            "detector.focus.enabled": True,
+            "detector.focus.coarse_height": 0,
+            "detector.focus.motion": True,
+        }
     )
     detector = make_detector(config)
     assert isinstance(detector, FocusDetector)

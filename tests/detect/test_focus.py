@@ -467,7 +467,7 @@ def test_cheap_pass_runs_between_full_scans_at_the_coarse_height() -> None:
 
 def test_face_too_small_for_the_cheap_pass_gets_a_window_at_its_own_scale() -> None:
     # 20 px is 10 network px in the 360-row pass of a 720p frame: the fake's limit, so only the
-    # full scan (1x) finds it; afterwards a window shows it 48 px tall (2.4x, capped at 1x,
+    # full scan (1x) finds it; afterwards a window shows it 40 px tall (2x, capped at 1x,
     # the full pass's scale) every frame, and finds it there.
     small = (600.0, 300.0, 616.0, 320.0)
     inner = ConvInner([small], min_px=12)
@@ -486,7 +486,7 @@ def test_face_too_small_for_the_cheap_pass_gets_a_window_at_its_own_scale() -> N
 
 def test_small_face_window_is_enlarged_when_the_full_pass_is() -> None:
     # A 360p frame whose full pass is floored to 720 rows (2x): a 16-px face is looked at with
-    # the scale that shows it ~48 px tall, at most 2x.
+    # the scale that shows it 40 px tall (2.5x), at most 2x.
     small = (300.0, 150.0, 316.0, 166.0)
     image = np.ascontiguousarray(background()[:360, :640])
     inner = ConvInner([small], min_input_height=720, min_px=24)
@@ -503,7 +503,9 @@ def test_cheap_pass_is_skipped_when_it_would_see_no_less_than_the_full_pass() ->
     focused = FocusDetector(inner, full_scan_every=1000, coarse_height=360, motion=False)
     for f in still(5, image):
         focused.detect(f)
+    # ... so every call is a full pass: skipping both would leave a new face to the next scan.
     assert focused.coarse_passes == 0 and inner.at == []
+    assert inner.full == [0, 1, 2, 3, 4]
 
 
 def test_cut_gets_a_full_scan_but_a_pan_keeps_the_cheap_pass() -> None:
@@ -538,6 +540,11 @@ def test_windows_costing_more_than_the_full_pass_fall_back_to_it() -> None:
 def test_cheap_pass_needs_a_fully_convolutional_inner() -> None:
     with pytest.raises(ValueError, match="coarse_height"):
         FocusDetector(FakeInner(), coarse_height=360)
+
+
+def test_focus_with_nothing_between_full_passes_is_refused() -> None:
+    with pytest.raises(ValueError, match="nothing would find a new face"):
+        FocusDetector(ConvInner(), coarse_height=0, motion=False)
 
 
 # -- end to end, real detector -----------------------------------------------------------------
@@ -583,6 +590,9 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
             **STILL_CAMERA[backend],
             "detector.focus.enabled": True,
             "detector.focus.full_scan_every": 1000,
+            "detector.focus.coarse_height": 0,
+            "detector.focus.motion": True,
+            "detector.focus.follow_confidence": 0.0,
             "tracker.max_coast_frames": 25,
             "obscure.method": "solid",
             "pipeline.detect_every": 1,  # windows are checked on every frame

@@ -172,12 +172,17 @@ def test_without_dlib_reid_is_a_missing_extra(monkeypatch, synthetic) -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {},  # the default runs CenterFace
-        {"detector.backend": "mediapipe"},
-        {"detector.backend": "blazeface"},
+        {},  # the default runs RetinaFace
+        {"detector.backend": "mediapipe", "detector.focus.enabled": False},
+        {"detector.backend": "blazeface", "detector.focus.enabled": False},
         {"detector.backend": "centerface"},
-        {"detector.backend": "ensemble"},  # CenterFace and BlazeFace
-        {"detector.backend": "ensemble", "detector.ensemble": ["centerface"]},
+        # CenterFace and BlazeFace
+        {"detector.backend": "ensemble", "detector.focus.enabled": False},
+        {
+            "detector.backend": "ensemble",
+            "detector.ensemble": ["centerface"],
+            "detector.focus.enabled": False,
+        },
     ],
 )
 def test_independent_detector_is_dlib_for_every_backend(overrides) -> None:
@@ -187,8 +192,10 @@ def test_independent_detector_is_dlib_for_every_backend(overrides) -> None:
 
 
 def test_backends_used_maps_mediapipe_to_blazeface() -> None:
-    assert backends_used(Config().override({"detector.backend": "mediapipe"})) == {"blazeface"}
-    assert backends_used(Config().override({"detector.backend": "ensemble"})) == {
+    off = {"detector.focus.enabled": False}
+    mediapipe = Config().override({"detector.backend": "mediapipe", **off})
+    assert backends_used(mediapipe) == {"blazeface"}
+    assert backends_used(Config().override({"detector.backend": "ensemble", **off})) == {
         "centerface",
         "blazeface",
     }

@@ -191,8 +191,9 @@ def test_json_boxes_follow_the_image_size(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_research_subset_with_default_config(shared_data: Path) -> None:
     """Recall of the default config on the WIDER subset, in a band around what it measured
-    (blazeface default, 2026-11: easy 0.65, medium 0.49, hard 0.15 on all 100 images); the text
-    and JSON ground truth of the same images must agree."""
+    (RetinaFace default, 2026-12, first 40 images: easy 0.95, medium 0.88, hard 0.70, 34
+    unmatched boxes per image, mostly unannotated crowd faces); the text and JSON ground truth
+    of the same images must agree."""
     from streamdeid.config import load_config
 
     images = shared_data / SUBSET_IMAGES
@@ -203,11 +204,11 @@ def test_research_subset_with_default_config(shared_data: Path) -> None:
     )
     assert list(j.levels) == ["easy", "medium", "hard", "all"]
     assert j.images == 40
-    assert 0.45 <= j.levels["easy"].recall <= 1.0
-    assert 0.3 <= j.levels["medium"].recall <= 1.0
-    assert 0.05 <= j.levels["hard"].recall <= 1.0
+    assert 0.9 <= j.levels["easy"].recall <= 1.0
+    assert 0.83 <= j.levels["medium"].recall <= 1.0
+    assert 0.65 <= j.levels["hard"].recall <= 1.0
     assert j.levels["easy"].recall >= j.levels["medium"].recall >= j.levels["hard"].recall
-    assert j.false_positives_per_image < 10
+    assert j.false_positives_per_image < 45
     assert t.levels["all"].total == j.levels["all"].total
     assert t.levels["all"].found == j.levels["all"].found
     assert not math.isnan(j.ms_per_image)
