@@ -561,8 +561,10 @@ STILL_CAMERA = {
         "detector.max_tiles_per_frame": 1000,  # every tile (override ignores None)
         "detector.confidence": 0.5,
     },
-    # CenterFace, the cctv config's backend: the whole frame at native size.
+    # CenterFace: the whole frame at native size.
     "centerface": {"detector.backend": "centerface", "detector.centerface.scales": [1.0]},
+    # RetinaFace as the cctv config runs it (the frame enlarged to 832 rows).
+    "retinaface": {"detector.backend": "retinaface"},
 }
 
 
