@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--bitrate", type=int, metavar="BPS", help="target bitrate in bits/s (replaces --crf)"
     )
-    e.add_argument("--preset", metavar="NAME", help="encoder speed preset (default veryfast)")
+    e.add_argument(
+        "--preset", metavar="NAME", help="encoder speed preset (default veryfast; live: superfast)"
+    )
     e.add_argument(
         "--pix-fmt", metavar="FMT", help="pixel format (default yuv420p; yuv444p for odd sizes)"
     )

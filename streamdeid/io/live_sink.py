@@ -42,7 +42,7 @@ from av.video.frame import PictureType
 
 from streamdeid.errors import ConfigError, OutputNotWritableError, SinkError
 from streamdeid.io.live_source import mask_url
-from streamdeid.io.sink import EncoderSettings, to_video_frame
+from streamdeid.io.sink import LIVE_PRESET, EncoderSettings, to_video_frame
 from streamdeid.types import Frame, FramePacket
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class _Encoder:
         ctx.gop_size = max(1, round(self.gop_s * self.frame_rate))
         ctx.max_b_frames = 0
         ctx.thread_count = s.threads
-        options = {"tune": "zerolatency", "preset": s.preset or "veryfast", "forced-idr": "1"}
+        options = {"tune": "zerolatency", "preset": s.preset or LIVE_PRESET, "forced-idr": "1"}
         if s.bitrate:
             ctx.bit_rate = s.bitrate
         elif s.crf is not None:

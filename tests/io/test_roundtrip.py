@@ -12,7 +12,7 @@ from streamdeid import anonymize_file
 from streamdeid.config import Config
 from streamdeid.errors import NotAVideoError, SourceError
 from streamdeid.io.sink import EncoderSettings, VideoSink
-from streamdeid.io.source import FileSource
+from streamdeid.io.source import FileSource, SourceInfo
 
 from helpers import ScriptedDetector, decode_frames, probe
 
@@ -167,3 +167,54 @@ def test_failed_run_leaves_no_empty_output(synthetic, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="model file missing"):
         anonymize_file(clip, out, detector_factory=broken_detector)
     assert not out.exists()
+
+
+def _x264_options(data: bytes) -> set[str]:
+    """The settings x264 writes into its stream (an SEI message): 'subme=2', 'me=hex', ..."""
+    start = data.find(b"x264 - core")
+    assert start >= 0, "no x264 settings in the stream"
+    return set(data[start : data.find(b"\x00", start)].decode("ascii", "replace").split())
+
+
+def test_encoder_preset_defaults_to_veryfast_for_files_and_superfast_for_cameras(
+    tmp_path: Path,
+) -> None:
+    # A camera cannot wait for its encoder: superfast there (17 instead of 30 ms of CPU per 1080p
+    # frame), the better compression of veryfast for files; a named preset wins in both.
+    from fractions import Fraction
+
+    from streamdeid.io.live_sink import SegmentSink
+    from streamdeid.types import Frame
+
+    rng = np.random.default_rng(0)
+    frames = [
+        Frame(i, rng.integers(0, 255, (64, 96, 3), np.uint8), i, Fraction(1, 25), i / 25)
+        for i in range(3)
+    ]
+
+    info = SourceInfo(
+        "in.mp4", "mp4", 96, 64, Fraction(1, 25), Fraction(25), 3, 0.12, "h264", False
+    )
+
+    def file_options(settings: EncoderSettings) -> set[str]:
+        path = tmp_path / f"file_{settings.preset}.mp4"
+        sink = VideoSink(path, info, settings)
+        for frame in frames:
+            sink.write(frame)
+        sink.close()
+        return _x264_options(path.read_bytes())
+
+    def camera_options(settings: EncoderSettings) -> set[str]:
+        folder = tmp_path / f"cam_{settings.preset}"
+        folder.mkdir()
+        sink = SegmentSink(folder, settings=EncoderSettings(codec="h264", preset=settings.preset))
+        for frame in frames:
+            sink.write(frame)
+        sink.close()
+        (segment,) = folder.iterdir()
+        return _x264_options(segment.read_bytes())
+
+    assert {"me=hex", "subme=2"} <= file_options(EncoderSettings())  # veryfast
+    assert {"me=dia", "subme=1"} <= camera_options(EncoderSettings())  # superfast
+    assert "subme=0" in file_options(EncoderSettings(preset="ultrafast"))
+    assert "subme=0" in camera_options(EncoderSettings(preset="ultrafast"))
