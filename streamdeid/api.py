@@ -95,6 +95,7 @@ def make_detector(config: Config) -> Detector:
             coarse_height=f.coarse_height,
             motion=f.motion,
             follow_confidence=f.follow_confidence,
+            full_scan_parts=f.full_scan_parts,
             memory_frames=f.memory_frames,
         )
     return detector

@@ -129,6 +129,15 @@ class FocusConfig(_Model):
         description="Between full passes, also search where the picture changed (a background "
         "model; for fixed cameras).",
     )
+    full_scan_parts: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Run each periodic full pass in this many horizontal parts, one per "
+        "detector run, beside the cheap pass (needs coarse_height): for live cameras, where a "
+        "whole full-resolution pass (~130 ms at 1080p) would hold up the frames behind it. "
+        "First frames and cuts still get the whole pass at once.",
+    )
     follow_confidence: float = Field(
         default=0.3,
         ge=0.0,

@@ -121,6 +121,10 @@ class FocusDetector(Detector):
             that without (a still person under motion gating must stay searched).
         follow_confidence: only faces found with at least this score are searched again in
             windows (every face is returned, whatever its score).
+        full_scan_parts: run each periodic full scan in this many horizontal parts, one per
+            call (beside the cheap pass), instead of all at once: live cameras, where one
+            whole pass would hold up the frames behind it. First frames and cuts still get the
+            whole pass at once. Needs the cheap pass.
 
     Attributes:
         full_scans: calls of ``inner.detect`` (first frame, periodic, scene change, fallback,
@@ -153,6 +157,7 @@ class FocusDetector(Detector):
         coarse_height: int = 0,
         motion: bool = True,
         follow_confidence: float = 0.0,
+        full_scan_parts: int = 1,
     ) -> None:
         label = f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}"
         if not callable(getattr(inner, "detect_windows", None)):
@@ -181,6 +186,13 @@ class FocusDetector(Detector):
             raise ValueError(f"threshold must be in 1..255, got {threshold}")
         if memory_frames is not None and memory_frames < 0:
             raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
+        if full_scan_parts < 1:
+            raise ValueError(f"full_scan_parts must be >= 1, got {full_scan_parts}")
+        if full_scan_parts > 1 and not coarse_height:
+            raise ConfigError(
+                "detector.focus.full_scan_parts: a periodic full pass split over several frames "
+                "needs the cheap pass (coarse_height) to find large faces cut by a part border"
+            )
         if not 0.0 <= follow_confidence <= 1.0:
             raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
         if not 0 <= coarse_height <= 4320:
@@ -191,6 +203,8 @@ class FocusDetector(Detector):
         self.coarse_height = coarse_height
         self.motion = motion
         self.follow_confidence = follow_confidence
+        self.full_scan_parts = full_scan_parts
+        self._parts: list[Window] = []  # parts of a periodic full pass still to run
         self.tile_size = tile_size
         self.threshold = threshold
         if memory_frames is None:
@@ -246,10 +260,15 @@ class FocusDetector(Detector):
             self._background = grey.astype(np.float32)
             if change > _CUT_GREY:
                 return self._full_scan(frame, grey, f"thumbnail changed by {change:.0f} levels")
-        if index - self._last_full >= self._interval(w, h):
-            return self._full_scan(frame, None, "periodic")
-        self._forget(index)
         coarse = self._coarse_scale(h)
+        if index - self._last_full >= self._interval(w, h):
+            if self.full_scan_parts == 1 or not coarse:
+                return self._full_scan(frame, None, "periodic")
+            # Live cameras: the periodic pass in parts, one per call beside the cheap pass, so
+            # no frame waits for a whole full-resolution pass (130 ms at 1080p).
+            self._last_full = index
+            self._parts = _bands(w, h, self.full_scan_parts, _band_overlap(coarse))
+        self._forget(index)
         if self.coarse_height and not coarse:
             # The frame is so small that the cheap pass would see as much as the full one: the
             # full pass it is, every time (skipping both would leave new faces to the next scan).
@@ -266,6 +285,10 @@ class FocusDetector(Detector):
             return self._full_scan(frame, None, f"{len(windows)} windows cost >= the inner pass")
         self.last_windows = windows + [win for win, _ in scaled]
         found = []
+        if self._parts:
+            part = self._parts.pop(0)
+            self.full_scans += not self._parts  # counted when the last part has run
+            found.append(self.inner.detect_windows(image, [part]))  # type: ignore[attr-defined]
         if coarse:
             self.coarse_passes += 1
             found.append(self.inner.detect_at(image, [(0, 0, w, h)], coarse))  # type: ignore[attr-defined]
@@ -286,6 +309,7 @@ class FocusDetector(Detector):
     def _full_scan(self, frame: Frame, reset_to: np.ndarray | None, reason: str) -> Detections:
         """The inner detector's own whole-frame detection; a new scene resets the background."""
         log.debug("frame %d: full scan (%s)", frame.index, reason)
+        self._parts = []
         if reset_to is not None:
             self._background = reset_to.astype(np.float32)
             self._size = (frame.width, frame.height)
@@ -513,6 +537,22 @@ class FocusDetector(Detector):
     def _forget(self, index: int) -> None:
         keep = (index - self._seen) <= self.memory_frames
         self._known, self._seen = self._known[keep], self._seen[keep]
+
+
+def _band_overlap(coarse: float) -> int:
+    """Rows two parts of a split full pass share: a face the cheap pass cannot see (under
+    ``_COARSE_FACE`` network pixels there), padded as masks are, is whole in one part."""
+    return math.ceil(1.5 * _COARSE_FACE / coarse)
+
+
+def _bands(width: int, height: int, parts: int, overlap: int) -> list[Window]:
+    """``parts`` full-width horizontal bands covering the frame, neighbours sharing ``overlap``
+    rows."""
+    step = math.ceil(height / parts)
+    return [
+        (0, max(0, k * step - overlap // 2), width, min(height, (k + 1) * step + overlap // 2))
+        for k in range(parts)
+    ]
 
 
 def _thumbnail(grey: np.ndarray) -> np.ndarray:

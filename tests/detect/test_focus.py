@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -535,6 +536,33 @@ def test_windows_costing_more_than_the_full_pass_fall_back_to_it() -> None:
     for f in still(3):
         assert len(focused.detect(f)) == len(faces)
     assert inner.full == [0, 1, 2] and focused.fallbacks == 2
+
+
+def test_periodic_full_pass_in_parts_covers_the_frame_over_consecutive_calls() -> None:
+    # Live: the periodic pass runs as 3 bands on 3 calls beside the cheap pass; a small face
+    # that only the full resolution finds is found by the band that holds it.
+    small = (600.0, 650.0, 612.0, 664.0)  # 14 px, bottom band: 7 network px in the cheap pass
+    inner = ConvInner([], min_px=12)
+    focused = FocusDetector(
+        inner, full_scan_every=10, coarse_height=360, motion=False, full_scan_parts=3
+    )
+    frames = still(14)
+    for f in frames[:10]:
+        focused.detect(f)
+    inner.faces = [small]  # appears after the first full pass, without moving
+    found = [len(focused.detect(f)) for f in frames[10:14]]
+    assert inner.full == [0]  # no whole pass after the first frame
+    bands = [w for wins in inner.windowed for w in wins]
+    assert len(bands) == 3 and all(b[0] == 0 and b[2] == W for b in bands)
+    assert bands[0][1] == 0 and bands[-1][3] == H
+    assert all(a[3] > b[1] for a, b in itertools.pairwise(bands))  # neighbours overlap
+    assert found == [0, 0, 1, 1]  # the third part finds it; a window follows it after
+    assert focused.full_scans == 2
+
+
+def test_parts_need_the_cheap_pass() -> None:
+    with pytest.raises(ValueError, match="full_scan_parts"):
+        FocusDetector(ConvInner(), coarse_height=0, motion=True, full_scan_parts=3)
 
 
 def test_cheap_pass_needs_a_fully_convolutional_inner() -> None:
