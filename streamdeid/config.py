@@ -130,13 +130,14 @@ class FocusConfig(_Model):
         "model; for fixed cameras).",
     )
     full_scan_parts: int = Field(
-        default=1,
+        default=3,
         ge=1,
         le=16,
         description="Run each periodic full pass in this many horizontal parts, one per "
-        "detector run, beside the cheap pass (needs coarse_height): for live cameras, where a "
-        "whole full-resolution pass (~130 ms at 1080p) would hold up the frames behind it. "
-        "First frames and cuts still get the whole pass at once.",
+        "detector run, beside the cheap pass: for live cameras, where a whole full-resolution "
+        "pass (~130 ms at 1080p) would hold up the frames behind it. First frames, cuts, and "
+        "every pass without a cheap one (coarse_height 0: a part border could cut a large face "
+        "that nothing else would find) get the whole pass at once.",
     )
     follow_confidence: float = Field(
         default=0.3,

@@ -20,21 +20,7 @@ It asks the inner detector about
   enters, leaves or turns moves pixels. A cheap background model finds them; a frame with no
   motion and no recent face then costs no inference at all.
 
-Windows (the choice, and why). Everything the model must see whole is a *target*: a motion
-blob grown by a quarter of its size (so a head whose edges alone moved is whole in it), or a
-recent face grown by a quarter of its size (context). Small targets are covered greedily by
-``tile_size`` squares, picking the square that holds the most targets first, from a fixed grid
-with 50 % overlap (any target up to half a tile fits in one) plus a square centred on each
-target: one window then serves a seated row or a group, where one window per face would run
-the model a dozen times over the same pixels, and a lone target gets a centred window. A
-``tile_size`` square is at least 2.5x a face it is used for (larger faces get their own 2.5x
-window) and no coarser than the inner detectors' own tiles (192 against 256 px by default).
-A blob too big for one square gets one window around it, for the large faces in it, plus (for
-models with a fixed input size, which shrink a big window) the cells of a fixed ``tile_size``
-grid with 25 % overlap (as the inner detectors use) that it touches, for the small faces that
-the big window would shrink out of the model's reach.
-Boxes around blobs rather than grid cells that merely contain motion keep a moving head whole
-in one window; the fixed grids keep the choice stable from frame to frame.
+Where windows go, and why, is described in :mod:`streamdeid.detect.windows`.
 
 When the windows (and the cheap pass) would cost as much as the inner detector's own pass on
 this frame (a busy scene, a small frame), that pass runs instead, so focusing never costs more
@@ -57,13 +43,25 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
-from streamdeid.detect.tiling import box_iou, merge_boxes, tile_grid
+from streamdeid.detect.tiling import merge_boxes, tile_grid
+from streamdeid.detect.windows import (
+    FACE_CONTEXT,
+    Window,
+    band_overlap,
+    bands,
+    cover,
+    edge,
+    face_windows,
+    fit,
+    grow,
+    same_place,
+    square,
+    touching,
+)
 from streamdeid.errors import ConfigError
 from streamdeid.types import Detections, Frame
 
 log = logging.getLogger(__name__)
-
-Window = tuple[int, int, int, int]
 
 # The background model works on a copy whose long side is at most this many pixels: enough
 # for a 15 px face at 480 px wide to be several model pixels, cheap at any input size.
@@ -79,8 +77,6 @@ _LEARNING_RATE = 0.1
 _CELL_OVERLAP = 0.25
 # Overlap of the squares small targets are gathered into: up to half a tile fits in one.
 _COVER_OVERLAP = 0.5
-# A window around a known face is at least this many times the face: context for the model.
-_FACE_CONTEXT = 2.5
 # Blobs with fewer changed pixels (of the downscaled model) are noise: palette dithering,
 # codec flicker. A moving head, even 15 px at 480 px wide, changes more; a face too small
 # for that is too small for the model in a motion window anyway and waits for a full scan.
@@ -90,14 +86,6 @@ _MARGIN = 0.25
 # A blob window up to this many tile sizes needs no cells under it: 4/3 of the default 192 is
 # 256, the inner detectors' default tile, so up to there it is no coarser than their tiles.
 _CELLS_ABOVE = 4 / 3
-# Faces at least this many network pixels tall in the cheap pass are found by it again; smaller
-# ones get a window of their own. RetinaFace finds 75 % of WIDER faces at 24 network pixels, 85 %
-# at 32-48 and 89 % above (benchmarks: recall by size).
-_COARSE_FACE = 24
-# A face window shows its face this many network pixels tall (or as tall as the full pass does).
-_FACE_NET = 40
-# A face window is at least this many network pixels wide: 96 costs 0.4 ms, 160 1.1 ms per call.
-_WINDOW_NET = 96
 
 
 class FocusDetector(Detector):
@@ -124,7 +112,8 @@ class FocusDetector(Detector):
         full_scan_parts: run each periodic full scan in this many horizontal parts, one per
             call (beside the cheap pass), instead of all at once: live cameras, where one
             whole pass would hold up the frames behind it. First frames and cuts still get the
-            whole pass at once. Needs the cheap pass.
+            whole pass at once, and so does every periodic pass without a cheap one (a part
+            border could cut a large face that nothing else would find).
 
     Attributes:
         full_scans: calls of ``inner.detect`` (first frame, periodic, scene change, fallback,
@@ -159,44 +148,17 @@ class FocusDetector(Detector):
         follow_confidence: float = 0.0,
         full_scan_parts: int = 1,
     ) -> None:
-        label = f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}"
-        if not callable(getattr(inner, "detect_windows", None)):
-            raise ConfigError(
-                "detector.focus.enabled: focused detection needs a detector with "
-                f"detect_windows(image, windows) (the tiled backends and the ensemble), got "
-                f"{label}; disable detector.focus or pick another backend"
-            )
-        if coarse_height and not callable(getattr(inner, "detect_at", None)):
-            raise ConfigError(
-                "detector.focus.coarse_height: a cheap whole-frame pass needs a fully "
-                f"convolutional backend (retinaface, centerface), got {label}; set it to 0 or "
-                "pick another backend"
-            )
-        if not coarse_height and not motion:
-            raise ConfigError(
-                "detector.focus: with neither a cheap pass (coarse_height) nor motion windows, "
-                "nothing would find a new face between two full passes; set one of them or "
-                "disable detector.focus"
-            )
-        if full_scan_every < 1:
-            raise ValueError(f"full_scan_every must be >= 1, got {full_scan_every}")
-        if tile_size < 1:
-            raise ValueError(f"tile_size must be >= 1, got {tile_size}")
-        if not 1 <= threshold <= 255:
-            raise ValueError(f"threshold must be in 1..255, got {threshold}")
-        if memory_frames is not None and memory_frames < 0:
-            raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
-        if full_scan_parts < 1:
-            raise ValueError(f"full_scan_parts must be >= 1, got {full_scan_parts}")
-        if full_scan_parts > 1 and not coarse_height:
-            raise ConfigError(
-                "detector.focus.full_scan_parts: a periodic full pass split over several frames "
-                "needs the cheap pass (coarse_height) to find large faces cut by a part border"
-            )
-        if not 0.0 <= follow_confidence <= 1.0:
-            raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
-        if not 0 <= coarse_height <= 4320:
-            raise ValueError(f"coarse_height must be in 0..4320, got {coarse_height}")
+        _check_arguments(
+            inner,
+            full_scan_every=full_scan_every,
+            tile_size=tile_size,
+            threshold=threshold,
+            memory_frames=memory_frames,
+            coarse_height=coarse_height,
+            motion=motion,
+            follow_confidence=follow_confidence,
+            full_scan_parts=full_scan_parts,
+        )
         self.inner = inner
         self.name = f"focus({getattr(inner, 'name', type(inner).__name__)})"
         self.full_scan_every = full_scan_every
@@ -243,23 +205,9 @@ class FocusDetector(Detector):
         if background is None or self._size != (w, h) or index < self._last_full:
             self._known, self._seen = self._known[:0], self._seen[:0]  # boxes of another stream
             return self._full_scan(frame, grey, "start of a stream")
-        moved = None
-        if self.motion:
-            diff = cv2.absdiff(grey.astype(np.float32), background)
-            moved = cv2.compare(diff, float(self.threshold), cv2.CMP_GT)
-            share = cv2.countNonZero(moved) / moved.size
-            if share > _CUT_FRACTION:
-                return self._full_scan(frame, grey, f"{share:.0%} of the picture changed")
-            cv2.accumulateWeighted(grey, background, _LEARNING_RATE)
-        else:
-            # Cuts only, from a thumbnail of the last call's picture: a camera that pans or
-            # follows someone changes most pixels but little of the thumbnail, and keeps its
-            # cheap passes; a cut changes the thumbnail wholesale.
-            thumb = _thumbnail(grey)
-            change = float(cv2.absdiff(thumb, _thumbnail(background)).mean())
-            self._background = grey.astype(np.float32)
-            if change > _CUT_GREY:
-                return self._full_scan(frame, grey, f"thumbnail changed by {change:.0f} levels")
+        moved, cut = self._scene_change(grey, background)
+        if cut:
+            return self._full_scan(frame, grey, cut)
         coarse = self._coarse_scale(h)
         if index - self._last_full >= self._interval(w, h):
             if self.full_scan_parts == 1 or not coarse:
@@ -267,17 +215,17 @@ class FocusDetector(Detector):
             # Live cameras: the periodic pass in parts, one per call beside the cheap pass, so
             # no frame waits for a whole full-resolution pass (130 ms at 1080p).
             self._last_full = index
-            self._parts = _bands(w, h, self.full_scan_parts, _band_overlap(coarse))
+            self._parts = bands(w, h, self.full_scan_parts, band_overlap(coarse))
         self._forget(index)
         if self.coarse_height and not coarse:
             # The frame is so small that the cheap pass would see as much as the full one: the
             # full pass it is, every time (skipping both would leave new faces to the next scan).
             return self._full_scan(frame, None, "the cheap pass would cost a full one")
         windows = self._windows(moved, scale, w, h, with_faces=not coarse)
-        scaled = self._face_windows(coarse, self._fine_scale(h), w, h) if coarse else []
+        scaled = face_windows(self._known, coarse, self._fine_scale(h), w, h) if coarse else []
         budget = self._inner_cost(w, h, index)
         fine = self._fine_scale(h)
-        cost = self._cost(windows) + sum(_edge(win) ** 2 * (s / fine) ** 2 for win, s in scaled)
+        cost = self._cost(windows) + sum(edge(win) ** 2 * (s / fine) ** 2 for win, s in scaled)
         cost += w * h * (coarse / fine) ** 2
         if budget is not None and (windows or coarse) and cost >= budget:
             # Focusing would cost at least what the inner detector's own pass costs: run that.
@@ -305,6 +253,26 @@ class FocusDetector(Detector):
         result = found[0] if len(found) == 1 else _union(found, self.inner)
         self._remember(result, index)
         return result
+
+    def _scene_change(
+        self, grey: np.ndarray, background: np.ndarray
+    ) -> tuple[np.ndarray | None, str | None]:
+        """Where the picture moved (motion gating, else None), and why this frame is a new
+        scene (None when it is not)."""
+        if self.motion:
+            diff = cv2.absdiff(grey.astype(np.float32), background)
+            moved = cv2.compare(diff, float(self.threshold), cv2.CMP_GT)
+            share = cv2.countNonZero(moved) / moved.size
+            if share > _CUT_FRACTION:
+                return moved, f"{share:.0%} of the picture changed"
+            cv2.accumulateWeighted(grey, background, _LEARNING_RATE)
+            return moved, None
+        # Cuts only, from a thumbnail of the last call's picture: a camera that pans or follows
+        # someone changes most pixels but little of the thumbnail, and keeps its cheap passes;
+        # a cut changes the thumbnail wholesale.
+        change = float(cv2.absdiff(_thumbnail(grey), _thumbnail(background)).mean())
+        self._background = grey.astype(np.float32)
+        return None, (f"thumbnail changed by {change:.0f} levels" if change > _CUT_GREY else None)
 
     def _full_scan(self, frame: Frame, reset_to: np.ndarray | None, reason: str) -> Detections:
         """The inner detector's own whole-frame detection; a new scene resets the background."""
@@ -412,101 +380,23 @@ class FocusDetector(Detector):
                 if n < _MIN_BLOB_PIXELS:
                     continue
                 box = (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy)
-                target = _grow(box, _MARGIN)
-                if _edge(target) <= tile:
+                target = grow(box, _MARGIN)
+                if edge(target) <= tile:
                     small.append(target)
                     continue
-                window = _fit(target, tile, width, height)
+                window = fit(target, tile, width, height)
                 fixed.append(window)
-                if self._fixed_input and _edge(window) > _CELLS_ABOVE * tile:
-                    fixed.extend(_touching(self._grid(width, height, _CELL_OVERLAP), box))
+                if self._fixed_input and edge(window) > _CELLS_ABOVE * tile:
+                    fixed.extend(touching(self._grid(width, height, _CELL_OVERLAP), box))
         for face in self._known.tolist() if with_faces else ():
-            if _FACE_CONTEXT * _edge(face) <= tile:
-                small.append(_grow(face, _MARGIN))
+            if FACE_CONTEXT * edge(face) <= tile:
+                small.append(grow(face, _MARGIN))
             else:
-                fixed.append(_fit(_square(face, _FACE_CONTEXT), tile, width, height))
+                fixed.append(fit(square(face, FACE_CONTEXT), tile, width, height))
         fixed = list(dict.fromkeys(fixed))
-        fine = [w for w in fixed if _edge(w) <= _CELLS_ABOVE * tile]
-        return list(dict.fromkeys(fixed + self._cover(small, fine, width, height)))
-
-    def _face_windows(
-        self, coarse: float, fine: float, width: int, height: int
-    ) -> list[tuple[Window, float]]:
-        """Windows around the recent faces too small for the cheap pass, each with its scale.
-
-        A face is looked at with the scale that shows it ``_FACE_NET`` network pixels tall (at
-        most ``fine``, the full pass's), in a square of ``_FACE_CONTEXT`` times its size but at
-        least ``_WINDOW_NET`` network pixels: a 20-px face in a 360p frame then costs a
-        128-px network input (0.7 ms) instead of a tile of the full pass. Smallest faces first;
-        a window also serves every other face wholly inside it that needs no larger scale.
-        """
-        faces = self._known[(self._known[:, 3] - self._known[:, 1]) * coarse < _COARSE_FACE]
-        if not len(faces):
-            return []
-        edges = np.maximum(faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1]).clip(1, None)
-        needs = np.minimum(fine, _FACE_NET / edges)
-        # Quantised upwards so that neighbours share a scale (and a model call).
-        needs = np.minimum(fine, np.ceil(needs * 8) / 8)
-        order = np.argsort(-needs, kind="stable")
-        covered = np.zeros(len(faces), bool)
-        out: list[tuple[Window, float]] = []
-        for i in order:
-            if covered[i]:
-                continue
-            scale = float(needs[i])
-            side = max(_FACE_CONTEXT * edges[i], _WINDOW_NET / scale)
-            side = math.ceil(side * scale / 32) * 32 / scale  # no network pixel wasted on rounding
-            window = _fit(_square(faces[i], side / edges[i]), 1, width, height)
-            inside = _contains(np.asarray([window], np.float64), faces.astype(np.float64))[0]
-            covered |= inside & (needs <= scale)
-            covered[i] = True
-            out.append((window, scale))
-        return out
-
-    def _cover(
-        self,
-        targets: list[tuple[float, float, float, float]],
-        fine: list[Window],
-        width: int,
-        height: int,
-    ) -> list[Window]:
-        """Few ``tile_size`` squares that hold every target not already in a ``fine`` window.
-
-        Greedy set cover: take the square holding the most targets still uncovered, the one
-        most centred on them among equals; candidates are the 50 %-overlap grid and a square
-        centred on each target, so every target has at least one square holding it.
-        """
-        if not targets:
-            return []
-        regions = np.asarray(targets, np.float64)
-        regions = np.clip(regions, 0, [width, height, width, height])
-        if fine:
-            left = ~_contains(np.asarray(fine, np.float64), regions).any(axis=0)
-            regions = regions[left]
-        if not len(regions):
-            return []
-        tile = self.tile_size
-        own = [_fit(r, tile, width, height) for r in regions.tolist()]
-        squares = np.concatenate([self._grid(width, height, _COVER_OVERLAP), own]).astype(
-            np.float64
-        )
-        holds = _contains(squares, regions)  # (squares, targets)
-        centres = (regions[:, :2] + regions[:, 2:]) / 2
-        square_centres = (squares[:, :2] + squares[:, 2:]) / 2
-        chosen: list[Window] = []
-        todo = np.ones(len(regions), bool)
-        while todo.any():
-            useful = holds & todo
-            counts = useful.sum(axis=1)
-            if not counts.any():  # cannot happen (each target has its own square); never loop
-                chosen.extend(own[i] for i in np.flatnonzero(todo))
-                break
-            mean = (useful @ centres) / np.maximum(counts, 1)[:, None]
-            off = np.abs(mean - square_centres).max(axis=1)
-            best = int(np.argmax(counts * 1e6 - off))
-            chosen.append(tuple(int(v) for v in squares[best]))  # type: ignore[arg-type]
-            todo &= ~holds[best]
-        return list(dict.fromkeys(chosen))
+        fine = [w for w in fixed if edge(w) <= _CELLS_ABOVE * tile]
+        grid = self._grid(width, height, _COVER_OVERLAP)
+        return list(dict.fromkeys(fixed + cover(small, fine, grid, tile, width, height)))
 
     def _grid(self, width: int, height: int, overlap: float) -> np.ndarray:
         key = (width, height, overlap)
@@ -528,7 +418,7 @@ class FocusDetector(Detector):
             keep = found.confidence >= self.follow_confidence
             found = Detections(found.xyxy[keep], found.confidence[keep])
         if len(found) and len(self._known):
-            old = ~_same_place(self._known, found.xyxy).any(axis=1)
+            old = ~same_place(self._known, found.xyxy).any(axis=1)
             self._known, self._seen = self._known[old], self._seen[old]
         self._known = np.concatenate([found.xyxy, self._known]).astype(np.float32)
         self._seen = np.concatenate([np.full(len(found), index, np.int64), self._seen])
@@ -539,20 +429,52 @@ class FocusDetector(Detector):
         self._known, self._seen = self._known[keep], self._seen[keep]
 
 
-def _band_overlap(coarse: float) -> int:
-    """Rows two parts of a split full pass share: a face the cheap pass cannot see (under
-    ``_COARSE_FACE`` network pixels there), padded as masks are, is whole in one part."""
-    return math.ceil(1.5 * _COARSE_FACE / coarse)
-
-
-def _bands(width: int, height: int, parts: int, overlap: int) -> list[Window]:
-    """``parts`` full-width horizontal bands covering the frame, neighbours sharing ``overlap``
-    rows."""
-    step = math.ceil(height / parts)
-    return [
-        (0, max(0, k * step - overlap // 2), width, min(height, (k + 1) * step + overlap // 2))
-        for k in range(parts)
-    ]
+def _check_arguments(
+    inner: Detector,
+    *,
+    full_scan_every: int,
+    tile_size: int,
+    threshold: int,
+    memory_frames: int | None,
+    coarse_height: int,
+    motion: bool,
+    follow_confidence: float,
+    full_scan_parts: int,
+) -> None:
+    """Refuse what the inner detector cannot run, and schedules that leave faces unsearched."""
+    label = f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}"
+    if not callable(getattr(inner, "detect_windows", None)):
+        raise ConfigError(
+            "detector.focus.enabled: focused detection needs a detector with "
+            f"detect_windows(image, windows) (the tiled backends and the ensemble), got "
+            f"{label}; disable detector.focus or pick another backend"
+        )
+    if coarse_height and not callable(getattr(inner, "detect_at", None)):
+        raise ConfigError(
+            "detector.focus.coarse_height: a cheap whole-frame pass needs a fully "
+            f"convolutional backend (retinaface, centerface), got {label}; set it to 0 or "
+            "pick another backend"
+        )
+    if not coarse_height and not motion:
+        raise ConfigError(
+            "detector.focus: with neither a cheap pass (coarse_height) nor motion windows, "
+            "nothing would find a new face between two full passes; set one of them or "
+            "disable detector.focus"
+        )
+    if full_scan_every < 1:
+        raise ValueError(f"full_scan_every must be >= 1, got {full_scan_every}")
+    if tile_size < 1:
+        raise ValueError(f"tile_size must be >= 1, got {tile_size}")
+    if not 1 <= threshold <= 255:
+        raise ValueError(f"threshold must be in 1..255, got {threshold}")
+    if memory_frames is not None and memory_frames < 0:
+        raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
+    if full_scan_parts < 1:
+        raise ValueError(f"full_scan_parts must be >= 1, got {full_scan_parts}")
+    if not 0.0 <= follow_confidence <= 1.0:
+        raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
+    if not 0 <= coarse_height <= 4320:
+        raise ValueError(f"coarse_height must be in 0..4320, got {coarse_height}")
 
 
 def _thumbnail(grey: np.ndarray) -> np.ndarray:
@@ -583,64 +505,3 @@ def _fixed_input(detector: object) -> bool:
     if getattr(spec, "size", None) or getattr(detector, "input_size", None):
         return True
     return any(_fixed_input(m) for m in getattr(detector, "members", ()))
-
-
-def _fit(box: Sequence[float], min_edge: int, width: int, height: int) -> Window:
-    """``box`` grown to ``min_edge`` on each side around its centre, then moved into the frame.
-
-    A window is shifted rather than cut at the frame edge, so it keeps its size (and the face
-    its scale) near the border; it is cut only where the frame itself is smaller.
-    """
-
-    def span(lo: float, hi: float, limit: int) -> tuple[int, int]:
-        # Whole pixels outward, so the window always holds the box (when the frame can).
-        first, last = math.floor(lo), math.ceil(hi)
-        length = min(limit, max(min_edge, last - first))
-        start = min(max((first + last - length) // 2, 0), limit - length)
-        return start, start + length
-
-    x1, x2 = span(box[0], box[2], width)
-    y1, y2 = span(box[1], box[3], height)
-    return (x1, y1, x2, y2)
-
-
-def _edge(box: Sequence[float]) -> float:
-    return max(box[2] - box[0], box[3] - box[1])
-
-
-def _grow(box: Sequence[float], share: float) -> tuple[float, float, float, float]:
-    """``box`` grown on each side by ``share`` of its longer side."""
-    pad = share * _edge(box)
-    return (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
-
-
-def _square(box: Sequence[float], times: float) -> tuple[float, float, float, float]:
-    """The square ``times`` the longer side of ``box``, on the same centre."""
-    cx, cy, half = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, times * _edge(box) / 2
-    return (cx - half, cy - half, cx + half, cy + half)
-
-
-def _touching(cells: np.ndarray, box: Sequence[float]) -> list[Window]:
-    x1, y1, x2, y2 = box
-    hit = (cells[:, 0] < x2) & (cells[:, 2] > x1) & (cells[:, 1] < y2) & (cells[:, 3] > y1)
-    return [(int(c[0]), int(c[1]), int(c[2]), int(c[3])) for c in cells[hit]]
-
-
-def _same_place(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) bool: box a[i] and box b[j] overlap a lot or one holds the other's centre."""
-    ca, cb = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
-    b_in_a = (a[:, None, :2] <= cb[None]).all(axis=2) & (cb[None] <= a[:, None, 2:]).all(axis=2)
-    a_in_b = (b[None, :, :2] <= ca[:, None]).all(axis=2) & (ca[:, None] <= b[None, :, 2:]).all(
-        axis=2
-    )
-    return (box_iou(a, b) >= 0.3) | b_in_a | a_in_b
-
-
-def _contains(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(n, m) bool: window i holds box j entirely."""
-    return (
-        (windows[:, None, 0] <= boxes[None, :, 0])
-        & (windows[:, None, 1] <= boxes[None, :, 1])
-        & (windows[:, None, 2] >= boxes[None, :, 2])
-        & (windows[:, None, 3] >= boxes[None, :, 3])
-    )

@@ -560,9 +560,13 @@ def test_periodic_full_pass_in_parts_covers_the_frame_over_consecutive_calls() -
     assert focused.full_scans == 2
 
 
-def test_parts_need_the_cheap_pass() -> None:
-    with pytest.raises(ValueError, match="full_scan_parts"):
-        FocusDetector(ConvInner(), coarse_height=0, motion=True, full_scan_parts=3)
+def test_without_a_cheap_pass_the_periodic_pass_runs_whole() -> None:
+    # A part border could cut a large face, and only the cheap pass would find it again.
+    inner = ConvInner()
+    focused = FocusDetector(inner, full_scan_every=5, coarse_height=0, full_scan_parts=3)
+    for f in still(11):
+        focused.detect(f)
+    assert inner.full == [0, 5, 10]
 
 
 def test_cheap_pass_needs_a_fully_convolutional_inner() -> None:
