@@ -201,17 +201,35 @@ def test_a_restarted_camera_does_not_overwrite_its_earlier_recording() -> None:
     assert sup.results["gate"].state == "finished"
 
 
+class WatchedStats(LiveStats):
+    """A camera's stats that tell the test when the supervisor starts waiting to restart it."""
+
+    def __init__(self, camera: str) -> None:
+        super().__init__(camera)
+        self.restarting = threading.Event()
+
+    def set_state(self, state: str) -> None:
+        super().set_state(state)
+        if state == "restarting":
+            self.restarting.set()
+
+
 def test_stop_during_restart_backoff_ends_at_once() -> None:
+    attempts = []
+
     def run(camera: Camera, stats: LiveStats, stop: threading.Event) -> None:
+        attempts.append(camera.name)
         raise SourceError("down")
 
-    stop = threading.Event()
-    sup = Supervisor([cam("down", restart_backoff_s=30.0)], stop, run_camera=run).start()
-    time.sleep(0.2)
-    t0 = time.monotonic()
+    stop, stats = threading.Event(), WatchedStats("down")
+    # A backoff far longer than the join below: only a stop that cuts it short ends the run.
+    down = cam("down", restart_backoff_s=600.0)
+    sup = Supervisor([down], stop, run_camera=run, stats={"down": stats}).start()
+    assert stats.restarting.wait(30)  # the camera failed and the supervisor waits to restart it
     stop.set()
-    assert sup.join(5) and time.monotonic() - t0 < 1.0
-    assert sup.results["down"].state == "stopped"
+    assert sup.join(30)  # ends long before the backoff (at least 60 s) would
+    assert sup.results["down"].state == "stopped" and sup.results["down"].restarts == 1
+    assert attempts == ["down"]  # stopped in the backoff: never started again
 
 
 def test_cli_runs_cameras_and_a_bad_one_does_not_spoil_the_good_one(synthetic, tmp_path) -> None:

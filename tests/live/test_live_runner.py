@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from streamdeid.config import Config
+from streamdeid.live import runner as live_runner
 from streamdeid.live.cameras import Camera
 from streamdeid.live.endpoints import classify_output
 from streamdeid.live.policy import LiveConfig
@@ -25,6 +26,7 @@ from streamdeid.live.runner import (
     LatencyClock,
     LiveChannel,
     LiveDetectStage,
+    LivePipeline,
     LiveTrackStage,
     paced,
 )
@@ -69,6 +71,26 @@ class CollectSink:
         self.closed = True
 
 
+class CountingSink(CollectSink):
+    """A slow sink that reads the run's counters as each frame comes in and as it is written.
+
+    What it notes is counted in frames, not seconds, so a busy machine changes the numbers
+    (more drops, fewer writes) but not the rules they obey.
+    """
+
+    def __init__(self, stats: LiveStats, delay_s: float) -> None:
+        super().__init__(delay_s)
+        self.stats = stats
+        self.in_flight: list[int] = []  # captured, neither written nor dropped, as a write starts
+        self.encode_drops: list[int] = []  # dropped in front of the encoder when a write ends
+
+    def write(self, frame: Frame) -> None:
+        s = self.stats.snapshot()  # one consistent reading
+        self.in_flight.append(s.frames_in - len(self.frames) - s.dropped)
+        super().write(frame)
+        self.encode_drops.append(self.stats.snapshot().drops["encode"])
+
+
 def unmasked(original: list[np.ndarray], written: dict[int, np.ndarray], gt: list[dict]) -> list:
     """(frame, box, share) for every ground-truth box less than 60 % changed in the output."""
     misses = []
@@ -111,13 +133,14 @@ def test_slow_detector_keeps_latency_bounded_and_masks_every_face(synthetic, tmp
     )
     s = stats.snapshot()
     # The detector cannot run on every frame at 25 fps, and the policy skipped (and counted)
-    # the frames it had no time for instead of queueing them.
+    # the frames it had no time for instead of queueing them: every frame was either looked at
+    # or skipped on its way through. Blocking on the detector instead would fill the capture
+    # queue within the clip (10 fps against 25), and the capture would then drop frames.
     assert len(detector.calls) < 0.6 * len(gt)
     assert s.detect_skipped > 0 and s.detect_runs == len(detector.calls)
+    assert s.detect_runs + s.detect_skipped == s.frames_in
     assert s.frames_in == s.frames_out == len(gt) and s.dropped == 0
-    # Blocking on the detector would push the last frame ~5 s (50 × 100 ms) behind.
-    p50, p95 = stats.run_quantiles((0.5, 0.95))
-    assert p95 < 0.6, (p50, p95)
+    # (Latency in seconds is measured by benchmarks/live_latency.py, not asserted here.)
     # No frame went out with a face visible, including the one re-entering from the edge
     # between two detector runs (frames 37-40) and the first and last frames.
     written = decode_frames(out)
@@ -172,14 +195,20 @@ def test_cameras_follow_the_live_schedule_not_the_file_one(synthetic, tmp_path) 
     every_3 = SOLID.override({"pipeline.detect_every": 3})
     cam = camera(clip, str(tmp_path / "o.mkv"), realtime=True, config=every_3)
     assert cam.live.detect_every == 1
-    run_camera(cam, LiveStats("cam"), threading.Event(), detector_factory=lambda: detector)
-    assert len(detector.calls) > 0.9 * len(gt)
+    stats = LiveStats("cam")
+    run_camera(cam, stats, threading.Event(), detector_factory=lambda: detector)
+    s = stats.snapshot()
+    # Every frame that reached the detector was scheduled: it either ran or was skipped for
+    # being late (how many of each depends on the machine's speed). Every 3rd frame would
+    # leave two in three frames neither.
+    assert s.detect_runs + s.detect_skipped == s.frames_in - s.drops["detect"] > 0
+    assert s.detect_runs == len(detector.calls) > 0
 
 
 def test_stalled_encoder_drops_before_encoding_counts_and_never_leaks(synthetic, tmp_path) -> None:
     clip, gt = synthetic
-    sink = CollectSink(delay_s=0.15)  # 6.7 fps against a 25 fps camera
     stats = LiveStats("cam")
+    sink = CountingSink(stats, delay_s=0.15)  # 6.7 fps against a 25 fps camera
     policy = LiveConfig(drop_budget_s=0.2)
     cam = camera(clip, str(tmp_path / "unused.mp4"), realtime=True, live=policy)
     run_camera(
@@ -196,8 +225,22 @@ def test_stalled_encoder_drops_before_encoding_counts_and_never_leaks(synthetic,
     assert s.frames_in == len(gt) and s.frames_out + s.dropped == s.frames_in  # all accounted
     indices = [f.index for f in sink.frames]
     assert indices == sorted(indices)
-    # Latency stays near queue_size × write time, instead of growing for the whole clip.
-    assert stats.run_quantiles((0.95,))[0] < 8 * 0.15 + 0.6
+    # Latency is bounded in frames, not promised in seconds (benchmarks/live_latency.py measures
+    # those): the queues are bounded, and what overflows them is the oldest frames.
+    # Bounded: every frame captured and not yet written or dropped is in one of the four queues,
+    # in the track stage's look-ahead hold, or in hand: one each for the capture thread and the
+    # four stages, plus, for an instant, one that each queue's writer is evicting. (Without
+    # dropping the backlog piles up in front of the capture instead: drops["encode"] catches it.)
+    queued = policy.detect_queue_size + 3 * policy.queue_size
+    in_hand = 1 + 4 + 4
+    assert max(sink.in_flight) <= queued + policy.blind_frames + in_hand, sink.in_flight
+    # Oldest first: the frames dropped in front of the encoder while it wrote one frame were all
+    # older than the next frame it wrote, so it always takes the freshest. (Refusing the newest
+    # instead would drop frames younger than the ones left waiting.) With k frames written
+    # before frame x, x - k frames older than x were dropped somewhere.
+    for k, (dropped, x) in enumerate(zip(sink.encode_drops[:-1], indices[1:], strict=True), 1):
+        assert dropped <= x - k, (k, x, dropped, indices)
+    assert indices[-1] == len(gt) - 1  # the newest frame always gets through
     original_frames = decode_frames(clip)
     assert unmasked(original_frames, {f.index: f.image for f in sink.frames}, gt) == []
 
@@ -329,36 +372,148 @@ def test_detect_stage_skips_when_behind_and_runs_when_blind_too_long() -> None:
     assert detector.calls == [0, 3]
 
 
-def test_live_channel_evicts_the_oldest_after_budget_but_never_end_of_stream() -> None:
+def test_detect_stage_skips_while_a_later_stage_is_the_bottleneck() -> None:
+    # On two cores the model's run takes the CPU a slow encoder needs: while a later stage's
+    # inbox is full the detector skips (tracks and look-ahead mask the frame), and looks again
+    # as soon as there is room; blind too long, it looks whatever the backlog.
+    stats = LiveStats("t")
+    detector = ScriptedDetector([[(1, 1, 9, 9)]] * 10)
+    stage = LiveDetectStage(lambda: detector, 1, policy=LiveConfig(), stats=stats)
+    stage._inbox = Channel(8)
+    encoder_inbox = Channel(2)
+    stage.downstream = [Channel(2), encoder_inbox]
+    stage.setup()
+    now = time.monotonic()
+    assert stage.process(FramePacket(make_frame(0, now))).detections is not None
+    encoder_inbox.put("a")
+    encoder_inbox.put("b")  # full
+    assert stage.process(FramePacket(make_frame(1, now))).detections is None
+    encoder_inbox.get()
+    assert stage.process(FramePacket(make_frame(2, now))).detections is not None
+    encoder_inbox.put("c")  # full again
+    stage._last_run = time.monotonic() - 1.0
+    assert stage.process(FramePacket(make_frame(3, now))).detections is not None
+    assert detector.calls == [0, 2, 3] and stats.count("detect_skipped") == 1
+
+
+def test_live_pipeline_hands_the_detect_stage_the_queues_after_it() -> None:
+    stats = LiveStats("t")
+    detect = LiveDetectStage(lambda: ScriptedDetector([]), 1, policy=LiveConfig(), stats=stats)
+    track = LiveTrackStage(IoUTracker(), 1.3, 12, policy=LiveConfig(), stats=stats)
+    pipeline = LivePipeline([], [detect, track], live=True, policy=LiveConfig(), stats=stats)
+    channels = pipeline._make_channels()
+    assert list(detect.downstream) == channels[1:] and len(channels) == 2
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of :mod:`streamdeid.live.runner`: only the test moves it.
+
+    Each reading is counted, so the test can wait until code that polls the clock has looked
+    at it again (it is still waiting) instead of sleeping and hoping.
+    """
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.readings = 0
+        self._read = threading.Condition()
+
+    def monotonic(self) -> float:
+        with self._read:
+            self.readings += 1
+            self._read.notify_all()
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._read:
+            self.now += seconds
+
+    def wait_readings(self, more: int, timeout_s: float = 30) -> bool:
+        """Wait (at most ``timeout_s``, a hang guard) for ``more`` readings after this call."""
+        with self._read:
+            target = self.readings + more
+            return self._read.wait_for(lambda: self.readings >= target, timeout_s)
+
+
+class Put:
+    """``channel.put(item)`` on a thread of its own, so the test can watch it wait."""
+
+    def __init__(self, channel: Channel, item: object) -> None:
+        self.returned: list[bool] = []
+        self._thread = threading.Thread(
+            target=lambda: self.returned.append(channel.put(item)), daemon=True
+        )
+        self._thread.start()
+
+    def result(self, timeout_s: float = 30) -> bool | None:
+        """What ``put`` returned, or None while it is still waiting after ``timeout_s``."""
+        self._thread.join(timeout_s)
+        return self.returned[0] if self.returned else None
+
+
+def test_live_channel_evicts_the_oldest_after_budget_but_never_end_of_stream(monkeypatch) -> None:
+    # The budget is read on the channel's clock, which only this test moves: what is checked is
+    # what the channel does before and after the budget is spent, not how fast it does it.
+    clock = FakeClock()
+    monkeypatch.setattr(live_runner, "time", clock)
     drops: list[int] = []
     ch = LiveChannel(2, budget_s=0.1, on_drop=drops.append)
-    assert ch.put(1) and ch.put(2)
-    t0 = time.monotonic()
-    assert ch.put(3)  # full: waits for the budget, then evicts the oldest
-    assert 0.08 < time.monotonic() - t0 < 1.0
-    t0 = time.monotonic()
-    assert ch.put(4)  # still full since then: evicts at once
-    assert time.monotonic() - t0 < 0.05
-    assert drops == [1, 2] and ch.dropped == 2
-    assert ch.get() == 3  # the consumer gets the freshest frames, in order
-    assert ch.put(5)  # there was room: accepted, and the full clock is reset
-    assert [ch.get(), ch.get()] == [4, 5]
-    assert ch.put(6) and ch.put(7)
-    threading.Timer(0.3, ch.get).start()
-    t0 = time.monotonic()
-    assert ch.put(EndOfStream())  # end of stream waits as long as it takes, evicts nothing
-    assert time.monotonic() - t0 >= 0.25 and drops == [1, 2]
-    assert ch.get() == 7 and isinstance(ch.get(), EndOfStream)
+    try:
+        assert ch.put(1) and ch.put(2)
+        put = Put(ch, 3)  # full: waits for the budget...
+        assert clock.wait_readings(3) and put.result(timeout_s=0) is None and drops == []
+        clock.advance(0.1)
+        assert put.result() is True and drops == [1]  # ...then evicts the oldest
+        assert Put(ch, 4).result() is True  # still full since then: evicts with no more waiting
+        assert drops == [1, 2] and ch.dropped == 2
+        assert ch.get() == 3  # the consumer gets the freshest frames, in order
+        assert ch.put(5)  # there was room: accepted, and the full clock is reset...
+        put = Put(ch, 6)  # ...so full again, the put waits a whole budget again
+        assert clock.wait_readings(3) and put.result(timeout_s=0) is None
+        assert ch.get() == 4  # a consumer back within the budget: nothing is dropped
+        assert put.result() is True and drops == [1, 2]
+        clock.advance(60)  # long past any budget: end of stream waits as long as it takes
+        put = Put(ch, EndOfStream())
+        assert put.result(timeout_s=0.5) is None and drops == [1, 2]  # evicts nothing
+        assert ch.get() == 5 and put.result() is True
+        assert ch.get() == 6 and isinstance(ch.get(), EndOfStream) and drops == [1, 2]
+    finally:
+        ch.reader_gone.set()  # frees a put left waiting by a failed assertion
 
 
-def test_paced_frames_arrive_at_their_presentation_time() -> None:
+class FakeStop:
+    """The stop event of :func:`paced` on a fake clock: waiting moves the clock, at once."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        self.clock.advance(timeout)
+        return False
+
+
+def test_paced_frames_arrive_at_their_presentation_time(monkeypatch) -> None:
     frames = [make_frame(i, 0.0) for i in range(6)]  # pts i at 1/25 s
     t0 = time.monotonic()
     out = list(paced(frames, threading.Event()))
-    elapsed = time.monotonic() - t0
-    assert 0.18 < elapsed < 0.6
+    assert time.monotonic() - t0 > 0.18  # it really waits: 5 frame periods
     gaps = np.diff([f.captured_at for f in out])
     assert np.allclose(gaps, 0.04, atol=1e-6)
+    # On a clock only the test moves: each frame comes out exactly when due, no earlier and no
+    # later, and once the consumer is late, late frames come out at once, stamped as due.
+    clock = FakeClock(now=100.0)
+    monkeypatch.setattr(live_runner, "time", clock)
+    stop = FakeStop(clock)
+    stamped, yielded_at = [], []
+    for frame in paced(frames, stop):  # type: ignore[arg-type]
+        stamped.append(frame.captured_at)
+        yielded_at.append(clock.now)
+        if frame.index == 2:
+            clock.advance(0.5)  # the consumer falls 12 frames behind
+    assert stop.waits == pytest.approx([0.04, 0.04])
+    assert yielded_at == pytest.approx([100.0, 100.04, 100.08, 100.58, 100.58, 100.58])
+    assert stamped == pytest.approx([100.0, 100.04, 100.08, 100.12, 100.16, 100.2])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -509,7 +664,9 @@ def test_rtsp_camera_is_masked_live_into_a_playable_file(rtsp_server, live_clip,
     run_camera(cam, stats, threading.Event(), detector_factory=lambda: detector)
     s = stats.snapshot()
     assert s.frames_out >= 0.9 * n and s.frames_out + s.dropped == s.frames_in
-    assert s.detect_skipped > 0 and stats.run_quantiles((0.95,))[0] < 0.6
+    # The 100 ms detector was skipped on the frames it had no time for, not queued for.
+    assert s.detect_skipped > 0 and s.detect_runs < 0.6 * s.frames_in
+    assert s.detect_runs + s.detect_skipped == s.frames_in - s.drops["detect"]
     info = probe(str(out))
     original = decode_frames(live_clip)
     written = decode_frames(out)

@@ -174,45 +174,59 @@ def test_rtsp_sink_publishes_and_a_live_source_reads_it_back(
     reader = LiveSource(f"{server.url}/relay", stop=stop, open_timeout_s=5)
 
     def read() -> None:
-        got.extend(reader.frames())
+        for frame in reader.frames():
+            got.append(frame)
 
     thread = threading.Thread(target=read, name="test-relay-reader")
     thread.start()
     sink = RtspSink(f"{server.url}/out")
+    written = 0
     try:
-        for frame in paced(make_frames(75)):
+        # Publish until 50 frames came back: the reader joins the relay whenever it manages to.
+        # The cap (30 s of frames) only keeps a broken relay from hanging the test.
+        for frame in paced(make_frames(30 * FPS)):
             sink.write(frame)
+            written += 1
+            if len(got) >= 50:
+                break
         assert sink.connected
     finally:
         sink.close()
-        time.sleep(0.3)  # let the relay deliver the tail
         stop.set()
-        thread.join(5)
+        thread.join(30)
 
-    assert sink.packets_sent == 75 and sink.packets_dropped == 0
+    assert not thread.is_alive()
+    assert len(got) >= 50, "what is published comes back through the relay"
+    assert sink.packets_sent == written and sink.packets_dropped == 0
     assert sink.reconnects == 0 and sink.failures == 0
-    assert len(got) >= 50, "the relay reader joined late, but most frames arrive"
     assert got[0].image.shape == (SIZE[1], SIZE[0], 3)
     assert reader.info is not None and reader.info.codec == "h264"
 
 
 def test_rtsp_sink_never_blocks_or_raises_while_nobody_listens() -> None:
     events: list[str] = []
+    threads: set[str] = set()
+
+    def on_event(kind: str, detail: str) -> None:
+        events.append(f"{kind} {detail}")
+        threads.add(threading.current_thread().name)
+
     sink = RtspSink(
         f"rtsp://user:pw@127.0.0.1:{closed_port()}/out",
         backoff_initial_s=0.05,
         backoff_max_s=0.1,
-        on_event=lambda kind, detail: events.append(f"{kind} {detail}"),
+        on_event=on_event,
     )
-    started = time.monotonic()
     for frame in paced(make_frames(25)):
         sink.write(frame)
     sink.close()
-    assert time.monotonic() - started < 2.0
     assert not sink.connected and sink.packets_sent == 0
     assert sink.failures >= 2, "it kept retrying"
     assert events and all(e.startswith("reconnecting") for e in events)
     assert not any("pw" in e for e in events)
+    # Never blocks: connecting, failing and backing off all happen on the sender's own thread,
+    # never on the thread that writes (how fast the writes went is not the point).
+    assert {name.split(":", 1)[0] for name in threads} == {"streamdeid.rtsp-out"}
 
 
 @pytest.mark.slow
@@ -231,28 +245,36 @@ def test_tee_encodes_once_for_segments_and_rtsp_and_outlives_the_server(
     segments = SegmentSink(tmp_path, segment_time_s=2)
     push = RtspSink(f"{server.url}/out", backoff_initial_s=0.2, backoff_max_s=0.5)
     tee = TeeSink([segments, push])
-    connected_after_restart = False
-    with tee:
-        for frame in paced(make_frames(150)):  # 6 s
+    frames = paced(make_frames(1_000_000))
+
+    def write_until(done: Callable[[], bool], what: str) -> LiveFrame:
+        """Write frames at 25 fps until ``done()``; the 30 s cap only guards against a hang."""
+        for _ in range(30 * FPS):
+            frame = next(frames)
             tee.write(frame)
-            if frame.index == 40:
-                assert push.connected
-                server.stop()
-            elif frame.index == 70:
-                assert not push.connected
-                server.start()  # same port
-            elif frame.index > 70 and push.connected:
-                connected_after_restart = True
+            if done():
+                return frame
+        raise AssertionError(f"30 s of frames and still not {what}")
+
+    with tee:
+        write_until(lambda: push.packets_sent >= FPS, "publishing")  # a second is out
+        server.stop()
+        write_until(lambda: not push.connected, "noticing the server is gone")
+        sent = push.packets_sent
+        down = tee.frames_written
+        write_until(lambda: tee.frames_written >= down + 2 * FPS, "recording")  # 2 s away
+        assert push.packets_sent == sent  # nobody to send them to
+        server.start()  # same port
+        back = write_until(lambda: push.connected, "connected again")
+        write_until(lambda: push.packets_sent >= sent + FPS, "publishing again")
         with pytest.raises(SinkError, match="belongs to a TeeSink"):
-            segments.write(frame)
+            segments.write(back)
 
     assert len(encoders) == 1, "two outputs, one encode"
-    assert tee.frames_written == 150
     decoded = sum(len(decode(path)[0]) for path in segments.segments)
-    assert decoded == 150, "the recording lost nothing while the RTSP server was away"
-    assert len(segments.segments) == 3
-    assert push.failures >= 1
-    assert connected_after_restart and push.reconnects == 1
+    assert decoded == tee.frames_written, "the recording lost nothing while the server was away"
+    assert len(segments.segments) >= 2 and all(decode(p)[0][0].key_frame for p in segments.segments)
+    assert push.failures >= 1 and push.reconnects == 1
     assert tee.errors == {segments.name: 0, push.name: 0}
 
 
