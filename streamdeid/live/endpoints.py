@@ -24,7 +24,7 @@ from typing import Any
 from streamdeid.api import encoder_settings
 from streamdeid.config import Config
 from streamdeid.errors import ConfigError, OutputNotWritableError
-from streamdeid.io.sink import VideoSink, check_output_writable
+from streamdeid.io.sink import LIVE_PRESET, VideoSink, check_output_writable
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource, SourceInfo
 from streamdeid.live.policy import LiveSourceConfig
 from streamdeid.live.runner import FrameSink, paced
@@ -242,6 +242,9 @@ class SinkFactory:
 
         info = _output_info(self.input.info, frame, self.input.name)
         settings = encoder_settings(self.config)
+        if self.input.live and settings.preset is None:
+            # A camera cannot wait for its encoder, whatever the output (see LIVE_PRESET).
+            settings = replace(settings, preset=LIVE_PRESET)
         rate = float(info.frame_rate) or 25.0
         live: list[Any] = []
         files: list[FrameSink] = []

@@ -4,13 +4,16 @@ A camera does not wait for us. When the detector cannot keep up, the pipeline mu
 further and further behind (latency grows without bound) or skip work. We skip work, in this
 order, and every rule errs towards masking more:
 
-1. **Detect skips** (detect stage). The model is not run on a frame when the detector is behind:
-   a newer frame is already waiting in its inbox, or the frame has spent more than
-   ``detect_age_budget_s`` inside the pipeline. The frame passes on with ``detections=None``
-   ("not detected"), exactly like a ``detect_every`` gap, so the tracker predicts (coasts) every
-   known face onto it. Exception: once the detector has not run for ``blind_s`` it runs on the
-   next frame whatever the backlog, so a slow downstream stage or a permanently late upstream
-   cannot leave the output masked whole forever.
+1. **Detect skips** (detect stage). The model is not run on a frame when the detector is behind
+   (a newer frame is already waiting in its inbox, or the frame has spent more than
+   ``detect_age_budget_s`` inside the pipeline) or when a later stage is (its inbox is full:
+   on two cores the model's run takes the CPU that stage needs, and its queue would drop
+   frames instead; measured at 1080p, where the encoder was the one that fell behind). The
+   frame passes on with ``detections=None`` ("not detected"), exactly like a ``detect_every``
+   gap, so the tracker predicts (coasts) every known face onto it. Exception: once the
+   detector has not run for ``blind_s`` it runs on the next frame whatever the backlog, so a
+   slow downstream stage or a permanently late upstream cannot leave the output masked whole
+   forever.
 2. **Look-ahead masking** (track stage). A frame the detector did not run on is held back until
    the next frame it did run on (call the runs before and after it A and B). The held frame is
    then masked with its own tracks ∪ every face of A and of B ∪, for each face seen by both,

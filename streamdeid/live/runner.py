@@ -180,6 +180,7 @@ class LiveDetectStage(DetectStage):
         self.live = live
         self.skipped = 0
         self._inbox: Channel | None = None
+        self.downstream: Sequence[Channel] = ()  # inboxes of the stages after this one
         self._owed = False
         self._last_run: float | None = None
 
@@ -203,6 +204,10 @@ class LiveDetectStage(DetectStage):
             # part, and skipping would then never end).
             return False
         if self._inbox is not None and self._inbox.qsize() > 0:
+            return True
+        if any(channel.full() for channel in self.downstream):
+            # A later stage (the encoder, most often) is the bottleneck: the model's run would
+            # take the CPU that stage needs, and its queue would drop frames instead.
             return True
         return now - frame.captured_at > self.policy.detect_age_budget_s
 
@@ -483,6 +488,10 @@ class LivePipeline(Pipeline):
         # Hook every stage's setup before the threads start, so capture can wait for them.
         self._ready = [_signal_setup(stage) for stage in self.stages]
         self.channels = self._channels()
+        if self.live:
+            for i, stage in enumerate(self.stages):
+                if isinstance(stage, LiveDetectStage):
+                    stage.downstream = self.channels[i + 1 :]
         return self.channels
 
     def _capture(self, outbox: Channel) -> None:

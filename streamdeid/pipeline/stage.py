@@ -53,6 +53,9 @@ class Channel:
     def qsize(self) -> int:
         return self._q.qsize()
 
+    def full(self) -> bool:
+        return self._q.full()
+
 
 class Stage(ABC):
     """One step of the pipeline. ``process`` is pure enough to unit-test without threads."""
