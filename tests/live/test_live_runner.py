@@ -742,3 +742,28 @@ def test_rtsp_in_segments_and_rtsp_out_read_back(rtsp_server, live_clip, tmp_pat
         for f, image in zip(clock.written, written, strict=True)
     }
     assert unmasked(original, by_index, gt) == []
+
+
+@pytest.mark.parametrize(("live", "motion_search"), [(True, b"me=dia"), (False, b"me=hex")])
+def test_a_camera_written_to_a_file_encodes_with_the_live_preset(
+    tmp_path: Path, live: bool, motion_search: bytes
+) -> None:
+    # A camera cannot wait for its encoder whatever the output is (superfast: x264 writes
+    # me=dia into the stream); a file read as fast as it decodes is encoded as `streamdeid run`
+    # would (veryfast: me=hex). A preset named in the config wins (ultrafast: subme=0).
+    from streamdeid.live.endpoints import LiveInput, SinkFactory
+
+    source = LiveInput(frames=[], live=live, source=None, name="cam")
+
+    def written(config: Config, name: str) -> bytes:
+        out = tmp_path / name
+        sink = SinkFactory([classify_output(str(out))], config, source)(
+            make_frame(0, 0.0, (96, 64))
+        )
+        for i in range(3):
+            sink.write(make_frame(i, i / 25, (96, 64)))
+        sink.close()
+        return out.read_bytes()
+
+    assert motion_search in written(SOLID, "default.mkv")
+    assert b"subme=0" in written(SOLID.override({"encoder.preset": "ultrafast"}), "named.mkv")
