@@ -188,7 +188,7 @@ class CenterFaceDetector(FullyConvolutionalDetector):
         if engine == "onnxruntime":
             raise MissingExtraError(
                 "CenterFace engine 'onnxruntime' needs the 'centerface' extra: "
-                "pip install 'streamdeid[centerface]' (or set detector.centerface.engine: opencv)"
+                "pip install onnxruntime (or set detector.centerface.engine: opencv)"
             )
         log.debug("onnxruntime not installed: CenterFace falls back to OpenCV DNN")
         return _OpenCvEngine(self.model_path)

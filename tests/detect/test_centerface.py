@@ -186,7 +186,7 @@ def test_missing_onnxruntime(
     monkeypatch: pytest.MonkeyPatch, model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
-    with pytest.raises(MissingExtraError, match=r"pip install 'streamdeid\[centerface\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install onnxruntime"):
         CenterFaceDetector(engine="onnxruntime")
     with caplog.at_level(logging.DEBUG, logger="streamdeid.detect.centerface"):
         fallback = CenterFaceDetector(engine="auto")
