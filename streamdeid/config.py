@@ -361,7 +361,7 @@ class PipelineConfig(_Model):
         le=4.0,
         description="With lookahead, on a frame the detector skipped, the faces of the runs "
         "before and after it are grown by this factor per frame between the run and the frame "
-        "(at most 2x): faces move between runs.",
+        "(at most 4x): faces move between runs.",
     )
     queue_size: int = Field(
         default=8, ge=1, le=1024, description="Frames buffered between two stages."

@@ -17,7 +17,8 @@ def test_margin_grows_with_the_distance_from_the_run_that_saw_the_face() -> None
 def test_scaled_growth_is_capped_but_never_below_the_configured_factor() -> None:
     assert scaled_grow(1.25, 1) == 1.25
     assert scaled_grow(1.25, 3) == 1.75
-    assert scaled_grow(1.25, 12) == 2.0
+    assert scaled_grow(1.25, 11) == 3.75  # a live detector far behind: 11 frames
+    assert scaled_grow(1.25, 40) == 4.0
     assert scaled_grow(3.0, 1) == 3.0
 
 
