@@ -119,31 +119,23 @@ def _single_detector(config: Config, backend: str) -> Detector:
         from streamdeid.detect.mediapipe import MediaPipeDetector
 
         return MediaPipeDetector(model=d.model, **tiling)
-    if backend == "retinaface":
-        from streamdeid.detect.retinaface import RetinaFaceDetector
+    if backend in ("retinaface", "centerface"):
+        c = getattr(d, backend)  # the backend's own section
+        convolutional = {
+            "confidence": c.confidence,
+            "scales": tuple(c.scales),
+            "edge_pad": c.edge_pad,
+            "min_input_height": c.min_input_height,
+            "threads": d.threads,
+            "nms_iou": d.nms_iou,
+        }
+        if backend == "retinaface":
+            from streamdeid.detect.retinaface import RetinaFaceDetector
 
-        r = d.retinaface
-        return RetinaFaceDetector(
-            confidence=r.confidence,
-            scales=tuple(r.scales),
-            edge_pad=r.edge_pad,
-            min_input_height=r.min_input_height,
-            threads=d.threads,
-            nms_iou=d.nms_iou,
-        )
-    if backend == "centerface":
+            return RetinaFaceDetector(**convolutional)
         from streamdeid.detect.centerface import CenterFaceDetector
 
-        c = d.centerface
-        return CenterFaceDetector(
-            confidence=c.confidence,
-            scales=tuple(c.scales),
-            engine=c.engine,
-            edge_pad=c.edge_pad,
-            min_input_height=c.min_input_height,
-            threads=d.threads,
-            nms_iou=d.nms_iou,
-        )
+        return CenterFaceDetector(engine=d.centerface.engine, **convolutional)
     raise ConfigError(f"field 'detector.backend': unknown backend {backend!r}")  # pragma: no cover
 
 

@@ -222,9 +222,9 @@ class FocusDetector(Detector):
             # full pass it is, every time (skipping both would leave new faces to the next scan).
             return self._full_scan(frame, None, "the cheap pass would cost a full one")
         windows = self._windows(moved, scale, w, h, with_faces=not coarse)
-        scaled = face_windows(self._known, coarse, self._fine_scale(h), w, h) if coarse else []
-        budget = self._inner_cost(w, h, index)
         fine = self._fine_scale(h)
+        scaled = face_windows(self._known, coarse, fine, w, h) if coarse else []
+        budget = self._inner_cost(w, h, index)
         cost = self._cost(windows) + sum(edge(win) ** 2 * (s / fine) ** 2 for win, s in scaled)
         cost += w * h * (coarse / fine) ** 2
         if budget is not None and (windows or coarse) and cost >= budget:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.tiled import TiledDetector, Window
-from streamdeid.detect.tiling import merge_boxes, weighted_nms
+from streamdeid.detect.tiling import weighted_nms
 from streamdeid.errors import DetectorError
 from streamdeid.types import Detections
 
@@ -132,20 +132,14 @@ class FullyConvolutionalDetector(TiledDetector):
         self, image: np.ndarray, windows: Sequence[Window], scales: Sequence[float]
     ) -> Detections:
         height, width = image.shape[:2]
-        boxes, scores = [], []
-        for x1, y1, x2, y2 in windows:
+
+        def run(crop: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
             # Mirror padding only across the frame's own edges: inside the frame a window's
             # border has real pixels around it, and the window was chosen to hold its faces.
-            pad_y, pad_x = (y1 == 0 or y2 == height), (x1 == 0 or x2 == width)
-            found, conf = self._run_scales(image[y1:y2, x1:x2], scales, pad_x, pad_y)
-            if len(conf):
-                found[:, [0, 2]] += x1
-                found[:, [1, 3]] += y1
-                boxes.append(found)
-                scores.append(conf)
-        if not boxes:
-            return Detections.empty()
-        return Detections(*merge_boxes(np.concatenate(boxes), np.concatenate(scores), self.nms_iou))
+            x1, y1, x2, y2 = window
+            return self._run_scales(crop, scales, x1 == 0 or x2 == width, y1 == 0 or y2 == height)
+
+        return self._each_window(image, windows, run)
 
     def _run_window(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._run_scales(window, self.effective_scales(), True, True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -145,9 +146,20 @@ class TiledDetector(Detector):
         return float(np.abs(thumb - previous).mean()) > threshold
 
     def detect_windows(self, image: np.ndarray, windows: list[Window]) -> Detections:
+        return self._each_window(image, windows, lambda crop, _: self._run_window(crop))
+
+    def _each_window(
+        self,
+        image: np.ndarray,
+        windows: Sequence[Window],
+        run: Callable[[np.ndarray, Window], tuple[np.ndarray, np.ndarray]],
+    ) -> Detections:
+        """``run`` on the crop of each window, boxes moved to frame pixels and merged across
+        windows (a face cut by a window border is covered whole by the union)."""
         boxes, scores = [], []
-        for x1, y1, x2, y2 in windows:
-            found, conf = self._run_window(image[y1:y2, x1:x2])
+        for window in windows:
+            x1, y1, x2, y2 = window
+            found, conf = run(image[y1:y2, x1:x2], window)
             if len(conf):
                 found[:, [0, 2]] += x1
                 found[:, [1, 3]] += y1
