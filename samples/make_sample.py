@@ -10,12 +10,12 @@ Everything is derived from two images bundled with scikit-image that we may redi
 CC0). Nothing else goes into the outputs, and the background is procedural, so the sample can
 ship under the project's own license. Outputs (all deterministic):
 
-* ``samples/faces/astronaut.png``, ``samples/faces/cameraman.png``: head-and-shoulders crops.
-* ``samples/faces/faces.json``: the tight face box inside each crop.
+* ``streamdeid/testing/faces/astronaut.png``, ``…/cameraman.png``: head-and-shoulders crops.
+* ``streamdeid/testing/faces/faces.json`` (package data): the tight face box inside each crop.
 * ``samples/astronaut_pan.mp4``: 640x360, 25 fps, 6 s, H.264 + mono AAC chirp.
 * ``samples/astronaut_pan.json``: per-frame visible face boxes of that clip.
 
-The clip is composited by ``streamdeid.io.synthetic``, the same code the tests use.
+The clip is composited by ``streamdeid.testing.synthetic``, the same code the tests use.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamdeid.io.synthetic import (
+from streamdeid.testing.synthetic import (
     CameraPath,
     FacePath,
     load_sample_faces,
@@ -37,7 +37,7 @@ from streamdeid.io.synthetic import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT / "samples"
-FACES_DIR = SAMPLES_DIR / "faces"
+FACES_DIR = REPO_ROOT / "streamdeid" / "testing" / "faces"
 CLIP_PATH = SAMPLES_DIR / "astronaut_pan.mp4"
 GT_PATH = SAMPLES_DIR / "astronaut_pan.json"
 
@@ -169,7 +169,7 @@ def make_paths() -> tuple[CameraPath, list[FacePath]]:
             (last, 420, 170, 1.15),
         ],
     )
-    sprites = {sprite.name: sprite for sprite in load_sample_faces(SAMPLES_DIR)}
+    sprites = {sprite.name: sprite for sprite in load_sample_faces(FACES_DIR)}
     frames = np.arange(N_FRAMES)
     # Astronaut: face 80 px tall at zoom 1, swaying gently where she stands.
     astro_world = np.stack(

@@ -22,7 +22,7 @@ from typing import Any
 
 from streamdeid import __version__
 from streamdeid.argtypes import positive_int
-from streamdeid.config import CONFIG_DIR, Config, load_config
+from streamdeid.config import Config, bundled_configs, load_config
 from streamdeid.errors import ConfigError, StreamDeidError
 
 log = logging.getLogger("streamdeid")
@@ -59,7 +59,7 @@ def _default_summary() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    configs = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) or "(none found)"
+    configs = ", ".join(bundled_configs()) or "(none found)"
     examples = EXAMPLES.format(configs=configs, default=_default_summary())
     parser = argparse.ArgumentParser(
         prog="streamdeid",

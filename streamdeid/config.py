@@ -8,6 +8,7 @@ message names the field by its dotted path.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from streamdeid.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The top-level configs/ folder, installed as this package (package-dir mapping in pyproject.toml).
+CONFIG_PACKAGE = "streamdeid.configs"
+
+
+def bundled_configs() -> dict[str, str]:
+    """Names of the configs that ship with streamdeid (``cctv``…) and their YAML text.
+
+    Read through :mod:`importlib.resources` rather than a path beside the source, so they are
+    found wherever the package is installed (wheel, zip, editable checkout).
+    """
+    found = {}
+    for entry in resources.files(CONFIG_PACKAGE).iterdir():
+        if entry.name.endswith(".yaml") and entry.is_file():
+            found[entry.name.removesuffix(".yaml")] = entry.read_text(encoding="utf-8")
+    return dict(sorted(found.items()))
 
 
 class _Model(BaseModel):
@@ -510,20 +525,29 @@ def parse_config(data: Any, source: str = "config") -> Config:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load a YAML config file; a bare name like ``cctv`` means ``configs/cctv.yaml``."""
+    """Load a YAML config file; a bare name like ``cctv`` means the bundled ``cctv.yaml``.
+
+    A file of that name in the working directory wins over the bundled config.
+    """
     if path is None:
         return Config()
     p = Path(path)
-    if not p.exists() and not p.suffix and (CONFIG_DIR / f"{p}.yaml").exists():
-        p = CONFIG_DIR / f"{p}.yaml"
+    if not p.exists() and not p.suffix:
+        bundled = bundled_configs()
+        if str(p) in bundled:
+            return _parse_yaml(bundled[str(p)], f"bundled config '{p}'")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: '{p}'") from e
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file '{p}': {e}") from e
+    return _parse_yaml(text, str(p))
+
+
+def _parse_yaml(text: str, source: str) -> Config:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file '{p}' is not valid YAML: {e}".splitlines()[0]) from e
-    return parse_config(data, source=str(p))
+        raise ConfigError(f"config '{source}' is not valid YAML: {e}".splitlines()[0]) from e
+    return parse_config(data, source=source)

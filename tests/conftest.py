@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """A 50-frame 640x360 clip with two real faces moving, scaling, leaving and re-entering."""
-    from streamdeid.io.synthetic import synthetic_clip
+    from streamdeid.testing.synthetic import synthetic_clip
 
     path = tmp_path_factory.mktemp("synthetic") / "two_faces.mp4"
     gt = synthetic_clip(path, n_frames=50, size=(640, 360), seed=0, audio=True)

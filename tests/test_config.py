@@ -4,17 +4,30 @@ from pathlib import Path
 
 import pytest
 
-from streamdeid.config import CONFIG_DIR, Config, load_config, parse_config
+from streamdeid.config import Config, bundled_configs, load_config, parse_config
 from streamdeid.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("name", list(bundled_configs()))
 def test_bundled_configs_are_valid(name: str) -> None:
     assert isinstance(load_config(name), Config)
 
 
 def test_bundled_configs_exist() -> None:
-    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} >= {"default", "cctv", "webcam"}
+    assert set(bundled_configs()) >= {"default", "cctv", "webcam", "archive"}
+
+
+def test_a_local_file_named_like_a_bundled_config_wins(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cctv").write_text("pipeline: {detect_every: 7}\n", encoding="utf-8")
+    assert load_config("cctv").pipeline.detect_every == 7
+    assert load_config("webcam").detector.backend == "blazeface"  # bundled, no file here
+
+
+def test_unknown_config_name_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="config file not found: 'nosuch'"):
+        load_config("nosuch")
 
 
 @pytest.mark.parametrize(

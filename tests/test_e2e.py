@@ -84,7 +84,7 @@ def test_real_detector_masks_every_face_on_every_frame(
 def test_720p_with_tile_budget_masks_every_whole_face(tmp_path: Path) -> None:
     # At 720p the default config visits the tile grid over several frames; tracks must cover
     # faces between visits.
-    from streamdeid.io.synthetic import synthetic_clip
+    from streamdeid.testing.synthetic import synthetic_clip
 
     clip = tmp_path / "720p.mp4"
     gt = synthetic_clip(clip, n_frames=60, size=(1280, 720), seed=1, audio=False)

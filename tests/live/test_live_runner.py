@@ -524,7 +524,7 @@ def test_paced_frames_arrive_at_their_presentation_time(monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     """10 s at 25 fps, 320x180: long enough to be interrupted in the middle."""
-    from streamdeid.io.synthetic import synthetic_clip
+    from streamdeid.testing.synthetic import synthetic_clip
 
     path = tmp_path_factory.mktemp("live") / "long.mp4"
     gt = synthetic_clip(path, n_frames=250, size=(320, 180), seed=1, audio=False)
@@ -652,7 +652,7 @@ class TimedDetector(SlowDetector):
 
 
 def test_rtsp_camera_is_masked_live_into_a_playable_file(rtsp_server, live_clip, tmp_path) -> None:
-    from streamdeid.io.synthetic import default_face_paths, render_frames
+    from streamdeid.testing.synthetic import default_face_paths, render_frames
 
     n, size = 100, (640, 360)
     gt = [{"boxes": boxes} for _, boxes in render_frames(size, n, default_face_paths(size, n))]
@@ -689,7 +689,7 @@ class RecordingClock(LatencyClock):
 
 
 def test_rtsp_in_segments_and_rtsp_out_read_back(rtsp_server, live_clip, tmp_path) -> None:
-    from streamdeid.io.synthetic import default_face_paths, render_frames
+    from streamdeid.testing.synthetic import default_face_paths, render_frames
 
     n, size = 100, (640, 360)
     gt = [{"boxes": boxes} for _, boxes in render_frames(size, n, default_face_paths(size, n))]

@@ -2,9 +2,10 @@
 
 Real footage with faces cannot be shipped (licensing, consent), and hand-labelled boxes drift by a
 few pixels. Here we paste real, detectable face photos (the public-domain / CC0 crops in
-``samples/faces``) onto a procedural background seen through a virtual panning and zooming camera,
-so every frame's face boxes are known to the pixel. ``samples/make_sample.py`` and the tests share
-this one code path, so the sample clip and the test clips cannot disagree on how a face is drawn.
+``streamdeid/testing/faces``, package data) onto a procedural background seen through a virtual
+panning and zooming camera, so every frame's face boxes are known to the pixel.
+``samples/make_sample.py`` and the tests share this one code path, so the sample clip and the
+test clips cannot disagree on how a face is drawn.
 
 Conventions: images are BGR ``uint8``; boxes are ``(x1, y1, x2, y2)`` integer pixels of the output
 frame with ``x2``/``y2`` exclusive; ground-truth ``pts`` are frame indices in a ``1/fps`` time base.
@@ -20,6 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import av
@@ -28,7 +31,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+# Package data, read through importlib.resources so a wheel install has them too.
+FACES_PACKAGE = "streamdeid.testing"
 FACES_JSON = "faces.json"
 
 Box = tuple[int, int, int, int]
@@ -108,18 +112,20 @@ class FaceSprite:
         return np.outer(ramp(h), ramp(w)).astype(np.float32)
 
 
-def load_sample_faces(samples_dir: Path | None = None) -> list[FaceSprite]:
-    """Load the shipped face crops listed in ``samples/faces/faces.json``, sorted by file name.
+def load_sample_faces(faces_dir: Path | Traversable | None = None) -> list[FaceSprite]:
+    """Load the shipped face crops listed in ``faces/faces.json``, sorted by file name.
 
     Args:
-        samples_dir: The ``samples`` directory; defaults to the one at the repository root.
+        faces_dir: A folder holding ``faces.json`` and the crops it lists; defaults to the ones
+            installed with the package.
 
     Raises:
         FileNotFoundError: The directory, ``faces.json`` or a listed image is missing (they are
             produced by ``samples/make_sample.py``).
         ValueError: ``faces.json`` or an image is malformed.
     """
-    faces_dir = (samples_dir or SAMPLES_DIR) / "faces"
+    if faces_dir is None:
+        faces_dir = resources.files(FACES_PACKAGE) / "faces"
     index_path = faces_dir / FACES_JSON
     if not index_path.is_file():
         raise FileNotFoundError(
@@ -139,7 +145,8 @@ def load_sample_faces(samples_dir: Path | None = None) -> list[FaceSprite]:
             raise FileNotFoundError(
                 f"sample face image {image_path} listed in {index_path} is missing"
             )
-        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        data = np.frombuffer(image_path.read_bytes(), dtype=np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise ValueError(f"{image_path} could not be decoded as an image")
         sprites.append(FaceSprite(image=image, face_xyxy=tuple(index[name]), name=name))
