@@ -17,16 +17,23 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+# The factories are re-exported here: they were first public in this module.
+from streamdeid.build import (
+    build_stages,
+    encoder_settings,
+    make_detector,
+    make_obscure_filter,
+    make_tracker,
+)
 from streamdeid.config import Config
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError, Interrupted, NotAVideoError, StreamDeidError
 from streamdeid.io.image import read_image, write_image
-from streamdeid.io.sink import EncoderSettings, VideoSink, check_output_writable
+from streamdeid.io.sink import VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
-from streamdeid.obscure.filters import Filter, make_filter
+from streamdeid.obscure.filters import Filter
 from streamdeid.obscure.regions import build_regions
-from streamdeid.pipeline.lookahead import LookaheadTrackStage
 from streamdeid.pipeline.runner import Pipeline
 from streamdeid.pipeline.stage import Stage
 from streamdeid.pipeline.stages import (
@@ -71,106 +78,6 @@ class RunStats:
             f"{self.faces_detected} face detections, {self.tracks} tracks, "
             f"{self.regions} regions masked"
         )
-
-
-def make_detector(config: Config) -> Detector:
-    """The detector a config asks for: one backend or an ensemble, optionally focused."""
-    d = config.detector
-    if d.backend == "ensemble":
-        from streamdeid.detect.ensemble import EnsembleDetector
-
-        members = [_single_detector(config, name) for name in dict.fromkeys(d.ensemble)]
-        detector: Detector = EnsembleDetector(members, nms_iou=d.nms_iou)
-    else:
-        detector = _single_detector(config, d.backend)
-    if d.focus.enabled:
-        from streamdeid.detect.focus import FocusDetector
-
-        f = d.focus
-        detector = FocusDetector(
-            detector,
-            full_scan_every=f.full_scan_every,
-            tile_size=f.tile_size,
-            threshold=f.threshold,
-            coarse_height=f.coarse_height,
-            motion=f.motion,
-            follow_confidence=f.follow_confidence,
-            full_scan_parts=f.full_scan_parts,
-            memory_frames=f.memory_frames,
-        )
-    return detector
-
-
-def _single_detector(config: Config, backend: str) -> Detector:
-    d = config.detector
-    tiling = {
-        "confidence": d.confidence,
-        "tile_size": d.tile_size,
-        "tile_overlap": d.tile_overlap,
-        "whole_frame": d.whole_frame,
-        "nms_iou": d.nms_iou,
-        "max_tiles_per_frame": d.max_tiles_per_frame,
-    }
-    if backend == "blazeface":
-        from streamdeid.detect.blazeface import BlazeFaceDetector
-
-        return BlazeFaceDetector(model=d.model, threads=d.threads, **tiling)
-    if backend == "mediapipe":
-        from streamdeid.detect.mediapipe import MediaPipeDetector
-
-        return MediaPipeDetector(model=d.model, **tiling)
-    if backend in ("retinaface", "centerface"):
-        c = getattr(d, backend)  # the backend's own section
-        convolutional = {
-            "confidence": c.confidence,
-            "scales": tuple(c.scales),
-            "edge_pad": c.edge_pad,
-            "min_input_height": c.min_input_height,
-            "threads": d.threads,
-            "nms_iou": d.nms_iou,
-        }
-        if backend == "retinaface":
-            from streamdeid.detect.retinaface import RetinaFaceDetector
-
-            return RetinaFaceDetector(**convolutional)
-        from streamdeid.detect.centerface import CenterFaceDetector
-
-        return CenterFaceDetector(engine=d.centerface.engine, **convolutional)
-    raise ConfigError(f"field 'detector.backend': unknown backend {backend!r}")  # pragma: no cover
-
-
-def make_tracker(config: Config) -> IoUTracker:
-    t = config.tracker
-    return IoUTracker(
-        iou_threshold=t.iou_threshold,
-        min_hits=t.min_hits,
-        max_coast_frames=t.max_coast_frames,
-        coast_growth=t.coast_growth,
-    )
-
-
-def make_obscure_filter(config: Config) -> Filter:
-    o = config.obscure
-    params: dict[str, object] = {"shape": o.shape}
-    if o.method == "blur":
-        params["blur_fraction"] = o.blur_fraction
-    elif o.method == "pixelate":
-        params["blocks_across"] = o.blocks_across
-    else:
-        params["color"] = tuple(o.color)
-    return make_filter(o.method, **params)
-
-
-def encoder_settings(config: Config) -> EncoderSettings:
-    e = config.encoder
-    return EncoderSettings(
-        codec=e.codec,
-        crf=e.crf,
-        bitrate=e.bitrate,
-        preset=e.preset,
-        pix_fmt=e.pix_fmt,
-        audio=e.audio,
-    )
 
 
 def anonymize_file(
@@ -218,21 +125,6 @@ def open_sidecar(output: str | os.PathLike[str], config: Config) -> SidecarWrite
     return SidecarWriter(sidecar_path(output), keys, lossy=config.reversible.lossy, overwrite=True)
 
 
-def make_detect_track(
-    config: Config, factory: Callable[[], Detector]
-) -> tuple[DetectStage, TrackStage]:
-    """The detect and track stages of a file run, with look-ahead masking when configured."""
-    p, o = config.pipeline, config.obscure
-    detect = DetectStage(factory, p.detect_every, lookahead=p.lookahead)
-    if p.lookahead:
-        track: TrackStage = LookaheadTrackStage(
-            make_tracker(config), o.mask_scale, o.min_size_px, grow=p.skip_grow
-        )
-    else:
-        track = TrackStage(make_tracker(config), o.mask_scale, o.min_size_px)
-    return detect, track
-
-
 def _anonymize_video(
     src: str,
     dst: str,
@@ -254,8 +146,8 @@ def _anonymize_video(
             audio_from=src,
             rotation=lambda: source.rotation,
         )
-        detect, track = make_detect_track(config, factory)
-        obscure = ObscureStage(make_obscure_filter(config))
+        built = build_stages(config, "file", detector_factory=factory)
+        detect, track, obscure = built.detect, built.track, built.obscure
         stages: list[Stage] = [detect, track]
         if config.reversible.enabled:
             writer = open_sidecar(dst, config)

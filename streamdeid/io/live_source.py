@@ -41,6 +41,7 @@ from streamdeid.errors import (
     SourceTimeoutError,
 )
 from streamdeid.io.source import SourceInfo
+from streamdeid.live.policy import hand_over
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,7 @@ class LiveSource:
                 self._queue.put(item, timeout=_POLL_S)
                 return
             except queue.Full:
-                if self.live:
+                if hand_over(live=self.live, queue_full=True) == "drop_oldest":
                     self._drop_oldest()
 
     def _read_loop(self) -> None:
@@ -607,14 +608,9 @@ class LiveSource:
         self._index += 1
         self.frames_read += 1
         self._last_pts, self._last_frame_at = pts, now
-        if self.live:
-            try:
-                self._queue.put_nowait(frame)
-            except queue.Full:
-                self._drop_oldest()
-                self._queue.put_nowait(frame)
-            return
-        while not self._stopped():  # a file waits for the consumer, never drops
+        while not self._stopped():
+            if hand_over(live=self.live, queue_full=self._queue.full()) == "drop_oldest":
+                self._drop_oldest()  # a camera never waits; a file waits, never drops
             try:
                 self._queue.put(frame, timeout=_POLL_S)
                 return

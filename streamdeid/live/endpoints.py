@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from streamdeid.api import encoder_settings
+from streamdeid.build import encoder_settings
 from streamdeid.config import Config
 from streamdeid.errors import ConfigError, OutputNotWritableError
 from streamdeid.io.sink import LIVE_PRESET, VideoSink, check_output_writable

@@ -216,3 +216,64 @@ class LiveConfig(_Model):
                 f"source.backoff_initial_s ({self.source.backoff_initial_s})"
             )
         return self
+
+
+# --------------------------------------------------------------------------------------------------
+# The decisions. Pure functions of what the caller measured, so that each rule is tested as a
+# table (tests/live/test_policy.py) and every place that skips or drops asks the same rule.
+# --------------------------------------------------------------------------------------------------
+
+
+def skip_detection(
+    *,
+    since_run_s: float | None,
+    backlog: int,
+    downstream_full: bool,
+    frame_age_s: float,
+    policy: LiveConfig,
+) -> bool:
+    """Rule 1: skip the model on a scheduled live frame?
+
+    Args:
+        since_run_s: seconds since the detector last ran (or became ready); None before that.
+        backlog: frames already waiting in the detector's inbox.
+        downstream_full: a later stage's inbox is full.
+        frame_age_s: how long this frame has been inside the pipeline.
+    """
+    if since_run_s is not None and since_run_s >= policy.blind_s:
+        return False  # blind too long: look now, whatever the backlog
+    if backlog > 0 or downstream_full:
+        return True
+    return frame_age_s > policy.detect_age_budget_s
+
+
+def masked_whole(*, frames_since_run: int, seconds_since_run: float, policy: LiveConfig) -> bool:
+    """Rule 3: is a live frame this far from the detector's last run masked whole (blind)?"""
+    return frames_since_run > policy.blind_frames or seconds_since_run > policy.blind_s
+
+
+def queue_budget_s(
+    *, since_first_put_s: float, budget_s: float, startup_s: float, startup_budget_s: float
+) -> float:
+    """Rule 4: how long a live queue may stay full before it drops its oldest frame.
+
+    The first ``startup_s`` after the first frame are slow once (encoder open, the model's first
+    run at this size), so the budget is then at least ``startup_budget_s``.
+    """
+    if since_first_put_s < startup_s:
+        return max(budget_s, startup_budget_s)
+    return budget_s
+
+
+HandOver = Literal["put", "drop_oldest", "wait"]
+
+
+def hand_over(*, live: bool, queue_full: bool) -> HandOver:
+    """Rule 4 at the reader: what a decoded frame does at the reader's hand-over queue.
+
+    A camera never waits (the oldest waiting frame is dropped and counted); a file waits for
+    the consumer and never drops.
+    """
+    if not queue_full:
+        return "put"
+    return "drop_oldest" if live else "wait"

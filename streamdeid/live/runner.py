@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 from streamdeid.detect.base import Detector
-from streamdeid.live.policy import LiveConfig
+from streamdeid.live.policy import LiveConfig, masked_whole, queue_budget_s, skip_detection
 from streamdeid.live.stats import LiveStats
 from streamdeid.pipeline.lookahead import DetectorRun, LookaheadTrackStage
 from streamdeid.pipeline.runner import JOIN_POLL_S, Pipeline
@@ -120,9 +120,12 @@ class LiveChannel(Channel):
             self._first_put = now
         if self._full_since is None:
             self._full_since = now
-        budget = self.budget_s
-        if now - self._first_put < self.startup_s:
-            budget = max(budget, self.startup_budget_s)
+        budget = queue_budget_s(
+            since_first_put_s=now - self._first_put,
+            budget_s=self.budget_s,
+            startup_s=self.startup_s,
+            startup_budget_s=self.startup_budget_s,
+        )
         deadline = self._full_since + budget
         while not self.reader_gone.is_set():
             left = deadline - time.monotonic()
@@ -171,10 +174,12 @@ class LiveDetectStage(DetectStage):
         policy: LiveConfig,
         stats: LiveStats,
         live: bool = True,
+        lookahead: bool = True,
     ) -> None:
-        # A file read as fast as it decodes is masked as `streamdeid run` masks it: look-ahead,
-        # with the last frame always detected. A camera cannot wait for a frame that may not come.
-        super().__init__(make_detector, detect_every, lookahead=not live)
+        # A file read as fast as it decodes is masked as `streamdeid run` masks it: look-ahead
+        # (when configured), with the last frame always detected. A camera cannot wait for a
+        # frame that may not come.
+        super().__init__(make_detector, detect_every, lookahead=lookahead and not live)
         self.policy = policy
         self.stats = stats
         self.live = live
@@ -199,17 +204,13 @@ class LiveDetectStage(DetectStage):
 
     def _behind(self, frame: Frame) -> bool:
         now = time.monotonic()
-        if self._last_run is not None and now - self._last_run >= self.policy.blind_s:
-            # Blind for too long: look now, whatever the backlog (downstream may be the slow
-            # part, and skipping would then never end).
-            return False
-        if self._inbox is not None and self._inbox.qsize() > 0:
-            return True
-        if any(channel.full() for channel in self.downstream):
-            # A later stage (the encoder, most often) is the bottleneck: the model's run would
-            # take the CPU that stage needs, and its queue would drop frames instead.
-            return True
-        return now - frame.captured_at > self.policy.detect_age_budget_s
+        return skip_detection(
+            since_run_s=None if self._last_run is None else now - self._last_run,
+            backlog=self._inbox.qsize() if self._inbox is not None else 0,
+            downstream_full=any(channel.full() for channel in self.downstream),
+            frame_age_s=now - frame.captured_at,
+            policy=self.policy,
+        )
 
     def _scheduled(self, packet: FramePacket) -> FramePacket:
         frame = packet.frame
@@ -252,9 +253,16 @@ class LiveTrackStage(LookaheadTrackStage):
         policy: LiveConfig,
         stats: LiveStats,
         live: bool = True,
+        grow: float | None = None,
+        hold: bool | None = None,
     ) -> None:
+        # grow/hold: the schedule's settings (streamdeid.build.schedule_for); default the policy's.
         super().__init__(
-            tracker, mask_scale, min_size_px, grow=policy.skip_grow, hold=policy.lookahead
+            tracker,
+            mask_scale,
+            min_size_px,
+            grow=policy.skip_grow if grow is None else grow,
+            hold=policy.lookahead if hold is None else hold,
         )
         self.policy = policy
         self.stats = stats
@@ -263,8 +271,9 @@ class LiveTrackStage(LookaheadTrackStage):
     def blind(self, start: DetectorRun, index: int, t: float) -> bool:
         if not self.live:
             return False
-        p = self.policy
-        return index - start.index > p.blind_frames or t - start.t > p.blind_s
+        return masked_whole(
+            frames_since_run=index - start.index, seconds_since_run=t - start.t, policy=self.policy
+        )
 
     def mask_whole(self, packet: FramePacket) -> None:
         super().mask_whole(packet)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from streamdeid.api import make_detector, make_obscure_filter, make_tracker
+from streamdeid.build import build_stages
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
 from streamdeid.live.cameras import Camera
@@ -15,13 +15,10 @@ from streamdeid.live.endpoints import SinkFactory, check_outputs, open_input
 from streamdeid.live.runner import (
     FrameSink,
     LatencyClock,
-    LiveDetectStage,
     LivePipeline,
     LiveSinkStage,
-    LiveTrackStage,
 )
 from streamdeid.live.stats import LiveStats
-from streamdeid.pipeline.stages import ObscureStage
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
@@ -57,7 +54,6 @@ def run_camera(
         raise ConfigError("live: reversible masking is not supported for live sources yet")
     if make_sink is None:
         check_outputs(camera.outputs, overwrite=overwrite)
-    factory = detector_factory or (lambda: make_detector(config))
     extra = {"camera": camera.name}
 
     def on_event(kind: str, detail: Any = None) -> None:
@@ -78,29 +74,21 @@ def run_camera(
     stats.attach_source(source.source)
     try:
         live = source.live
-        detect = LiveDetectStage(
-            factory,
-            camera.live.detect_every if live else config.pipeline.detect_every,
-            policy=camera.live,
+        # A file read as fast as it decodes is a file: pipeline.* schedules it, as in `run`.
+        stages = build_stages(
+            config,
+            "live" if live else "file",
+            detector_factory=detector_factory,
+            live=camera.live,
             stats=stats,
-            live=live,
         )
-        track = LiveTrackStage(
-            make_tracker(config),
-            config.obscure.mask_scale,
-            config.obscure.min_size_px,
-            policy=camera.live,
-            stats=stats,
-            live=live,
-        )
-        obscure = ObscureStage(make_obscure_filter(config))
         sinks = make_sink or SinkFactory(
             camera.outputs, config, source, prefix=camera.name, on_event=output_event
         )
         encode = LiveSinkStage(sinks, stats, clock)
         pipeline = LivePipeline(
             source.frames,
-            [detect, track, obscure, encode],
+            [stages.detect, stages.track, stages.obscure, encode],
             live=live,
             policy=camera.live,
             stats=stats,

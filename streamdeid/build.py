@@ -1,0 +1,213 @@
+"""What a run is built from a resolved config: detector, tracker, filter, encoder, stages.
+
+One place, used by files (:mod:`streamdeid.api`), cameras (:mod:`streamdeid.live.session`) and
+batches, so that the same config means the same masking wherever it runs. The mode decides only
+what must differ:
+
+* ``file``: every frame is waited for; ``pipeline.*`` schedules the detector (look-ahead, the
+  last frame always detected). A file given to ``streamdeid live`` without pacing is a file.
+* ``live``: a camera does not wait; ``live.*`` schedules the detector, and the live stages add
+  the skip and blind rules of :mod:`streamdeid.live.policy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from streamdeid.config import Config
+from streamdeid.detect.base import Detector
+from streamdeid.errors import ConfigError
+from streamdeid.io.sink import EncoderSettings
+from streamdeid.live.policy import LiveConfig
+from streamdeid.live.stats import LiveStats
+from streamdeid.obscure.filters import Filter, make_filter
+from streamdeid.pipeline.lookahead import LookaheadTrackStage
+from streamdeid.pipeline.stages import DetectStage, ObscureStage, TrackStage
+from streamdeid.track.iou import IoUTracker
+
+Mode = Literal["file", "live"]
+
+
+def make_detector(config: Config) -> Detector:
+    """The detector a config asks for: one backend or an ensemble, optionally focused."""
+    d = config.detector
+    if d.backend == "ensemble":
+        from streamdeid.detect.ensemble import EnsembleDetector
+
+        members = [_single_detector(config, name) for name in dict.fromkeys(d.ensemble)]
+        detector: Detector = EnsembleDetector(members, nms_iou=d.nms_iou)
+    else:
+        detector = _single_detector(config, d.backend)
+    if d.focus.enabled:
+        from streamdeid.detect.focus import FocusDetector
+
+        f = d.focus
+        detector = FocusDetector(
+            detector,
+            full_scan_every=f.full_scan_every,
+            tile_size=f.tile_size,
+            threshold=f.threshold,
+            coarse_height=f.coarse_height,
+            motion=f.motion,
+            follow_confidence=f.follow_confidence,
+            full_scan_parts=f.full_scan_parts,
+            memory_frames=f.memory_frames,
+        )
+    return detector
+
+
+def _single_detector(config: Config, backend: str) -> Detector:
+    d = config.detector
+    tiling = {
+        "confidence": d.confidence,
+        "tile_size": d.tile_size,
+        "tile_overlap": d.tile_overlap,
+        "whole_frame": d.whole_frame,
+        "nms_iou": d.nms_iou,
+        "max_tiles_per_frame": d.max_tiles_per_frame,
+    }
+    if backend == "blazeface":
+        from streamdeid.detect.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(model=d.model, threads=d.threads, **tiling)
+    if backend == "mediapipe":
+        from streamdeid.detect.mediapipe import MediaPipeDetector
+
+        return MediaPipeDetector(model=d.model, **tiling)
+    if backend in ("retinaface", "centerface"):
+        c = getattr(d, backend)  # the backend's own section
+        convolutional = {
+            "confidence": c.confidence,
+            "scales": tuple(c.scales),
+            "edge_pad": c.edge_pad,
+            "min_input_height": c.min_input_height,
+            "threads": d.threads,
+            "nms_iou": d.nms_iou,
+        }
+        if backend == "retinaface":
+            from streamdeid.detect.retinaface import RetinaFaceDetector
+
+            return RetinaFaceDetector(**convolutional)
+        from streamdeid.detect.centerface import CenterFaceDetector
+
+        return CenterFaceDetector(engine=d.centerface.engine, **convolutional)
+    raise ConfigError(f"field 'detector.backend': unknown backend {backend!r}")  # pragma: no cover
+
+
+def make_tracker(config: Config) -> IoUTracker:
+    t = config.tracker
+    return IoUTracker(
+        iou_threshold=t.iou_threshold,
+        min_hits=t.min_hits,
+        max_coast_frames=t.max_coast_frames,
+        coast_growth=t.coast_growth,
+    )
+
+
+def make_obscure_filter(config: Config) -> Filter:
+    o = config.obscure
+    params: dict[str, object] = {"shape": o.shape}
+    if o.method == "blur":
+        params["blur_fraction"] = o.blur_fraction
+    elif o.method == "pixelate":
+        params["blocks_across"] = o.blocks_across
+    else:
+        params["color"] = tuple(o.color)
+    return make_filter(o.method, **params)
+
+
+def encoder_settings(config: Config) -> EncoderSettings:
+    e = config.encoder
+    return EncoderSettings(
+        codec=e.codec,
+        crf=e.crf,
+        bitrate=e.bitrate,
+        preset=e.preset,
+        pix_fmt=e.pix_fmt,
+        audio=e.audio,
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the detector runs and how skipped frames are covered, for one mode."""
+
+    detect_every: int
+    lookahead: bool
+    skip_grow: float
+    queue_size: int
+
+
+def schedule_for(config: Config, mode: Mode, live: LiveConfig | None = None) -> Schedule:
+    """``pipeline.*`` for files, ``live.*`` (the camera's policy) for live input."""
+    if mode == "live":
+        p = live or LiveConfig()
+        return Schedule(p.detect_every, p.lookahead, p.skip_grow, p.queue_size)
+    f = config.pipeline
+    return Schedule(f.detect_every, f.lookahead, f.skip_grow, f.queue_size)
+
+
+@dataclass
+class Stages:
+    """The stages between the source and the sink, in order (encryption, when configured, goes
+    between ``track`` and ``obscure``: it must read the faces before they are masked)."""
+
+    detect: DetectStage
+    track: TrackStage
+    obscure: ObscureStage
+
+
+def build_stages(
+    config: Config,
+    mode: Mode,
+    *,
+    detector_factory: Callable[[], Detector] | None = None,
+    live: LiveConfig | None = None,
+    stats: LiveStats | None = None,
+) -> Stages:
+    """Detect, track and obscure stages for ``config`` in ``mode``.
+
+    Args:
+        detector_factory: replaces the configured detector (tests); called on the detect thread.
+        live: the camera's live policy (``live`` mode; also read by a live run's file input).
+        stats: live counters. Given, the live stages are used (``streamdeid live``), with the
+            policy's rules only in ``live`` mode; without, the plain file stages.
+    """
+    factory = detector_factory or (lambda: make_detector(config))
+    schedule = schedule_for(config, mode, live)
+    o = config.obscure
+    detect: DetectStage
+    track: TrackStage
+    if stats is not None:
+        from streamdeid.live.runner import LiveDetectStage, LiveTrackStage
+
+        policy, is_live = live or LiveConfig(), mode == "live"
+        detect = LiveDetectStage(
+            factory,
+            schedule.detect_every,
+            policy=policy,
+            stats=stats,
+            live=is_live,
+            lookahead=schedule.lookahead,
+        )
+        track = LiveTrackStage(
+            make_tracker(config),
+            o.mask_scale,
+            o.min_size_px,
+            policy=policy,
+            stats=stats,
+            live=is_live,
+            grow=schedule.skip_grow,
+            hold=schedule.lookahead,
+        )
+    else:
+        detect = DetectStage(factory, schedule.detect_every, lookahead=schedule.lookahead)
+        if schedule.lookahead:
+            track = LookaheadTrackStage(
+                make_tracker(config), o.mask_scale, o.min_size_px, grow=schedule.skip_grow
+            )
+        else:
+            track = TrackStage(make_tracker(config), o.mask_scale, o.min_size_px)
+    return Stages(detect, track, ObscureStage(make_obscure_filter(config)))
