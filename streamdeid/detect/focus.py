@@ -39,53 +39,25 @@ import logging
 import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
+from streamdeid.detect.scene import SceneModel, shrink
 from streamdeid.detect.tiling import merge_boxes, tile_grid
 from streamdeid.detect.windows import (
-    FACE_CONTEXT,
     Window,
     band_overlap,
     bands,
-    cover,
+    blob_boxes,
     edge,
     face_windows,
-    fit,
-    grow,
     same_place,
-    square,
-    touching,
+    target_windows,
 )
 from streamdeid.errors import ConfigError
 from streamdeid.types import Detections, Frame
 
 log = logging.getLogger(__name__)
-
-# The background model works on a copy whose long side is at most this many pixels: enough
-# for a 15 px face at 480 px wide to be several model pixels, cheap at any input size.
-_MODEL_EDGE = 320
-# Share of pixels that may change at once before the frame counts as a new scene.
-_CUT_FRACTION = 0.4
-# Without motion gating: mean grey-level change of a 32x18 thumbnail that counts as a cut.
-_CUT_GREY = 24.0
-# Background learning rate per frame: a change is forgotten after roughly 1 / rate frames,
-# long enough that a slow walker stands out, short enough to absorb light drifting.
-_LEARNING_RATE = 0.1
-# Overlap of the cells laid under big blobs, as in the inner detectors' own tile grids.
-_CELL_OVERLAP = 0.25
-# Overlap of the squares small targets are gathered into: up to half a tile fits in one.
-_COVER_OVERLAP = 0.5
-# Blobs with fewer changed pixels (of the downscaled model) are noise: palette dithering,
-# codec flicker. A moving head, even 15 px at 480 px wide, changes more; a face too small
-# for that is too small for the model in a motion window anyway and waits for a full scan.
-_MIN_BLOB_PIXELS = 3
-# Targets (blobs, faces) are grown by this share of their size on each side.
-_MARGIN = 0.25
-# A blob window up to this many tile sizes needs no cells under it: 4/3 of the default 192 is
-# 256, the inner detectors' default tile, so up to there it is no coarser than their tiles.
-_CELLS_ABOVE = 4 / 3
 
 
 class FocusDetector(Detector):
@@ -179,8 +151,7 @@ class FocusDetector(Detector):
         self.windows_run = 0
         self.fallbacks = 0
         self.last_windows: list[Window] = []  # windows of this frame's gated call, if any
-        self._background: np.ndarray | None = None  # float32 grey, model size
-        self._size: tuple[int, int] | None = None  # source (width, height) it belongs to
+        self._scene = SceneModel(threshold, motion)
         self._last_full = -1
         self._intervals: dict[tuple[int, int], int] = {}
         self._grids: dict[tuple[int, int, float], np.ndarray] = {}
@@ -200,12 +171,11 @@ class FocusDetector(Detector):
             return self.inner.detect(frame)
         h, w = image.shape[:2]
         index = frame.index
-        grey, scale = self._shrink(image)
-        background = self._background
-        if background is None or self._size != (w, h) or index < self._last_full:
+        grey, scale = shrink(image)
+        if not self._scene.knows(w, h) or index < self._last_full:
             self._known, self._seen = self._known[:0], self._seen[:0]  # boxes of another stream
             return self._full_scan(frame, grey, "start of a stream")
-        moved, cut = self._scene_change(grey, background)
+        moved, cut = self._scene.change(grey)
         if cut:
             return self._full_scan(frame, grey, cut)
         coarse = self._coarse_scale(h)
@@ -231,6 +201,18 @@ class FocusDetector(Detector):
             # Focusing would cost at least what the inner detector's own pass costs: run that.
             self.fallbacks += 1
             return self._full_scan(frame, None, f"{len(windows)} windows cost >= the inner pass")
+        return self._focused(image, index, windows, coarse, scaled)
+
+    def _focused(
+        self,
+        image: np.ndarray,
+        index: int,
+        windows: list[Window],
+        coarse: float,
+        scaled: list[tuple[Window, float]],
+    ) -> Detections:
+        """This call's share of a full pass in parts, the cheap pass and the windows."""
+        h, w = image.shape[:2]
         self.last_windows = windows + [win for win, _ in scaled]
         found = []
         if self._parts:
@@ -254,33 +236,12 @@ class FocusDetector(Detector):
         self._remember(result, index)
         return result
 
-    def _scene_change(
-        self, grey: np.ndarray, background: np.ndarray
-    ) -> tuple[np.ndarray | None, str | None]:
-        """Where the picture moved (motion gating, else None), and why this frame is a new
-        scene (None when it is not)."""
-        if self.motion:
-            diff = cv2.absdiff(grey.astype(np.float32), background)
-            moved = cv2.compare(diff, float(self.threshold), cv2.CMP_GT)
-            share = cv2.countNonZero(moved) / moved.size
-            if share > _CUT_FRACTION:
-                return moved, f"{share:.0%} of the picture changed"
-            cv2.accumulateWeighted(grey, background, _LEARNING_RATE)
-            return moved, None
-        # Cuts only, from a thumbnail of the last call's picture: a camera that pans or follows
-        # someone changes most pixels but little of the thumbnail, and keeps its cheap passes;
-        # a cut changes the thumbnail wholesale.
-        change = float(cv2.absdiff(_thumbnail(grey), _thumbnail(background)).mean())
-        self._background = grey.astype(np.float32)
-        return None, (f"thumbnail changed by {change:.0f} levels" if change > _CUT_GREY else None)
-
     def _full_scan(self, frame: Frame, reset_to: np.ndarray | None, reason: str) -> Detections:
         """The inner detector's own whole-frame detection; a new scene resets the background."""
         log.debug("frame %d: full scan (%s)", frame.index, reason)
         self._parts = []
         if reset_to is not None:
-            self._background = reset_to.astype(np.float32)
-            self._size = (frame.width, frame.height)
+            self._scene.reset(reset_to, frame.width, frame.height)
         self._last_full = frame.index
         self.full_scans += 1
         self.last_windows = []
@@ -338,23 +299,6 @@ class FocusDetector(Detector):
             return float(len(windows))
         return float(sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in windows))
 
-    # -- background model -----------------------------------------------------------------------
-
-    def _shrink(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-        """Grey, downscaled copy of ``image`` and the (x, y) source pixels per model pixel.
-
-        A plain INTER_AREA resize of a 720p frame costs ~1 ms; shrinking with INTER_LINEAR to
-        twice the target first (at an integer ratio it averages pixel pairs) and then halving
-        with INTER_AREA gives the same averaging for a fifth of that.
-        """
-        h, w = image.shape[:2]
-        factor = max(1, math.ceil(max(w, h) / _MODEL_EDGE))
-        size = (max(1, w // factor), max(1, h // factor))
-        if factor >= 4:
-            image = cv2.resize(image, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (w / size[0], h / size[1])
-
     # -- windows --------------------------------------------------------------------------------
 
     def _windows(
@@ -366,37 +310,16 @@ class FocusDetector(Detector):
         *,
         with_faces: bool = True,
     ) -> list[Window]:
-        """Windows covering the motion blobs and (``with_faces``) the recent faces, seen at the
-        inner detector's own scales (see the module docstring)."""
-        tile = self.tile_size
-        fixed: list[Window] = []  # windows that serve one large target each
-        small: list[tuple[float, float, float, float]] = []  # targets that fit a tile
-        if moved is not None:
-            mask = cv2.dilate(moved, self._kernel, iterations=2)
-            count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-            changed = np.bincount(labels[moved > 0], minlength=count)
-            sx, sy = scale
-            for (x, y, bw, bh, _area), n in zip(stats[1:], changed[1:], strict=True):
-                if n < _MIN_BLOB_PIXELS:
-                    continue
-                box = (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy)
-                target = grow(box, _MARGIN)
-                if edge(target) <= tile:
-                    small.append(target)
-                    continue
-                window = fit(target, tile, width, height)
-                fixed.append(window)
-                if self._fixed_input and edge(window) > _CELLS_ABOVE * tile:
-                    fixed.extend(touching(self._grid(width, height, _CELL_OVERLAP), box))
-        for face in self._known.tolist() if with_faces else ():
-            if FACE_CONTEXT * edge(face) <= tile:
-                small.append(grow(face, _MARGIN))
-            else:
-                fixed.append(fit(square(face, FACE_CONTEXT), tile, width, height))
-        fixed = list(dict.fromkeys(fixed))
-        fine = [w for w in fixed if edge(w) <= _CELLS_ABOVE * tile]
-        grid = self._grid(width, height, _COVER_OVERLAP)
-        return list(dict.fromkeys(fixed + cover(small, fine, grid, tile, width, height)))
+        """Windows covering the motion blobs and (``with_faces``) the recent faces."""
+        return target_windows(
+            blob_boxes(moved, scale, self._kernel) if moved is not None else [],
+            self._known.tolist() if with_faces else [],
+            self.tile_size,
+            width,
+            height,
+            cells=self._grid,
+            fixed_input=self._fixed_input,
+        )
 
     def _grid(self, width: int, height: int, overlap: float) -> np.ndarray:
         key = (width, height, overlap)
@@ -475,10 +398,6 @@ def _check_arguments(
         raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
     if not 0 <= coarse_height <= 4320:
         raise ValueError(f"coarse_height must be in 0..4320, got {coarse_height}")
-
-
-def _thumbnail(grey: np.ndarray) -> np.ndarray:
-    return cv2.resize(grey, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def _by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:

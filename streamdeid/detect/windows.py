@@ -23,8 +23,9 @@ in one window; the fixed grids keep the choice stable from frame to frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from streamdeid.detect.tiling import box_iou
@@ -41,6 +42,80 @@ COARSE_FACE = 24
 FACE_NET = 40
 # A face window is at least this many network pixels wide: 96 costs 0.4 ms, 160 1.1 ms per call.
 WINDOW_NET = 96
+
+# Overlap of the cells laid under big blobs, as in the inner detectors' own tile grids.
+CELL_OVERLAP = 0.25
+# Overlap of the squares small targets are gathered into: up to half a tile fits in one.
+COVER_OVERLAP = 0.5
+# Blobs with fewer changed pixels (of the downscaled model) are noise: palette dithering,
+# codec flicker. A moving head, even 15 px at 480 px wide, changes more; a face too small
+# for that is too small for the model in a motion window anyway and waits for a full scan.
+MIN_BLOB_PIXELS = 3
+# Targets (blobs, faces) are grown by this share of their size on each side.
+MARGIN = 0.25
+# A blob window up to this many tile sizes needs no cells under it: 4/3 of the default 192 is
+# 256, the inner detectors' default tile, so up to there it is no coarser than their tiles.
+CELLS_ABOVE = 4 / 3
+
+
+Box = tuple[float, float, float, float]
+
+
+def blob_boxes(moved: np.ndarray, scale: tuple[float, float], kernel: np.ndarray) -> list[Box]:
+    """Boxes (source pixels) of the motion blobs in a downscaled ``moved`` mask; noise dropped.
+
+    The mask is dilated so that a head whose edges alone moved is one blob, and a blob counts
+    only with at least MIN_BLOB_PIXELS changed pixels of its own.
+    """
+    mask = cv2.dilate(moved, kernel, iterations=2)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    changed = np.bincount(labels[moved > 0], minlength=count)
+    sx, sy = scale
+    return [
+        (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy)
+        for (x, y, bw, bh, _area), n in zip(stats[1:], changed[1:], strict=True)
+        if n >= MIN_BLOB_PIXELS
+    ]
+
+
+def target_windows(
+    blobs: Sequence[Box],
+    faces: Sequence[Sequence[float]],
+    tile: int,
+    width: int,
+    height: int,
+    *,
+    cells: Callable[[int, int, float], np.ndarray],
+    fixed_input: bool,
+) -> list[Window]:
+    """Windows covering motion blobs and recent faces, chosen as the module docstring says.
+
+    Args:
+        cells: ``(width, height, overlap) -> (n, 4)`` grid of ``tile`` squares (cached by the
+            caller: the grid of a stream is the same on every frame).
+        fixed_input: the model resizes every window to one size, so a big blob also gets the
+            grid cells under it for the small faces the big window would shrink.
+    """
+    fixed: list[Window] = []  # windows that serve one large target each
+    small: list[Box] = []  # targets that fit a tile
+    for box in blobs:
+        target = grow(box, MARGIN)
+        if edge(target) <= tile:
+            small.append(target)
+            continue
+        window = fit(target, tile, width, height)
+        fixed.append(window)
+        if fixed_input and edge(window) > CELLS_ABOVE * tile:
+            fixed.extend(touching(cells(width, height, CELL_OVERLAP), box))
+    for face in faces:
+        if FACE_CONTEXT * edge(face) <= tile:
+            small.append(grow(face, MARGIN))
+        else:
+            fixed.append(fit(square(face, FACE_CONTEXT), tile, width, height))
+    fixed = list(dict.fromkeys(fixed))
+    fine = [w for w in fixed if edge(w) <= CELLS_ABOVE * tile]
+    grid = cells(width, height, COVER_OVERLAP)
+    return list(dict.fromkeys(fixed + cover(small, fine, grid, tile, width, height)))
 
 
 def cover(
