@@ -11,7 +11,7 @@ from streamdeid.build import build_stages
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
 from streamdeid.live.cameras import Camera
-from streamdeid.live.endpoints import SinkFactory, check_outputs, open_input
+from streamdeid.live.endpoints import LiveInput, SinkFactory, check_outputs, open_input
 from streamdeid.live.runner import (
     FrameSink,
     LatencyClock,
@@ -55,22 +55,7 @@ def run_camera(
     if make_sink is None:
         check_outputs(camera.outputs, overwrite=overwrite)
     extra = {"camera": camera.name}
-
-    def on_event(kind: str, detail: Any = None) -> None:
-        # The source logs the details itself; this adds the camera and a machine-readable event.
-        level = logging.WARNING if kind == "gave_up" else logging.INFO
-        log.log(level, "source %s: %s", kind, detail or "", extra={**extra, "event": kind})
-
-    def output_event(kind: str, detail: Any = None) -> None:
-        log.info("output %s: %s", kind, detail or "", extra={**extra, "event": f"output_{kind}"})
-
-    source = open_input(
-        camera.source,
-        realtime=camera.realtime,
-        options=camera.live.source,
-        stop=stop,
-        on_event=on_event,
-    )
+    source = _open_source(camera, stop, extra)
     stats.attach_source(source.source)
     try:
         live = source.live
@@ -83,7 +68,7 @@ def run_camera(
             stats=stats,
         )
         sinks = make_sink or SinkFactory(
-            camera.outputs, config, source, prefix=camera.name, on_event=output_event
+            camera.outputs, config, source, prefix=camera.name, on_event=_output_events(extra)
         )
         encode = LiveSinkStage(sinks, stats, clock)
         pipeline = LivePipeline(
@@ -105,3 +90,27 @@ def run_camera(
     finally:
         source.close()
     return pipeline
+
+
+def _open_source(camera: Camera, stop: threading.Event, extra: dict[str, Any]) -> LiveInput:
+    """The camera's input, its reconnects logged with the camera's name and an event name."""
+
+    def on_event(kind: str, detail: Any = None) -> None:
+        # The source logs the details itself; this adds the camera and a machine-readable event.
+        level = logging.WARNING if kind == "gave_up" else logging.INFO
+        log.log(level, "source %s: %s", kind, detail or "", extra={**extra, "event": kind})
+
+    return open_input(
+        camera.source,
+        realtime=camera.realtime,
+        options=camera.live.source,
+        stop=stop,
+        on_event=on_event,
+    )
+
+
+def _output_events(extra: dict[str, Any]) -> Callable[[str, Any], None]:
+    def output_event(kind: str, detail: Any = None) -> None:
+        log.info("output %s: %s", kind, detail or "", extra={**extra, "event": f"output_{kind}"})
+
+    return output_event
