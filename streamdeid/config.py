@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from streamdeid.config_base import StrictModel, describe_errors
 from streamdeid.errors import ConfigError
 
 # The top-level configs/ folder, installed as this package (package-dir mapping in pyproject.toml).
@@ -34,15 +35,11 @@ def bundled_configs() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 SingleBackend = Literal["retinaface", "centerface", "blazeface", "mediapipe"]
 CONVOLUTIONAL = ("retinaface", "centerface")  # any input size: a cheap low-resolution pass
 
 
-class _ConvNetConfig(_Model):
+class _ConvNetConfig(StrictModel):
     """What the fully convolutional backends share: they read any input size."""
 
     confidence: float = Field(
@@ -115,7 +112,7 @@ class CenterFaceConfig(_ConvNetConfig):
     )
 
 
-class FocusConfig(_Model):
+class FocusConfig(StrictModel):
     """Where and how often the detector looks (see streamdeid/detect/focus.py)."""
 
     enabled: bool = Field(
@@ -184,7 +181,7 @@ class FocusConfig(_Model):
     )
 
 
-class DetectorConfig(_Model):
+class DetectorConfig(StrictModel):
     backend: Literal["retinaface", "centerface", "blazeface", "mediapipe", "ensemble"] = Field(
         default="retinaface",
         description="Face detector: 'retinaface' (RetinaFace-MobileNet0.25, the cheapest per "
@@ -266,7 +263,7 @@ class DetectorConfig(_Model):
         return data
 
 
-class TrackerConfig(_Model):
+class TrackerConfig(StrictModel):
     iou_threshold: float = Field(
         default=0.2, gt=0.0, le=1.0, description="Minimum IoU to match a detection to a track."
     )
@@ -291,7 +288,7 @@ class TrackerConfig(_Model):
     )
 
 
-class ObscureConfig(_Model):
+class ObscureConfig(StrictModel):
     method: Literal["blur", "pixelate", "solid"] = Field(
         default="blur", description="How face regions are obscured."
     )
@@ -329,7 +326,7 @@ class ObscureConfig(_Model):
         return self
 
 
-class EncoderConfig(_Model):
+class EncoderConfig(StrictModel):
     codec: Literal["h264", "h265", "hevc", "vp9", "av1", "mpeg4", "ffv1", "gif"] | None = Field(
         default=None,
         description="Video codec; null = H.264, or what the output container needs (.webm → "
@@ -355,7 +352,7 @@ class EncoderConfig(_Model):
     )
 
 
-class PipelineConfig(_Model):
+class PipelineConfig(StrictModel):
     detect_every: int = Field(
         default=4,
         ge=1,
@@ -388,7 +385,7 @@ class PipelineConfig(_Model):
     )
 
 
-class ReversibleConfig(_Model):
+class ReversibleConfig(StrictModel):
     enabled: bool = Field(
         default=False,
         description="Encrypt each face region's original pixels into a sidecar file next to the "
@@ -415,7 +412,7 @@ class ReversibleConfig(_Model):
         return self
 
 
-class Config(_Model):
+class Config(StrictModel):
     """Everything a run needs besides input and output paths."""
 
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -497,20 +494,6 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _format_validation_error(e: ValidationError, source: str) -> str:
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field '{loc}'")
-        elif not err["loc"]:  # cross-field check: its message names the fields
-            parts.append(str(err["msg"]).removeprefix("Value error, "))
-        else:
-            got = err.get("input")
-            parts.append(f"field '{loc}': {err['msg']}, got {got!r}")
-    return f"invalid config ({source}): " + "; ".join(parts)
-
-
 def parse_config(data: Any, source: str = "config") -> Config:
     if data is None:
         data = {}
@@ -521,7 +504,7 @@ def parse_config(data: Any, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from e
+        raise ConfigError(f"invalid config ({source}): {describe_errors(e)}") from e
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

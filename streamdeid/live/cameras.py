@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from streamdeid.config import Config, load_config, parse_config
+from streamdeid.config_base import Loc, StrictModel, describe_errors
 from streamdeid.detect.base import Detector
 from streamdeid.errors import (
     ConfigError,
@@ -57,11 +58,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 MAX_RESTART_BACKOFF_S = 60.0
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CameraEntry(_Model):
+class CameraEntry(StrictModel):
     """One camera as written in the cameras file."""
 
     name: str = Field(
@@ -96,7 +93,7 @@ class CameraEntry(_Model):
     )
 
 
-class CamerasFile(_Model):
+class CamerasFile(StrictModel):
     """The whole cameras file."""
 
     config: str | None = Field(
@@ -149,39 +146,18 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(e: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for err in e.errors():
-        loc = prefix + ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field '{loc}'")
-        elif not err["loc"]:
-            parts.append(str(err["msg"]).removeprefix("Value error, "))
-        else:
-            parts.append(f"field '{loc}': {err['msg']}, got {err.get('input')!r}")
-    return "; ".join(parts)
-
-
 def _entry_error(e: ValidationError, raw: Any, where: str) -> ConfigError:
     """Name the camera (not its list index) in errors from the file model."""
-    msgs = []
-    for err in e.errors():
-        loc = list(err["loc"])
-        who = ""
+
+    def locate(loc: Loc) -> tuple[str, Loc]:
         if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
             i = loc[1]
             entry = raw.get("cameras", [])[i] if isinstance(raw, dict) else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            who = f"camera '{name}': " if name else f"camera #{i + 1}: "
-            loc = loc[2:]
-        field = ".".join(str(p) for p in loc)
-        if err["type"] == "extra_forbidden":
-            msgs.append(f"{who}unknown field '{field}'")
-        elif not loc:
-            msgs.append(f"{who}{str(err['msg']).removeprefix('Value error, ')}")
-        else:
-            msgs.append(f"{who}field '{field}': {err['msg']}, got {err.get('input')!r}")
-    return ConfigError(f"invalid cameras file ({where}): " + "; ".join(msgs))
+            return (f"camera '{name}': " if name else f"camera #{i + 1}: "), loc[2:]
+        return "", loc
+
+    return ConfigError(f"invalid cameras file ({where}): {describe_errors(e, locate=locate)}")
 
 
 def load_cameras(
@@ -248,7 +224,7 @@ def _resolve(
             live.detect_every = flags["pipeline.detect_every"]
         live.check_against(config.pipeline.detect_every)
     except ValidationError as e:
-        raise ConfigError(f"invalid config ({where}): {_describe(e, 'live.')}") from e
+        raise ConfigError(f"invalid config ({where}): {describe_errors(e, prefix='live.')}") from e
     except ValueError as e:
         raise ConfigError(f"invalid config ({where}): {e}") from e
     if config.reversible.enabled:
