@@ -24,6 +24,7 @@ from streamdeid.errors import ConfigError, Interrupted, NotAVideoError, StreamDe
 from streamdeid.io.image import read_image, write_image
 from streamdeid.io.sink import EncoderSettings, VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
+from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.obscure.filters import Filter, make_filter
 from streamdeid.obscure.regions import build_regions
 from streamdeid.pipeline.lookahead import LookaheadTrackStage
@@ -245,7 +246,9 @@ def _anonymize_video(
         if config.reversible.enabled:
             writer = open_sidecar(dst, config)
             sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
-            stages.append(EncryptStage(writer, Fraction(1) / (source.info.frame_rate or 25)))
+            stages.append(
+                EncryptStage(writer, Fraction(1) / (source.info.frame_rate or DEFAULT_FRAME_RATE))
+            )
 
         def on_frame(packet: FramePacket) -> None:
             if progress is not None:

@@ -42,6 +42,7 @@ from streamdeid.errors import (
 from streamdeid.live.endpoints import OutputSpec, classify_output, redact
 from streamdeid.live.policy import LiveConfig
 from streamdeid.live.stats import LiveStats
+from streamdeid.media import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +405,8 @@ class Supervisor:
                         extra={**extra, "event": "camera_failed", "restarts": failures - 1},
                     )
                     break
-                wait = min(MAX_RESTART_BACKOFF_S, cam.live.restart_backoff_s * 2 ** (failures - 1))
+                # No jitter: one camera restarting has no crowd to spread out.
+                wait = backoff_delay(failures, cam.live.restart_backoff_s, MAX_RESTART_BACKOFF_S, 0)
                 log.warning(
                     "%s; restarting in %.1f s (%d/%s)",
                     e,
