@@ -2,7 +2,8 @@
 
 The cameras file (``configs/cameras.example.yml``) lists cameras; each gets a full, validated
 :class:`~streamdeid.config.Config` made of the base config plus its own ``overrides``, and a
-:class:`~streamdeid.live.policy.LiveConfig` made of the file's ``live`` plus its own. Unknown keys
+:class:`~streamdeid.live.policy.LiveConfig` made of the file's ``live`` plus its own, resolved
+into a :class:`~streamdeid.live.session.Camera`. Unknown keys
 are errors, and every error names the camera and the field, because a typo in a privacy setting
 must not be silently ignored for one camera out of twenty.
 
@@ -41,6 +42,8 @@ from streamdeid.errors import (
 )
 from streamdeid.live.endpoints import OutputSpec, classify_output, redact
 from streamdeid.live.policy import LiveConfig
+from streamdeid.live.session import Camera
+from streamdeid.live.session import run_camera as run_one
 from streamdeid.live.stats import LiveStats
 from streamdeid.media import backoff_delay
 
@@ -123,18 +126,6 @@ class CamerasFile(StrictModel):
                 raise ValueError(f"camera names must be unique, got '{c.name}' twice")
             seen.add(c.name)
         return cameras
-
-
-@dataclass
-class Camera:
-    """A camera ready to run: every setting resolved and validated."""
-
-    name: str
-    source: str
-    outputs: list[OutputSpec]
-    config: Config
-    live: LiveConfig
-    realtime: bool = False
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -323,10 +314,9 @@ class Supervisor:
         self.stats = stats or {c.name: LiveStats(c.name) for c in self.cameras}
         self.results = {c.name: CameraResult(c.name) for c in self.cameras}
         if run_camera is None:
-            from streamdeid.live.session import run_camera as default_run
 
             def run_camera(cam: Camera, stats: LiveStats, stop: threading.Event) -> None:
-                default_run(cam, stats, stop, detector_factory=detector_factory)
+                run_one(cam, stats, stop, detector_factory=detector_factory)
 
         self._run_camera = run_camera
         self._stops = {c.name: threading.Event() for c in self.cameras}
