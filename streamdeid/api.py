@@ -26,7 +26,6 @@ from streamdeid.io.sink import EncoderSettings, VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
 from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.obscure.filters import Filter, make_filter
-from streamdeid.obscure.regions import build_regions
 from streamdeid.pipeline.lookahead import LookaheadTrackStage
 from streamdeid.pipeline.runner import Pipeline
 from streamdeid.pipeline.stage import Stage
@@ -390,4 +389,4 @@ def anonymize_folder(
     return results
 
 
-__all__ = ["RunStats", "anonymize_file", "anonymize_folder", "anonymize_frame", "build_regions"]
+__all__ = ["RunStats", "anonymize_file", "anonymize_folder", "anonymize_frame"]
