@@ -9,21 +9,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# The API of README's "Python API" section, and the types its functions take and return.
+
 from streamdeid.api import RunStats, anonymize_file, anonymize_folder, anonymize_frame
 from streamdeid.config import Config, load_config
 from streamdeid.errors import StreamDeidError
-from streamdeid.types import Detections, Frame, FramePacket, Region, Track, TrackState
+from streamdeid.types import Frame, FramePacket
 
 __all__ = [
     "Config",
-    "Detections",
     "Frame",
     "FramePacket",
-    "Region",
     "RunStats",
     "StreamDeidError",
-    "Track",
-    "TrackState",
     "__version__",
     "anonymize_file",
     "anonymize_folder",

@@ -32,8 +32,8 @@ from streamdeid.errors import ConfigError, Interrupted, NotAVideoError, StreamDe
 from streamdeid.io.image import read_image, write_image
 from streamdeid.io.sink import VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
+from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.obscure.filters import Filter
-from streamdeid.obscure.regions import build_regions
 from streamdeid.pipeline.runner import Pipeline
 from streamdeid.pipeline.stage import Stage
 from streamdeid.pipeline.stages import (
@@ -152,7 +152,9 @@ def _anonymize_video(
         if config.reversible.enabled:
             writer = open_sidecar(dst, config)
             sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
-            stages.append(EncryptStage(writer, Fraction(1) / (source.info.frame_rate or 25)))
+            stages.append(
+                EncryptStage(writer, Fraction(1) / (source.info.frame_rate or DEFAULT_FRAME_RATE))
+            )
 
         def on_frame(packet: FramePacket) -> None:
             if progress is not None:
@@ -294,4 +296,4 @@ def anonymize_folder(
     return results
 
 
-__all__ = ["RunStats", "anonymize_file", "anonymize_folder", "anonymize_frame", "build_regions"]
+__all__ = ["RunStats", "anonymize_file", "anonymize_folder", "anonymize_frame"]

@@ -36,7 +36,7 @@ def make_detector(config: Config) -> Detector:
     if d.backend == "ensemble":
         from streamdeid.detect.ensemble import EnsembleDetector
 
-        members = [_single_detector(config, name) for name in dict.fromkeys(d.ensemble)]
+        members = [_single_detector(config, name) for name in d.backends()]
         detector: Detector = EnsembleDetector(members, nms_iou=d.nms_iou)
     else:
         detector = _single_detector(config, d.backend)
@@ -59,40 +59,25 @@ def make_detector(config: Config) -> Detector:
 
 
 def _single_detector(config: Config, backend: str) -> Detector:
-    d = config.detector
-    tiling = {
-        "confidence": d.confidence,
-        "tile_size": d.tile_size,
-        "tile_overlap": d.tile_overlap,
-        "whole_frame": d.whole_frame,
-        "nms_iou": d.nms_iou,
-        "max_tiles_per_frame": d.max_tiles_per_frame,
-    }
+    # Each backend gets exactly the options the config says it reads (BACKEND_OPTIONS), so an
+    # option it would ignore is refused by the config rather than dropped here.
+    kwargs = config.detector.backend_kwargs(backend)
     if backend == "blazeface":
         from streamdeid.detect.blazeface import BlazeFaceDetector
 
-        return BlazeFaceDetector(model=d.model, threads=d.threads, **tiling)
+        return BlazeFaceDetector(**kwargs)
     if backend == "mediapipe":
         from streamdeid.detect.mediapipe import MediaPipeDetector
 
-        return MediaPipeDetector(model=d.model, **tiling)
-    if backend in ("retinaface", "centerface"):
-        c = getattr(d, backend)  # the backend's own section
-        convolutional = {
-            "confidence": c.confidence,
-            "scales": tuple(c.scales),
-            "edge_pad": c.edge_pad,
-            "min_input_height": c.min_input_height,
-            "threads": d.threads,
-            "nms_iou": d.nms_iou,
-        }
-        if backend == "retinaface":
-            from streamdeid.detect.retinaface import RetinaFaceDetector
+        return MediaPipeDetector(**kwargs)
+    if backend == "retinaface":
+        from streamdeid.detect.retinaface import RetinaFaceDetector
 
-            return RetinaFaceDetector(**convolutional)
+        return RetinaFaceDetector(**kwargs)
+    if backend == "centerface":
         from streamdeid.detect.centerface import CenterFaceDetector
 
-        return CenterFaceDetector(engine=d.centerface.engine, **convolutional)
+        return CenterFaceDetector(**kwargs)
     raise ConfigError(f"field 'detector.backend': unknown backend {backend!r}")  # pragma: no cover
 
 

@@ -316,8 +316,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "obscure.shape": args.shape,
         "obscure.mask_scale": args.mask_scale,
         "pipeline.detect_every": args.detect_every,
-        "detector.confidence": args.confidence,
-        "detector.centerface.confidence": args.confidence,
+        "detector.backends.confidence": args.confidence,  # config.CONFIDENCE_OF_BACKENDS
         "encoder.codec": args.codec,
         "encoder.crf": args.crf,
         "encoder.bitrate": args.bitrate,

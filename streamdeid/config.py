@@ -13,9 +13,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from streamdeid.config_base import StrictModel, describe_errors
 from streamdeid.errors import ConfigError
+from streamdeid.limits import (
+    MAX_EDGE_PAD,
+    MAX_INPUT_HEIGHT,
+    MAX_MOTION_THRESHOLD,
+    MAX_SCALE,
+    MAX_THREADS,
+    MAX_TILE_OVERLAP,
+    MAX_TILE_SIZE,
+    MIN_CONFIDENCE,
+    MIN_FOCUS_TILE_SIZE,
+    MIN_MOTION_THRESHOLD,
+    MIN_SCALE,
+    MIN_TILE_SIZE,
+)
 
 # The top-level configs/ folder, installed as this package (package-dir mapping in pyproject.toml).
 CONFIG_PACKAGE = "streamdeid.configs"
@@ -34,19 +49,31 @@ def bundled_configs() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 SingleBackend = Literal["retinaface", "centerface", "blazeface", "mediapipe"]
 CONVOLUTIONAL = ("retinaface", "centerface")  # any input size: a cheap low-resolution pass
 
+# The ``detector`` options each backend reads. make_detector builds every backend from exactly
+# these (DetectorConfig.backend_kwargs), so the table cannot claim an option the constructor
+# ignores. Options no entry names are read by every backend (backend, focus, nms_iou), except
+# ``ensemble``, which only the ensemble reads. Setting an option that none of the backends in use
+# reads is an error: it would silently do nothing.
+TILED_OPTIONS = ("confidence", "tile_size", "tile_overlap", "whole_frame", "max_tiles_per_frame")
+BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "retinaface": ("retinaface", "threads"),
+    "centerface": ("centerface", "threads"),
+    "blazeface": ("model", "threads", *TILED_OPTIONS),
+    "mediapipe": ("model", *TILED_OPTIONS),
+}
+# Override key of ``--confidence``: the minimum score of every backend in use, wherever that
+# backend keeps it (detector.confidence, or its own section's confidence).
+CONFIDENCE_OF_BACKENDS = "detector.backends.confidence"
 
-class _ConvNetConfig(_Model):
+
+class _ConvNetConfig(StrictModel):
     """What the fully convolutional backends share: they read any input size."""
 
     confidence: float = Field(
-        default=0.2, ge=0.01, le=1.0, description="Minimum face score of this backend."
+        default=0.2, ge=MIN_CONFIDENCE, le=1.0, description="Minimum face score of this backend."
     )
     scales: list[float] = Field(
         default_factory=lambda: [1.0],
@@ -58,7 +85,7 @@ class _ConvNetConfig(_Model):
     min_input_height: int = Field(
         default=360,
         ge=0,
-        le=4320,
+        le=MAX_INPUT_HEIGHT,
         description="Scales are raised so the network sees the frame at least this tall: "
         "low-resolution video (small faces in pixels) is never shrunk, and is enlarged up "
         "to it. 0 = use scales as given.",
@@ -66,15 +93,15 @@ class _ConvNetConfig(_Model):
     edge_pad: int = Field(
         default=16,
         ge=0,
-        le=256,
+        le=MAX_EDGE_PAD,
         description="Network pixels of mirror padding around the frame: a face cut in half by "
         "the frame edge is completed by its mirror image and found from its first frame.",
     )
 
     @model_validator(mode="after")
     def _check_scales(self) -> _ConvNetConfig:
-        if any(not 0.1 <= s <= 8.0 for s in self.scales):
-            raise ValueError(f"scales must each be in 0.1..8.0, got {self.scales}")
+        if any(not MIN_SCALE <= s <= MAX_SCALE for s in self.scales):
+            raise ValueError(f"scales must each be in {MIN_SCALE}..{MAX_SCALE}, got {self.scales}")
         return self
 
 
@@ -84,7 +111,7 @@ class RetinaFaceConfig(_ConvNetConfig):
 
     confidence: float = Field(
         default=0.05,
-        ge=0.01,
+        ge=MIN_CONFIDENCE,
         le=1.0,
         description="Minimum face probability. Low on purpose: on a clip with no face 0.05 "
         "gives 0.17 false boxes per frame, and a missed face is a leak.",
@@ -92,7 +119,7 @@ class RetinaFaceConfig(_ConvNetConfig):
     min_input_height: int = Field(
         default=832,
         ge=0,
-        le=4320,
+        le=MAX_INPUT_HEIGHT,
         description="The full pass sees the frame at least this many rows tall: small video "
         "(and photos) are enlarged, so faces down to ~8 px are found. 0 = use scales as given.",
     )
@@ -115,7 +142,7 @@ class CenterFaceConfig(_ConvNetConfig):
     )
 
 
-class FocusConfig(_Model):
+class FocusConfig(StrictModel):
     """Where and how often the detector looks (see streamdeid/detect/focus.py)."""
 
     enabled: bool = Field(
@@ -134,7 +161,7 @@ class FocusConfig(_Model):
     coarse_height: int = Field(
         default=360,
         ge=0,
-        le=4320,
+        le=MAX_INPUT_HEIGHT,
         description="Between full passes, also run the detector on the whole frame seen this "
         "many rows tall: a cheap pass that finds new faces big enough for it from their first "
         "frame (retinaface, centerface). 0 = none.",
@@ -172,19 +199,19 @@ class FocusConfig(_Model):
     )
     tile_size: int = Field(
         default=192,
-        ge=32,
-        le=4096,
+        ge=MIN_FOCUS_TILE_SIZE,
+        le=MAX_TILE_SIZE,
         description="Edge of the square windows around motion and recent faces, in source pixels.",
     )
     threshold: int = Field(
         default=10,
-        ge=1,
-        le=255,
+        ge=MIN_MOTION_THRESHOLD,
+        le=MAX_MOTION_THRESHOLD,
         description="Grey-level change that counts as motion against the background model.",
     )
 
 
-class DetectorConfig(_Model):
+class DetectorConfig(StrictModel):
     backend: Literal["retinaface", "centerface", "blazeface", "mediapipe", "ensemble"] = Field(
         default="retinaface",
         description="Face detector: 'retinaface' (RetinaFace-MobileNet0.25, the cheapest per "
@@ -209,7 +236,7 @@ class DetectorConfig(_Model):
     )
     confidence: float = Field(
         default=0.3,
-        ge=0.01,
+        ge=MIN_CONFIDENCE,
         le=1.0,
         description="Minimum detector score. Low on purpose: a false mask costs little, a missed "
         "face is a leak.",
@@ -221,15 +248,15 @@ class DetectorConfig(_Model):
     )
     tile_size: int | None = Field(
         default=256,
-        ge=64,
-        le=4096,
+        ge=MIN_TILE_SIZE,
+        le=MAX_TILE_SIZE,
         description="Tile edge in source pixels for tiled detection (the model sees each tile "
         "at its input size, so smaller tiles find smaller faces but cost more). null = no tiles.",
     )
     tile_overlap: float = Field(
         default=0.25,
         ge=0.0,
-        lt=0.9,
+        lt=MAX_TILE_OVERLAP,
         description="Fraction by which neighbouring tiles overlap, so a face on a tile border "
         "is whole in at least one tile.",
     )
@@ -250,10 +277,63 @@ class DetectorConfig(_Model):
     threads: int = Field(
         default=1,
         ge=1,
-        le=64,
+        le=MAX_THREADS,
         description="Inference threads of the detector (onnxruntime, LiteRT). 1 leaves the "
         "other core to decode and encode.",
     )
+
+    def backends(self) -> list[str]:
+        """The single backends that run: the ensemble's members, or the backend itself."""
+        return list(dict.fromkeys(self.ensemble)) if self.backend == "ensemble" else [self.backend]
+
+    def backend_kwargs(self, backend: str) -> dict[str, Any]:
+        """Keyword arguments of ``backend``'s detector class: exactly the options it reads."""
+        kwargs: dict[str, Any] = {"nms_iou": self.nms_iou}
+        for name in BACKEND_OPTIONS[backend]:
+            value = getattr(self, name)
+            if isinstance(value, _ConvNetConfig):  # the backend's own section, flattened
+                kwargs.update(value.model_dump(), scales=tuple(value.scales))
+            else:
+                kwargs[name] = value
+        return kwargs
+
+    def unused_options(self) -> list[str]:
+        """Why each option set to a non-default value does nothing with the backends in use.
+
+        An option left at (or written as) its default is harmless; only a value someone chose
+        that no running backend reads is reported.
+        """
+        used = {"backend", "focus", "nms_iou"}
+        if self.backend == "ensemble":
+            used.add("ensemble")
+        for backend in self.backends():
+            used |= set(BACKEND_OPTIONS[backend])
+        problems = []
+        for name in sorted(self.model_fields_set - used):
+            value = getattr(self, name)
+            default = type(self).model_fields[name].get_default(call_default_factory=True)
+            if isinstance(value, StrictModel):
+                if value.model_dump() == default.model_dump():
+                    continue
+                shown = f"detector.{name}"
+            elif value == default:
+                continue
+            else:
+                shown = f"detector.{name} ({value!r})"
+            readers = [b for b, options in BACKEND_OPTIONS.items() if name in options]
+            if self.backend == "ensemble":
+                running = f"any backend of detector.ensemble ({', '.join(self.backends())})"
+            else:
+                running = f"detector.backend {self.backend!r}"
+            why = f"{shown} does nothing with {running} (only {', '.join(readers or ['ensemble'])} "
+            why += "read it"
+            if name == "confidence":
+                why += "; the threshold of " + ", ".join(
+                    f"{b} is detector.{b}.confidence" for b in self.backends()
+                )
+            why += "): remove it or pick a backend that reads it"
+            problems.append(why)
+        return problems
 
     @model_validator(mode="before")
     @classmethod
@@ -266,7 +346,7 @@ class DetectorConfig(_Model):
         return data
 
 
-class TrackerConfig(_Model):
+class TrackerConfig(StrictModel):
     iou_threshold: float = Field(
         default=0.2, gt=0.0, le=1.0, description="Minimum IoU to match a detection to a track."
     )
@@ -291,7 +371,7 @@ class TrackerConfig(_Model):
     )
 
 
-class ObscureConfig(_Model):
+class ObscureConfig(StrictModel):
     method: Literal["blur", "pixelate", "solid"] = Field(
         default="blur", description="How face regions are obscured."
     )
@@ -329,7 +409,7 @@ class ObscureConfig(_Model):
         return self
 
 
-class EncoderConfig(_Model):
+class EncoderConfig(StrictModel):
     codec: Literal["h264", "h265", "hevc", "vp9", "av1", "mpeg4", "ffv1", "gif"] | None = Field(
         default=None,
         description="Video codec; null = H.264, or what the output container needs (.webm → "
@@ -355,7 +435,7 @@ class EncoderConfig(_Model):
     )
 
 
-class PipelineConfig(_Model):
+class PipelineConfig(StrictModel):
     detect_every: int = Field(
         default=4,
         ge=1,
@@ -388,7 +468,7 @@ class PipelineConfig(_Model):
     )
 
 
-class ReversibleConfig(_Model):
+class ReversibleConfig(StrictModel):
     enabled: bool = Field(
         default=False,
         description="Encrypt each face region's original pixels into a sidecar file next to the "
@@ -415,7 +495,7 @@ class ReversibleConfig(_Model):
         return self
 
 
-class Config(_Model):
+class Config(StrictModel):
     """Everything a run needs besides input and output paths."""
 
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -443,6 +523,13 @@ class Config(_Model):
         return self
 
     @model_validator(mode="after")
+    def _options_of_other_backends(self) -> Config:
+        problems = self.detector.unused_options()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _coasting_covers_skipped_frames(self) -> Config:
         # Between two detector runs only tracks mask a face: they must outlive the gap.
         if self.tracker.max_coast_frames < self.pipeline.detect_every - 1:
@@ -463,8 +550,7 @@ class Config(_Model):
         d = self.detector
         names = {"retinaface": "RetinaFace", "centerface": "CenterFace", "blazeface": "BlazeFace"}
         names["mediapipe"] = "MediaPipe"
-        backends = d.ensemble if d.backend == "ensemble" else [d.backend]
-        what = " + ".join(names[b] for b in dict.fromkeys(backends))
+        what = " + ".join(names[b] for b in d.backends())
         f = d.focus
         if f.enabled:
             between = [f"a {f.coarse_height}-row pass"] if f.coarse_height else []
@@ -479,36 +565,32 @@ class Config(_Model):
         return f"{self.obscure.method}, {what}, detector on {schedule}"
 
     def override(self, dotted: dict[str, Any]) -> Config:
-        """Return a copy with ``{"obscure.method": "solid"}``-style overrides, validated."""
+        """Return a copy with ``{"obscure.method": "solid"}``-style overrides, validated.
+
+        ``None`` values are skipped (a flag not given). :data:`CONFIDENCE_OF_BACKENDS` sets the
+        minimum score of every backend the result runs, wherever each keeps it.
+        """
         data = self.model_dump()
         for key, value in dotted.items():
-            if value is None:
+            if value is None or key == CONFIDENCE_OF_BACKENDS:
                 continue
             node = data
             *parents, leaf = key.split(".")
             for part in parents:
                 node = node[part]
             node[leaf] = value
+        score = dotted.get(CONFIDENCE_OF_BACKENDS)
+        if score is not None:
+            d = data["detector"]
+            members = dict.fromkeys(d["ensemble"]) if d["backend"] == "ensemble" else [d["backend"]]
+            for backend in members:
+                (d[backend] if backend in CONVOLUTIONAL else d)["confidence"] = score
         return parse_config(data, source="command line")
 
 
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-def _format_validation_error(e: ValidationError, source: str) -> str:
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field '{loc}'")
-        elif not err["loc"]:  # cross-field check: its message names the fields
-            parts.append(str(err["msg"]).removeprefix("Value error, "))
-        else:
-            got = err.get("input")
-            parts.append(f"field '{loc}': {err['msg']}, got {got!r}")
-    return f"invalid config ({source}): " + "; ".join(parts)
 
 
 def parse_config(data: Any, source: str = "config") -> Config:
@@ -521,7 +603,7 @@ def parse_config(data: Any, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from e
+        raise ConfigError(f"invalid config ({source}): {describe_errors(e)}") from e
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

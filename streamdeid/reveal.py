@@ -34,6 +34,7 @@ from streamdeid.crypto import (
 from streamdeid.errors import StreamDeidError
 from streamdeid.io.sink import EncoderSettings, VideoSink
 from streamdeid.io.source import FileSource
+from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def reveal_frames(
     restored = 0
     times: list[float] = []
     with FileSource(video) as source:
-        half = Fraction(1, 2) / (source.info.frame_rate or 25)
+        half = Fraction(1, 2) / (source.info.frame_rate or DEFAULT_FRAME_RATE)
         for frame in source.frames():
             t = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1))
             while pending is not None:

@@ -57,19 +57,15 @@ from streamdeid.crypto.errors import (
     WrongKeyError,
     WrongPassphraseError,
 )
-from streamdeid.crypto.grants import TrackGrant, export_grant, load_grant
+from streamdeid.crypto.grants import TrackGrant, load_grant
 from streamdeid.crypto.keys import (
     fingerprint,
     generate_keypair,
     load_private_key,
     load_public_key,
 )
-from streamdeid.crypto.sidecar import (
-    RevealedRegion,
-    SidecarReader,
-    SidecarWriter,
-    TrackSummary,
-)
+from streamdeid.crypto.reader import RevealedRegion, SidecarReader, TrackSummary, export_grant
+from streamdeid.crypto.writer import SidecarWriter
 
 __all__ = [
     "CryptoError",

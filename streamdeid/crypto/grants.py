@@ -9,6 +9,10 @@ of the sidecar header, so it is refused on any other recording and detects an ed
 The grant is a secret in the clear (like an unencrypted key file): it is written mode 0600 and the
 recipient must protect it. Its checksum only catches accidental corruption with a clear error;
 integrity against an attacker comes from the sidecar's authenticated records.
+
+Issuing a grant needs an unlocked :class:`~streamdeid.crypto.reader.SidecarReader`, so
+:func:`~streamdeid.crypto.reader.export_grant` lives with the reader; this module only knows the
+grant file, which the reader needs to open a track.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from streamdeid.crypto.errors import KeyFileError
 from streamdeid.crypto.format import (
@@ -28,10 +31,7 @@ from streamdeid.crypto.format import (
     GRANT_SIZE,
     GRANT_VERSION,
 )
-from streamdeid.crypto.keys import warn_if_exposed, write_exclusive
-
-if TYPE_CHECKING:
-    from streamdeid.crypto.reader import SidecarReader
+from streamdeid.crypto.keys import warn_if_exposed
 
 log = logging.getLogger(__name__)
 
@@ -86,35 +86,8 @@ class TrackGrant:
         return cls(recording_id, digest, track_id, key)
 
 
-def export_grant(
-    reader_unlocked: SidecarReader, track_id: int, path: str | os.PathLike[str]
-) -> TrackGrant:
-    """Write a grant opening only ``track_id`` of the reader's recording (mode 0600, no overwrite).
-
-    Args:
-        reader_unlocked: A reader unlocked with a private key (a grant cannot issue grants).
-        track_id: The person to hand out; 0 is the bucket of untracked regions.
-        path: New file to create.
-
-    Returns:
-        The grant written.
-
-    Raises:
-        LockedError: The reader was not unlocked with a private key.
-        UnknownTrackError: The track does not occur in the sidecar.
-        KeyFileError: ``path`` exists or cannot be written.
-    """
-    grant = reader_unlocked.make_grant(track_id)
-    path = Path(path)
-    write_exclusive(path, grant.to_bytes(), 0o600)
-    log.info(
-        "wrote grant %s for track %d of recording %s", path, track_id, grant.recording_id.hex()
-    )
-    return grant
-
-
 def load_grant(path: str | os.PathLike[str]) -> TrackGrant:
-    """Read a grant file written by :func:`export_grant`.
+    """Read a grant file written by :func:`streamdeid.crypto.reader.export_grant`.
 
     Raises:
         KeyFileError: Missing, unreadable or malformed grant file.

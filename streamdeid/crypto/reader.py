@@ -35,7 +35,7 @@ from streamdeid.crypto.errors import (
     WrongKeyError,
 )
 from streamdeid.crypto.grants import TrackGrant, load_grant
-from streamdeid.crypto.keys import fingerprint
+from streamdeid.crypto.keys import fingerprint, write_exclusive
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class SidecarReader:
         log.debug("unlocked track %d of sidecar %s with a grant", grant.track_id, self._path)
 
     def make_grant(self, track_id: int) -> TrackGrant:
-        """Derive the grant for one track (see :func:`~streamdeid.crypto.grants.export_grant`).
+        """Derive the grant for one track (see :func:`export_grant`).
 
         Raises:
             LockedError: Not unlocked with a private key.
@@ -545,3 +545,30 @@ class SidecarReader:
             entries[track_id] = (count, mac)
         mac_at = len(body) - fmt.END_MAC_SIZE
         return _EndChunk(offset, total, entries, body[:mac_at], body[mac_at:], trailing)
+
+
+def export_grant(
+    reader_unlocked: SidecarReader, track_id: int, path: str | os.PathLike[str]
+) -> TrackGrant:
+    """Write a grant opening only ``track_id`` of the reader's recording (mode 0600, no overwrite).
+
+    Args:
+        reader_unlocked: A reader unlocked with a private key (a grant cannot issue grants).
+        track_id: The person to hand out; 0 is the bucket of untracked regions.
+        path: New file to create.
+
+    Returns:
+        The grant written.
+
+    Raises:
+        LockedError: The reader was not unlocked with a private key.
+        UnknownTrackError: The track does not occur in the sidecar.
+        KeyFileError: ``path`` exists or cannot be written.
+    """
+    grant = reader_unlocked.make_grant(track_id)
+    path = Path(path)
+    write_exclusive(path, grant.to_bytes(), 0o600)
+    log.info(
+        "wrote grant %s for track %d of recording %s", path, track_id, grant.recording_id.hex()
+    )
+    return grant

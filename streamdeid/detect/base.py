@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from streamdeid.limits import MAX_THREADS
 from streamdeid.types import Detections, Frame
 
 
@@ -35,3 +36,9 @@ class Detector(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_threads(threads: int) -> None:
+    """Refuse a thread count the config would refuse (see :mod:`streamdeid.limits`)."""
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be in 1..{MAX_THREADS}, got {threads}")

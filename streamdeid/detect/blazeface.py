@@ -22,6 +22,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from streamdeid.detect.base import check_threads
 from streamdeid.detect.native_logs import quiet_native_logs, stderr_silenced
 from streamdeid.detect.tiled import TiledDetector
 from streamdeid.detect.tiling import weighted_nms
@@ -84,6 +85,7 @@ class BlazeFaceDetector(TiledDetector):
     ) -> None:
         if model not in _MODELS:
             raise ValueError(f"model must be 'full' or 'short', got {model!r}")
+        check_threads(threads)
         super().__init__(**tiling)
         self.spec = _MODELS[model]
         self.model = model

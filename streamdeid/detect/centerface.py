@@ -31,6 +31,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from streamdeid.detect.base import check_threads
 from streamdeid.detect.fullconv import FullyConvolutionalDetector, nchw_blob, onnx_session
 from streamdeid.detect.onnx_shape import set_io_shapes
 from streamdeid.errors import DetectorError, MissingExtraError
@@ -170,8 +171,7 @@ class CenterFaceDetector(FullyConvolutionalDetector):
         )
         if engine not in ("auto", "onnxruntime", "opencv"):
             raise ValueError(f"engine must be 'auto', 'onnxruntime' or 'opencv', got {engine!r}")
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+        check_threads(threads)
         self.model_path = Path(model_path) if model_path is not None else find_model()
         if not self.model_path.is_file():
             raise DetectorError(f"CenterFace model not found: expected a file at {self.model_path}")

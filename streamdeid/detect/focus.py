@@ -55,6 +55,13 @@ from streamdeid.detect.windows import (
     target_windows,
 )
 from streamdeid.errors import ConfigError
+from streamdeid.limits import (
+    MAX_INPUT_HEIGHT,
+    MAX_MOTION_THRESHOLD,
+    MAX_TILE_SIZE,
+    MIN_FOCUS_TILE_SIZE,
+    MIN_MOTION_THRESHOLD,
+)
 from streamdeid.types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -386,18 +393,22 @@ def _check_arguments(
         )
     if full_scan_every < 1:
         raise ValueError(f"full_scan_every must be >= 1, got {full_scan_every}")
-    if tile_size < 1:
-        raise ValueError(f"tile_size must be >= 1, got {tile_size}")
-    if not 1 <= threshold <= 255:
-        raise ValueError(f"threshold must be in 1..255, got {threshold}")
+    if not MIN_FOCUS_TILE_SIZE <= tile_size <= MAX_TILE_SIZE:
+        raise ValueError(
+            f"tile_size must be in {MIN_FOCUS_TILE_SIZE}..{MAX_TILE_SIZE}, got {tile_size}"
+        )
+    if not MIN_MOTION_THRESHOLD <= threshold <= MAX_MOTION_THRESHOLD:
+        raise ValueError(
+            f"threshold must be in {MIN_MOTION_THRESHOLD}..{MAX_MOTION_THRESHOLD}, got {threshold}"
+        )
     if memory_frames is not None and memory_frames < 0:
         raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
     if full_scan_parts < 1:
         raise ValueError(f"full_scan_parts must be >= 1, got {full_scan_parts}")
     if not 0.0 <= follow_confidence <= 1.0:
         raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
-    if not 0 <= coarse_height <= 4320:
-        raise ValueError(f"coarse_height must be in 0..4320, got {coarse_height}")
+    if not 0 <= coarse_height <= MAX_INPUT_HEIGHT:
+        raise ValueError(f"coarse_height must be in 0..{MAX_INPUT_HEIGHT}, got {coarse_height}")
 
 
 def _by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:

@@ -20,6 +20,7 @@ import numpy as np
 from streamdeid.detect.tiled import TiledDetector, Window
 from streamdeid.detect.tiling import weighted_nms
 from streamdeid.errors import DetectorError
+from streamdeid.limits import MAX_EDGE_PAD, MAX_INPUT_HEIGHT, MAX_SCALE, MIN_SCALE
 from streamdeid.types import Detections
 
 ALIGN = 32  # total downsampling of both networks: input sides must be multiples of it
@@ -96,13 +97,19 @@ class FullyConvolutionalDetector(TiledDetector):
             max_tiles_per_frame=max_tiles_per_frame,
         )
         self.scales = tuple(float(s) for s in scales)
-        if not self.scales or any(not 0.0 < s <= 8.0 for s in self.scales):
-            raise ValueError(f"scales must be non-empty, each in (0, 8], got {list(scales)}")
-        if not 0 <= edge_pad <= 256:
-            raise ValueError(f"edge_pad must be in 0..256 network pixels, got {edge_pad}")
+        if not self.scales or any(not MIN_SCALE <= s <= MAX_SCALE for s in self.scales):
+            raise ValueError(
+                f"scales must be non-empty, each in {MIN_SCALE}..{MAX_SCALE}, got {list(scales)}"
+            )
+        if not 0 <= edge_pad <= MAX_EDGE_PAD:
+            raise ValueError(
+                f"edge_pad must be in 0..{MAX_EDGE_PAD} network pixels, got {edge_pad}"
+            )
         self.edge_pad = int(edge_pad)
-        if not 0 <= min_input_height <= 4320:
-            raise ValueError(f"min_input_height must be in 0..4320, got {min_input_height}")
+        if not 0 <= min_input_height <= MAX_INPUT_HEIGHT:
+            raise ValueError(
+                f"min_input_height must be in 0..{MAX_INPUT_HEIGHT}, got {min_input_height}"
+            )
         self.min_input_height = int(min_input_height)
         self._scale_floor = 0.0
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from streamdeid.detect.base import check_threads
 from streamdeid.detect.fullconv import FullyConvolutionalDetector, nchw_blob, onnx_session
 from streamdeid.errors import DetectorError, MissingExtraError
 
@@ -133,8 +134,7 @@ class RetinaFaceDetector(FullyConvolutionalDetector):
             whole_frame=whole_frame,
             max_tiles_per_frame=max_tiles_per_frame,
         )
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+        check_threads(threads)
         ort = _import_onnxruntime()
         model = load_weights(weights)
         self._session = onnx_session(ort, model, threads, "the RetinaFace model")

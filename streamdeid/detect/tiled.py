@@ -23,6 +23,7 @@ import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
 from streamdeid.detect.tiling import merge_boxes, tile_grid
+from streamdeid.limits import MAX_TILE_OVERLAP, MAX_TILE_SIZE, MIN_CONFIDENCE, MIN_TILE_SIZE
 from streamdeid.types import Detections, Frame
 
 Window = tuple[int, int, int, int]
@@ -52,8 +53,14 @@ class TiledDetector(Detector):
     ) -> None:
         if tile_size is None and not whole_frame:
             raise ValueError("tile_size is None and whole_frame is False: nothing would be run")
-        if not 0.0 < confidence <= 1.0:
-            raise ValueError(f"confidence must be in (0, 1], got {confidence}")
+        if not MIN_CONFIDENCE <= confidence <= 1.0:
+            raise ValueError(f"confidence must be in {MIN_CONFIDENCE}..1, got {confidence}")
+        if tile_size is not None and not MIN_TILE_SIZE <= tile_size <= MAX_TILE_SIZE:
+            raise ValueError(
+                f"tile_size must be in {MIN_TILE_SIZE}..{MAX_TILE_SIZE} or None, got {tile_size}"
+            )
+        if not 0.0 <= tile_overlap < MAX_TILE_OVERLAP:
+            raise ValueError(f"tile_overlap must be in [0, {MAX_TILE_OVERLAP}), got {tile_overlap}")
         if max_tiles_per_frame is not None and max_tiles_per_frame < 1:
             raise ValueError(f"max_tiles_per_frame must be >= 1 or None, got {max_tiles_per_frame}")
         self.confidence = confidence

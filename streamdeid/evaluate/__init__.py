@@ -11,39 +11,29 @@ Example:
 
 from __future__ import annotations
 
-from streamdeid.evaluate.boxes import MATCH_IOU, iou_matrix
+from streamdeid.evaluate.boxes import iou_matrix
 from streamdeid.evaluate.dlib_hog import DlibDetector
 from streamdeid.evaluate.video import (
-    FaceCounts,
     VideoLeakReport,
-    check_detector_options,
     combine,
     independent_detector,
     independent_for,
     pair_by_time,
     pair_folders,
     video_leak,
-    video_leak_many,
 )
 from streamdeid.evaluate.wider import (
     GroundTruthError,
-    GroundTruthImage,
-    LevelRecall,
     WiderReport,
     load_wider_gt,
     wider_recall,
 )
 
 __all__ = [
-    "MATCH_IOU",
     "DlibDetector",
-    "FaceCounts",
     "GroundTruthError",
-    "GroundTruthImage",
-    "LevelRecall",
     "VideoLeakReport",
     "WiderReport",
-    "check_detector_options",
     "combine",
     "independent_detector",
     "independent_for",
@@ -52,6 +42,5 @@ __all__ = [
     "pair_by_time",
     "pair_folders",
     "video_leak",
-    "video_leak_many",
     "wider_recall",
 ]

@@ -47,6 +47,7 @@ from streamdeid.errors import ConfigError, DetectorError, NotAVideoError, Stream
 from streamdeid.evaluate.boxes import MATCH_IOU, best_match
 from streamdeid.evaluate.dlib_hog import DEFAULT_MAX_HEIGHT, DEFAULT_UPSAMPLE, DlibDetector
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource
+from streamdeid.media import DEFAULT_FRAME_RATE
 
 if TYPE_CHECKING:
     from streamdeid.evaluate.reid import FaceEmbedder
@@ -469,7 +470,7 @@ def _check(
         report.min_face_px = detector.min_face_px(height)
         report.detector_settings = detector.describe(height)
     scale = _output_scale(report.size_original, report.size_anonymized, out.path)
-    rate = float(src.info.frame_rate or 25)
+    rate = float(src.info.frame_rate or DEFAULT_FRAME_RATE)
     tolerance = 0.5 / rate
     faces = _Faces()
     counter = {"original": 0, "anonymized": 0}

@@ -20,7 +20,6 @@ import errno
 import logging
 import os
 import queue
-import random
 import re
 import threading
 import time
@@ -42,6 +41,13 @@ from streamdeid.errors import (
 )
 from streamdeid.io.source import SourceInfo
 from streamdeid.live.policy import hand_over
+from streamdeid.media import (
+    DEFAULT_FRAME_RATE,
+    NETWORK_SCHEMES,
+    PTS_TIME_BASE,
+    backoff_delay,
+    url_scheme,
+)
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,6 @@ DISCONNECTED = "disconnected"
 RECONNECTING = "reconnecting"
 GAVE_UP = "gave_up"
 
-_NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 _WEBCAM_RE = re.compile(r"^webcam:(\d+)$")
 _CREDENTIALS_RE = re.compile(r"(?<=://)[^/@\s]+@")
 _SECRET_QUERY_RE = re.compile(r"(?i)([?&](?:password|passwd|pwd|pass|token|auth)=)[^&]*")
@@ -116,8 +121,8 @@ def _resolve(url: str) -> _Target:
         return _Target(f"/dev/video{match.group(1)}", "v4l2", live=True, network=False)
     if url.startswith("/dev/video"):
         return _Target(url, "v4l2", live=True, network=False)
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in _NETWORK_SCHEMES:
+    scheme = url_scheme(url)
+    if scheme in NETWORK_SCHEMES:
         return _Target(url, None, live=True, network=True)
     if scheme == "file":
         url = url[len("file://") :]
@@ -445,8 +450,7 @@ class LiveSource:
 
     def _backoff(self, failures: int) -> float:
         """Capped exponential delay, spread by ±``jitter`` so cameras don't retry in lockstep."""
-        base = min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, failures - 1))
-        return max(0.0, base * (1 + random.uniform(-self.jitter, self.jitter)))
+        return backoff_delay(failures, self.backoff_initial_s, self.backoff_max_s, self.jitter)
 
     def _sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopped first; True when stopped."""
@@ -505,8 +509,8 @@ class LiveSource:
 
     def _connected(self, container: Any, stream: Any) -> SourceInfo:
         cc = stream.codec_context
-        in_tb = Fraction(stream.time_base or Fraction(1, 90_000))
-        rate = Fraction(stream.guessed_rate or stream.average_rate or 25)
+        in_tb = Fraction(stream.time_base or PTS_TIME_BASE)
+        rate = Fraction(stream.guessed_rate or stream.average_rate or DEFAULT_FRAME_RATE)
         if self.info is None:
             duration = None
             if not self.live and stream.duration is not None:
@@ -540,7 +544,7 @@ class LiveSource:
         return self.info
 
     def _decode(self, container: Any, stream: Any, info: SourceInfo) -> str | None:
-        in_tb = Fraction(stream.time_base or Fraction(1, 90_000))
+        in_tb = Fraction(stream.time_base or PTS_TIME_BASE)
         out_tb = info.time_base
         rate = Fraction(stream.guessed_rate or stream.average_rate or info.frame_rate)
         step_out = max(1, round(1 / (out_tb * rate)))

@@ -20,6 +20,7 @@ import av.error
 import numpy as np
 
 from streamdeid.errors import InputNotFoundError, NotAVideoError, SourceError
+from streamdeid.media import DEFAULT_FRAME_RATE, PTS_TIME_BASE
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ class FileSource:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame threading: decode on both cores
         cc = self._stream.codec_context
-        rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
-        tb = self._stream.time_base or Fraction(1, 90000)
+        rate = self._stream.average_rate or self._stream.guessed_rate or DEFAULT_FRAME_RATE
+        tb = self._stream.time_base or PTS_TIME_BASE
         duration = None
         if self._stream.duration is not None:
             duration = float(self._stream.duration * tb)

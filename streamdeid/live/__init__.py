@@ -23,13 +23,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "LiveConfig": "streamdeid.live.policy",
-    "LiveSourceConfig": "streamdeid.live.policy",
-    "LivePipeline": "streamdeid.live.runner",
     "LiveStats": "streamdeid.live.stats",
-    "MetricsServer": "streamdeid.live.metrics",
-    "Camera": "streamdeid.live.cameras",
-    "Supervisor": "streamdeid.live.cameras",
+    "Camera": "streamdeid.live.session",
     "load_cameras": "streamdeid.live.cameras",
     "run_camera": "streamdeid.live.session",
 }

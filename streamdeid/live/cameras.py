@@ -2,7 +2,8 @@
 
 The cameras file (``configs/cameras.example.yml``) lists cameras; each gets a full, validated
 :class:`~streamdeid.config.Config` made of the base config plus its own ``overrides``, and a
-:class:`~streamdeid.live.policy.LiveConfig` made of the file's ``live`` plus its own. Unknown keys
+:class:`~streamdeid.live.policy.LiveConfig` made of the file's ``live`` plus its own, resolved
+into a :class:`~streamdeid.live.session.Camera`. Unknown keys
 are errors, and every error names the camera and the field, because a typo in a privacy setting
 must not be silently ignored for one camera out of twenty.
 
@@ -26,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from streamdeid.config import Config, load_config, parse_config
+from streamdeid.config_base import Loc, StrictModel, describe_errors
 from streamdeid.detect.base import Detector
 from streamdeid.errors import (
     ConfigError,
@@ -40,7 +42,10 @@ from streamdeid.errors import (
 )
 from streamdeid.live.endpoints import OutputSpec, classify_output, redact
 from streamdeid.live.policy import LiveConfig
+from streamdeid.live.session import Camera
+from streamdeid.live.session import run_camera as run_one
 from streamdeid.live.stats import LiveStats
+from streamdeid.media import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 MAX_RESTART_BACKOFF_S = 60.0
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CameraEntry(_Model):
+class CameraEntry(StrictModel):
     """One camera as written in the cameras file."""
 
     name: str = Field(
@@ -96,7 +97,7 @@ class CameraEntry(_Model):
     )
 
 
-class CamerasFile(_Model):
+class CamerasFile(StrictModel):
     """The whole cameras file."""
 
     config: str | None = Field(
@@ -127,18 +128,6 @@ class CamerasFile(_Model):
         return cameras
 
 
-@dataclass
-class Camera:
-    """A camera ready to run: every setting resolved and validated."""
-
-    name: str
-    source: str
-    outputs: list[OutputSpec]
-    config: Config
-    live: LiveConfig
-    realtime: bool = False
-
-
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in extra.items():
@@ -149,39 +138,18 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(e: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for err in e.errors():
-        loc = prefix + ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown field '{loc}'")
-        elif not err["loc"]:
-            parts.append(str(err["msg"]).removeprefix("Value error, "))
-        else:
-            parts.append(f"field '{loc}': {err['msg']}, got {err.get('input')!r}")
-    return "; ".join(parts)
-
-
 def _entry_error(e: ValidationError, raw: Any, where: str) -> ConfigError:
     """Name the camera (not its list index) in errors from the file model."""
-    msgs = []
-    for err in e.errors():
-        loc = list(err["loc"])
-        who = ""
+
+    def locate(loc: Loc) -> tuple[str, Loc]:
         if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
             i = loc[1]
             entry = raw.get("cameras", [])[i] if isinstance(raw, dict) else None
             name = entry.get("name") if isinstance(entry, dict) else None
-            who = f"camera '{name}': " if name else f"camera #{i + 1}: "
-            loc = loc[2:]
-        field = ".".join(str(p) for p in loc)
-        if err["type"] == "extra_forbidden":
-            msgs.append(f"{who}unknown field '{field}'")
-        elif not loc:
-            msgs.append(f"{who}{str(err['msg']).removeprefix('Value error, ')}")
-        else:
-            msgs.append(f"{who}field '{field}': {err['msg']}, got {err.get('input')!r}")
-    return ConfigError(f"invalid cameras file ({where}): " + "; ".join(msgs))
+            return (f"camera '{name}': " if name else f"camera #{i + 1}: "), loc[2:]
+        return "", loc
+
+    return ConfigError(f"invalid cameras file ({where}): {describe_errors(e, locate=locate)}")
 
 
 def load_cameras(
@@ -248,7 +216,7 @@ def _resolve(
             live.detect_every = flags["pipeline.detect_every"]
         live.check_against(config.pipeline.detect_every)
     except ValidationError as e:
-        raise ConfigError(f"invalid config ({where}): {_describe(e, 'live.')}") from e
+        raise ConfigError(f"invalid config ({where}): {describe_errors(e, prefix='live.')}") from e
     except ValueError as e:
         raise ConfigError(f"invalid config ({where}): {e}") from e
     if config.reversible.enabled:
@@ -346,10 +314,9 @@ class Supervisor:
         self.stats = stats or {c.name: LiveStats(c.name) for c in self.cameras}
         self.results = {c.name: CameraResult(c.name) for c in self.cameras}
         if run_camera is None:
-            from streamdeid.live.session import run_camera as default_run
 
             def run_camera(cam: Camera, stats: LiveStats, stop: threading.Event) -> None:
-                default_run(cam, stats, stop, detector_factory=detector_factory)
+                run_one(cam, stats, stop, detector_factory=detector_factory)
 
         self._run_camera = run_camera
         self._stops = {c.name: threading.Event() for c in self.cameras}
@@ -428,7 +395,8 @@ class Supervisor:
                         extra={**extra, "event": "camera_failed", "restarts": failures - 1},
                     )
                     break
-                wait = min(MAX_RESTART_BACKOFF_S, cam.live.restart_backoff_s * 2 ** (failures - 1))
+                # No jitter: one camera restarting has no crowd to spread out.
+                wait = backoff_delay(failures, cam.live.restart_backoff_s, MAX_RESTART_BACKOFF_S, 0)
                 log.warning(
                     "%s; restarting in %.1f s (%d/%s)",
                     e,

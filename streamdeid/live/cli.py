@@ -163,8 +163,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "obscure.method": args.method,
         "obscure.mask_scale": args.mask_scale,
         "pipeline.detect_every": args.detect_every,
-        "detector.confidence": args.confidence,
-        "detector.centerface.confidence": args.confidence,
+        "detector.backends.confidence": args.confidence,  # config.CONFIDENCE_OF_BACKENDS
     }
 
 

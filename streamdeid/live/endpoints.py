@@ -28,18 +28,21 @@ from streamdeid.io.sink import LIVE_PRESET, VideoSink, check_output_writable
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource, SourceInfo
 from streamdeid.live.policy import LiveSourceConfig
 from streamdeid.live.runner import FrameSink, paced
+from streamdeid.media import DEFAULT_FRAME_RATE, NETWORK_SCHEMES, PTS_TIME_BASE, url_scheme
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_S = 60.0
-LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt")
 
 
 def is_live_url(source: str) -> bool:
     """True for network streams and capture devices (never paced, always live)."""
-    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
-    return scheme in LIVE_SCHEMES or source.startswith("/dev/video") or source.startswith("webcam:")
+    return (
+        url_scheme(source) in NETWORK_SCHEMES
+        or source.startswith("/dev/video")
+        or source.startswith("webcam:")
+    )
 
 
 def redact(url: str) -> str:
@@ -96,7 +99,7 @@ def open_input(
     file = FileSource(source)
     frames: Iterable[Frame] = file.frames()
     if realtime:
-        frames = paced(frames, stop, fallback_rate=file.info.frame_rate or Fraction(25))
+        frames = paced(frames, stop, fallback_rate=file.info.frame_rate or DEFAULT_FRAME_RATE)
     return LiveInput(frames, realtime, file, Path(source).name)
 
 
@@ -206,8 +209,8 @@ def check_outputs(specs: Sequence[OutputSpec], overwrite: bool = True) -> None:
 
 def _output_info(source_info: Any, frame: Frame, name: str) -> SourceInfo:
     """A :class:`SourceInfo` for the encoder, from the source's (when it has one) and the frame."""
-    rate = getattr(source_info, "frame_rate", None) or Fraction(25)
-    tb = frame.time_base or getattr(source_info, "time_base", None) or Fraction(1, 90000)
+    rate = getattr(source_info, "frame_rate", None) or DEFAULT_FRAME_RATE
+    tb = frame.time_base or getattr(source_info, "time_base", None) or PTS_TIME_BASE
     return SourceInfo(
         path=name,
         format_name=str(getattr(source_info, "format_name", "live")),
@@ -245,7 +248,7 @@ class SinkFactory:
         if self.input.live and settings.preset is None:
             # A camera cannot wait for its encoder, whatever the output (see LIVE_PRESET).
             settings = replace(settings, preset=LIVE_PRESET)
-        rate = float(info.frame_rate) or 25.0
+        rate = float(info.frame_rate or DEFAULT_FRAME_RATE)
         live: list[Any] = []
         files: list[FrameSink] = []
         for spec in self.specs:

@@ -46,14 +46,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from streamdeid.config_base import StrictModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class LiveSourceConfig(_Model):
+class LiveSourceConfig(StrictModel):
     """How a live source is opened and kept open (RTSP/HTTP/UDP cameras)."""
 
     rtsp_transport: Literal["tcp", "udp"] = Field(
@@ -86,7 +84,7 @@ class LiveSourceConfig(_Model):
     )
 
 
-class LiveConfig(_Model):
+class LiveConfig(StrictModel):
     """The live back-pressure policy (see the module docstring for the rules)."""
 
     detect_age_budget_s: float = Field(

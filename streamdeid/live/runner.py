@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from streamdeid.detect.base import Detector
 from streamdeid.live.policy import LiveConfig, masked_whole, queue_budget_s, skip_detection
 from streamdeid.live.stats import LiveStats
+from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.pipeline.lookahead import DetectorRun, LookaheadTrackStage
 from streamdeid.pipeline.runner import JOIN_POLL_S, Pipeline
 from streamdeid.pipeline.stage import POLL_S, Channel, Stage
@@ -349,7 +350,7 @@ class LiveSinkStage(Stage):
 def paced(
     frames: Iterable[Frame],
     stop: threading.Event,
-    fallback_rate: Fraction = Fraction(25),
+    fallback_rate: Fraction = DEFAULT_FRAME_RATE,
     speed: float = 1.0,
 ) -> Iterator[Frame]:
     """Yield file frames at their presentation times, like a camera would.

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from streamdeid.build import build_stages
+from streamdeid.config import Config
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
-from streamdeid.live.cameras import Camera
-from streamdeid.live.endpoints import LiveInput, SinkFactory, check_outputs, open_input
+from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
+from streamdeid.live.policy import LiveConfig
 from streamdeid.live.runner import (
     FrameSink,
     LatencyClock,
@@ -22,6 +24,23 @@ from streamdeid.live.stats import LiveStats
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Camera:
+    """A camera ready to run: every setting resolved and validated.
+
+    Defined here, beside :func:`run_camera` which runs it, rather than with the cameras file
+    that builds it (:func:`~streamdeid.live.cameras.load_cameras`): the supervisor there needs
+    run_camera, and the camera type must not pull the session back into the cameras file.
+    """
+
+    name: str
+    source: str
+    outputs: list[OutputSpec]
+    config: Config
+    live: LiveConfig
+    realtime: bool = False
 
 
 def run_camera(

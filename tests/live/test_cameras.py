@@ -36,22 +36,30 @@ def test_example_file_resolves_every_camera_with_its_overrides() -> None:
     cams = {c.name: c for c in load_cameras(EXAMPLE)}
     assert set(cams) == {"entrance", "lobby", "car-park"}  # loading-dock is disabled
     lobby, entrance, park = cams["lobby"], cams["entrance"], cams["car-park"]
-    assert lobby.config.detector.confidence == 0.2 and lobby.config.obscure.method == "pixelate"
+    assert lobby.config.detector.retinaface.confidence == 0.03
+    assert lobby.config.obscure.method == "pixelate"
     assert lobby.live.source.rtsp_transport == "udp"
     assert [o.kind for o in lobby.outputs] == ["file", "rtsp"]
     # Overrides stay with their camera; the others keep the base config.
-    assert entrance.config.detector.confidence == 0.3 and entrance.config.obscure.method == "blur"
+    assert entrance.config.detector.retinaface.confidence == 0.05
+    assert entrance.config.obscure.method == "blur"
     assert entrance.live.source.rtsp_transport == "tcp"
     assert entrance.outputs[0].kind == "segments" and entrance.outputs[0].segment_time_s == 60
     assert entrance.outputs[0].target.endswith("recordings/entrance/")
-    assert park.outputs[0].segment_time_s == 300 and park.config.detector.tile_size == 192
-    assert park.config.detector.max_tiles_per_frame is None
+    assert park.outputs[0].segment_time_s == 300
+    focus = park.config.detector.focus
+    assert (focus.full_scan_every, focus.coarse_height, focus.motion) == (12, 0, True)
 
 
 def test_command_line_flags_apply_to_every_camera() -> None:
-    cams = load_cameras(EXAMPLE, overrides={"obscure.method": "solid", "detector.confidence": None})
+    flags = {"obscure.method": "solid", "detector.backends.confidence": None}
+    cams = load_cameras(EXAMPLE, overrides=flags)
     assert {c.config.obscure.method for c in cams} == {"solid"}
-    assert {c.name: c.config.detector.confidence for c in cams}["lobby"] == 0.2
+    assert {c.name: c.config.detector.retinaface.confidence for c in cams}["lobby"] == 0.03
+    flags["detector.backends.confidence"] = 0.1  # --confidence: every camera's backend
+    assert {
+        c.config.detector.retinaface.confidence for c in load_cameras(EXAMPLE, overrides=flags)
+    } == {0.1}
 
 
 GOOD = {"name": "cam", "source": "rtsp://127.0.0.1:1/x", "output": "out.mkv"}
