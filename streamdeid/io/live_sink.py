@@ -42,7 +42,8 @@ from av.video.frame import PictureType
 
 from streamdeid.errors import ConfigError, OutputNotWritableError, SinkError
 from streamdeid.io.live_source import mask_url
-from streamdeid.io.sink import LIVE_PRESET, EncoderSettings, to_video_frame
+from streamdeid.io.pixfmt import to_video_frame
+from streamdeid.io.sink import LIVE_PRESET, EncoderSettings
 from streamdeid.types import Frame, FramePacket
 
 log = logging.getLogger(__name__)
