@@ -2,8 +2,8 @@
 
 Network I/O (connect, ANNOUNCE, writes) runs on its own thread behind a bounded queue, so the
 encoder, and the recording it feeds, never wait for the network. The publisher reconnects with
-capped exponential backoff. What it cannot send in time is dropped, and the viewers resume on
-the next keyframe.
+capped exponential backoff. What it cannot send in time is dropped, counted, and the viewers
+resume on the next keyframe: see rule 5 in :mod:`streamdeid.live.policy`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from streamdeid.errors import ConfigError, SinkError
 from streamdeid.io.live_encoder import LiveEncoder, LiveSink
 from streamdeid.io.live_source import mask_url
 from streamdeid.io.sink import EncoderSettings
+from streamdeid.live.policy import rtsp_sends
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,12 @@ class RtspSink(LiveSink):
     is dropped, and packets are discarded until the next attempt, which comes after a capped
     exponential backoff with jitter. At that point the encoder is asked for a keyframe, and the
     session starts again on it. A full queue drops packets until the next keyframe, so viewers
-    never see a broken GOP.
+    never see a broken GOP. Both are the live policy's rule 5
+    (:func:`streamdeid.live.policy.rtsp_sends`); recordings fed by the same encoder lose nothing.
 
     Counters: ``connected``, ``reconnects`` (sessions after the first), ``failures`` (failed
-    connects and lost sessions), ``packets_sent``, ``packets_dropped``.
+    connects and lost sessions), ``packets_sent``, ``packets_dropped`` (every encoded packet not
+    sent: queue full, waiting for a keyframe, or no server).
     """
 
     def __init__(
@@ -86,7 +89,8 @@ class RtspSink(LiveSink):
         self.reconnects = 0
         self.failures = 0
         self.packets_sent = 0
-        self.packets_dropped = 0
+        self.packets_dropped = 0  # added to from both threads, under _count_lock
+        self._count_lock = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(2, round(queue_s * frame_rate)))
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
@@ -114,8 +118,8 @@ class RtspSink(LiveSink):
         if self._thread is None or not self._thread.is_alive():
             raise SinkError(f"{self.name}: sender thread is not running")
         key = packet.is_keyframe
-        if self._drop_until_key and not key:
-            self.packets_dropped += 1
+        if not rtsp_sends(key, after_gap=self._drop_until_key):
+            self._dropped()
             return
         copy = av.Packet(bytes(packet))  # the sender thread owns its own packet
         copy.pts, copy.dts, copy.is_keyframe = pts, dts, key
@@ -124,9 +128,20 @@ class RtspSink(LiveSink):
             self._queue.put_nowait(copy)
             self._drop_until_key = False
         except queue.Full:
-            self.packets_dropped += 1
+            self._dropped()
             self._drop_until_key = True
             self._need_keyframe = True
+            log.warning(
+                "%s: the server takes packets slower than they come; dropping until the next "
+                "keyframe (%d dropped so far, the recording is not affected)",
+                self.name,
+                self.packets_dropped,
+            )
+
+    def _dropped(self) -> None:
+        """Count one encoded packet not sent (policy rule 5)."""
+        with self._count_lock:
+            self.packets_dropped += 1
 
     def finish(self) -> None:
         thread = self._thread
@@ -140,6 +155,13 @@ class RtspSink(LiveSink):
         thread.join(self.open_timeout_s)
         if thread.is_alive():
             log.warning("%s: sender still blocked on the network; left to time out", self.name)
+        if self.packets_dropped:
+            log.info(
+                "%s: %d packets sent, %d not sent (server slow or away; recordings are complete)",
+                self.name,
+                self.packets_sent,
+                self.packets_dropped,
+            )
 
     # ----------------------------------------------------------------- sender thread
 
@@ -158,10 +180,13 @@ class RtspSink(LiveSink):
                 if item is _CLOSE:
                     return
                 if out is None:
-                    if not item.is_keyframe or time.monotonic() < self._next_attempt_at:
-                        continue  # down: discard until an attempt is due and a keyframe comes
+                    due = time.monotonic() >= self._next_attempt_at
+                    if not (due and rtsp_sends(item.is_keyframe, after_gap=True)):
+                        self._dropped()  # down: until an attempt is due and a keyframe comes
+                        continue
                     out, stream = self._connect()
                     if out is None:
+                        self._dropped()
                         continue
                     start_pts = item.pts
                 try:
@@ -169,6 +194,7 @@ class RtspSink(LiveSink):
                     item.stream = stream
                     out.mux(item)  # the first one sends ANNOUNCE/SETUP/RECORD
                 except (av.error.FFmpegError, OSError, ValueError) as e:
+                    self._dropped()
                     self._lost(out, e)
                     out = None
                     continue
