@@ -43,6 +43,8 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "streamdeid.argtypes",
             "streamdeid.audit",
             "streamdeid.configs",
+            # The live rules and their settings: pure functions and a model, read by io too.
+            "streamdeid.live.policy",
         ),
     ),
     (
@@ -55,8 +57,9 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "streamdeid.io",
         ),
     ),
-    ("pipeline", ("streamdeid.pipeline",)),
-    ("api", ("streamdeid.api", "streamdeid")),
+    # The live stages and their counters are pipeline parts that apply the live rules.
+    ("pipeline", ("streamdeid.pipeline", "streamdeid.live.runner", "streamdeid.live.stats")),
+    ("api", ("streamdeid.api", "streamdeid.build", "streamdeid")),
     # What the commands run: live cameras, evaluation, reveal, synthetic clips.
     (
         "applications",

@@ -24,10 +24,11 @@ from typing import Any
 from streamdeid.build import encoder_settings
 from streamdeid.config import Config
 from streamdeid.errors import ConfigError, OutputNotWritableError
+from streamdeid.io.frame_sink import FrameSink, SinkGroup
 from streamdeid.io.sink import LIVE_PRESET, VideoSink, check_output_writable
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource, SourceInfo
 from streamdeid.live.policy import LiveSourceConfig
-from streamdeid.live.runner import FrameSink, paced
+from streamdeid.live.runner import paced
 from streamdeid.media import DEFAULT_FRAME_RATE, NETWORK_SCHEMES, PTS_TIME_BASE, url_scheme
 from streamdeid.types import Frame
 
@@ -241,7 +242,9 @@ class SinkFactory:
     made: list[Any] = field(default_factory=list)
 
     def __call__(self, frame: Frame) -> FrameSink:
-        from streamdeid.io.live_sink import RtspSink, SegmentSink, TeeSink
+        from streamdeid.io.rtsp_sink import RtspSink
+        from streamdeid.io.segment_sink import SegmentSink
+        from streamdeid.io.tee_sink import TeeSink
 
         info = _output_info(self.input.info, frame, self.input.name)
         settings = encoder_settings(self.config)
@@ -276,25 +279,4 @@ class SinkFactory:
         elif live:
             sinks = [TeeSink(live, settings), *files]
         self.made = sinks
-        return sinks[0] if len(sinks) == 1 else _AllSinks(sinks)
-
-
-class _AllSinks:
-    """Writes every frame to each sink; closes all of them even when one fails."""
-
-    def __init__(self, sinks: Sequence[FrameSink]) -> None:
-        self.sinks = list(sinks)
-
-    def write(self, frame: Frame) -> None:
-        for sink in self.sinks:
-            sink.write(frame)
-
-    def close(self) -> None:
-        errors: list[BaseException] = []
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as e:  # noqa: BLE001 - re-raised below, after closing the rest
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        return sinks[0] if len(sinks) == 1 else SinkGroup(sinks)

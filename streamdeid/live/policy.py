@@ -33,10 +33,20 @@ order, and every rule errs towards masking more:
    whole 1080p frames) is dropped once that inbox has been full for ``drop_budget_s``. The
    oldest waiting frame is the one dropped, so what gets through is the freshest. Drops happen
    before encoding starts, are counted per stage, and a dropped frame is never emitted at all.
-   Nothing is dropped after encoding began. Queues after the detector hold ``queue_size`` (2)
-   frames instead of the file pipeline's 8: when the machine cannot keep up, every queued frame
-   is waiting time, so latency stays near (queue_size + 1) × the slowest stage's time per
-   frame plus the other stages' own time, and the surplus is dropped in front of the slowest.
+   No frame is dropped after encoding began (the RTSP publisher's packets are rule 5). Queues
+   after the detector hold ``queue_size`` (2) frames instead of the file pipeline's 8: when the
+   machine cannot keep up, every queued frame is waiting time, so latency stays near
+   (queue_size + 1) × the slowest stage's time per frame plus the other stages' own time, and
+   the surplus is dropped in front of the slowest.
+
+5. **Publisher drops** (RTSP output, :func:`rtsp_sends`). The one place where something already
+   encoded is dropped, and it is never part of a recording: segments and files get every frame.
+   The RTSP publisher sends from its own thread behind a queue of about 2 s of packets. When the
+   network is slower than the stream, or the server is gone, what does not fit is dropped rather
+   than waited for: waiting would stall the one encoder that also feeds the recording, and then
+   the whole pipeline. After such a gap every packet up to the next keyframe goes too (a frame
+   without its reference would show viewers a smeared picture), and the encoder is asked for
+   that keyframe. Every dropped packet is counted (``RtspSink.packets_dropped``).
 
 File input that is not paced (``realtime=False``) uses none of these: every put blocks, every
 scheduled detection runs, nothing is dropped, as in ``streamdeid run``.
@@ -49,6 +59,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from streamdeid.config_base import StrictModel
+
+
+def rtsp_sends(keyframe: bool, after_gap: bool) -> bool:
+    """Whether the RTSP publisher sends an encoded packet (rule 5); False: drop it, counted.
+
+    ``after_gap``: packets were dropped since the last one sent (a full queue), or there is no
+    session (the server is gone, or not connected yet). A viewer can only resume on a keyframe.
+    """
+    return keyframe or not after_gap
 
 
 class LiveSourceConfig(StrictModel):

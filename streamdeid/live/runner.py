@@ -6,7 +6,7 @@ live policy of :mod:`streamdeid.live.policy`:
 * :class:`LiveChannel` drops (and counts) instead of blocking once a budget is spent;
 * :class:`LiveDetectStage` skips the model when it is behind;
 * :class:`LiveTrackStage` masks skipped frames with look-ahead, or whole when blind;
-* :class:`LiveSinkStage` writes to any sink, measures capture→encoded latency, keeps pts rising.
+* :class:`LiveSinkStage` writes to any sink and measures capture→encoded latency.
 
 With ``live=False`` (a file read as fast as it decodes) every piece behaves as in
 ``streamdeid run``: puts block, every scheduled detection runs, nothing is dropped.
@@ -21,9 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any
 
 from streamdeid.detect.base import Detector
+from streamdeid.io.frame_sink import FrameSink
 from streamdeid.live.policy import LiveConfig, masked_whole, queue_budget_s, skip_detection
 from streamdeid.live.stats import LiveStats
 from streamdeid.media import DEFAULT_FRAME_RATE
@@ -281,20 +282,12 @@ class LiveTrackStage(LookaheadTrackStage):
         self.stats.add("blind_frames")
 
 
-class FrameSink(Protocol):
-    """What the encode stage writes to: a file, segments, an RTSP publisher, or a tee of them."""
-
-    def write(self, frame: Frame) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class LiveSinkStage(Stage):
     """Writes masked frames to a sink opened on the first frame; closes it always.
 
     The sink is made lazily because a live source only knows its size and time base once it has
-    delivered a frame. Timestamps must rise for every muxer: a frame whose pts does not (a source
-    that restarted its clock after a reconnect) is re-stamped one step after the previous one.
+    delivered a frame. A frame whose pts does not rise (a source that restarted its clock after a
+    reconnect) is restamped by the sink itself (:class:`~streamdeid.io.pts.RisingPts`).
     """
 
     name = "encode"
@@ -311,31 +304,15 @@ class LiveSinkStage(Stage):
         self.clock = clock or LatencyClock()
         self.sink: FrameSink | None = None
         self.frames_written = 0
-        self.restamped = 0
-        self._last_pts: int | None = None
-        self._step: int | None = None
 
     def process(self, packet: FramePacket) -> None:
-        frame = self._rising_pts(packet.frame)
+        frame = packet.frame
         if self.sink is None:
             self.sink = self.make_sink(frame)
         self.sink.write(frame)
         self.frames_written += 1
         self.stats.frame_out(self.clock.latency_s(frame))
         return None
-
-    def _rising_pts(self, frame: Frame) -> Frame:
-        if frame.pts is None:
-            return frame
-        last = self._last_pts
-        if last is not None and frame.pts <= last:
-            self.restamped += 1
-            frame = dataclasses.replace(frame, pts=last + (self._step or 1))
-        elif last is not None:
-            delta = frame.pts - last  # drops make some deltas longer: keep the shortest
-            self._step = delta if self._step is None else min(self._step, delta)
-        self._last_pts = frame.pts
-        return frame
 
     def teardown(self) -> None:
         if self.sink is not None:

@@ -11,7 +11,7 @@ import numpy as np
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.detect.tiling import box_iou
-from streamdeid.io.sink import VideoSink
+from streamdeid.io.frame_sink import FrameSink
 from streamdeid.obscure.filters import Filter, warm_up
 from streamdeid.obscure.regions import build_regions
 from streamdeid.pipeline.stage import Stage
@@ -205,13 +205,18 @@ class ObscureStage(Stage):
 
 
 class SinkStage(Stage):
-    """Encodes frames in order; closing (flush + trailer) happens in teardown, always."""
+    """Encodes frames in order; closing (flush + trailer) happens in teardown, always.
+
+    Any :class:`~streamdeid.io.frame_sink.FrameSink` will do (a file, segments, RTSP, a tee):
+    the stage owns the sink from here on, and closes it even when the run fails or is stopped,
+    so what was written so far stays playable.
+    """
 
     name = "encode"
 
     def __init__(
         self,
-        sink: VideoSink | Callable[[FramePacket], None],
+        sink: FrameSink,
         on_frame: Callable[[FramePacket], None] | None = None,
     ) -> None:
         super().__init__()
@@ -219,14 +224,10 @@ class SinkStage(Stage):
         self.on_frame = on_frame
 
     def process(self, packet: FramePacket) -> None:
-        if isinstance(self.sink, VideoSink):
-            self.sink.write(packet.frame)
-        else:
-            self.sink(packet)
+        self.sink.write(packet.frame)
         if self.on_frame is not None:
             self.on_frame(packet)
         return None
 
     def teardown(self) -> None:
-        if isinstance(self.sink, VideoSink):
-            self.sink.close()
+        self.sink.close()

@@ -183,7 +183,7 @@ def test_encoder_preset_defaults_to_veryfast_for_files_and_superfast_for_cameras
     # frame), the better compression of veryfast for files; a named preset wins in both.
     from fractions import Fraction
 
-    from streamdeid.io.live_sink import SegmentSink
+    from streamdeid.io.segment_sink import SegmentSink
     from streamdeid.types import Frame
 
     rng = np.random.default_rng(0)

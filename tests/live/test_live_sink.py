@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 
 from streamdeid.errors import ConfigError, OutputNotWritableError, SinkError
-from streamdeid.io import live_sink
-from streamdeid.io.live_sink import RtspSink, SegmentSink, TeeSink
+from streamdeid.io import live_encoder
 from streamdeid.io.live_source import LiveFrame, LiveSource
+from streamdeid.io.rtsp_sink import RtspSink
+from streamdeid.io.segment_sink import SegmentSink
+from streamdeid.io.tee_sink import TeeSink
 from streamdeid.pipeline.stages import SinkStage
 from streamdeid.types import FramePacket
 
@@ -117,7 +119,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from fractions import Fraction
     import numpy as np
-    from streamdeid.io.live_sink import SegmentSink
+    from streamdeid.io.segment_sink import SegmentSink
     from streamdeid.types import Frame
 
     sink = SegmentSink(sys.argv[1], segment_time_s=600)
@@ -235,12 +237,12 @@ def test_tee_encodes_once_for_segments_and_rtsp_and_outlives_the_server(
 ) -> None:
     encoders: list[Any] = []
 
-    class CountingEncoder(live_sink._Encoder):
+    class CountingEncoder(live_encoder.LiveEncoder):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             encoders.append(self)
 
-    monkeypatch.setattr(live_sink, "_Encoder", CountingEncoder)
+    monkeypatch.setattr(live_encoder, "LiveEncoder", CountingEncoder)
     server = rtsp_server_factory()
     segments = SegmentSink(tmp_path, segment_time_s=2)
     push = RtspSink(f"{server.url}/out", backoff_initial_s=0.2, backoff_max_s=0.5)
@@ -278,7 +280,7 @@ def test_tee_encodes_once_for_segments_and_rtsp_and_outlives_the_server(
     assert tee.errors == {segments.name: 0, push.name: 0}
 
 
-def test_sink_stage_drives_a_live_sink_through_its_callable_form(tmp_path: Path) -> None:
+def test_sink_stage_drives_a_live_sink(tmp_path: Path) -> None:
     sink = SegmentSink(tmp_path, segment_time_s=60)
     stage = SinkStage(sink)
     for frame in make_frames(10):

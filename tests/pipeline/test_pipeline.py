@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from streamdeid.errors import PipelineError, SourceError
+from streamdeid.io.frame_sink import FrameSink
 from streamdeid.obscure.filters import SolidFilter
 from streamdeid.pipeline.lookahead import LookaheadTrackStage
 from streamdeid.pipeline.runner import Pipeline
@@ -113,17 +114,32 @@ def test_stop_event_drains_without_losing_read_frames() -> None:
     assert 20 < pipeline.frames_read < 40
 
 
+class ImageSink(FrameSink):
+    """Keeps a copy of every image written."""
+
+    def __init__(self) -> None:
+        self.images: list[np.ndarray] = []
+        self.closed = False
+
+    def write(self, frame: Frame) -> None:
+        self.images.append(frame.image.copy())
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def test_detector_failure_masks_the_whole_frame_instead_of_crashing() -> None:
-    out: list[np.ndarray] = []
+    sink = ImageSink()
+    out = sink.images
     detector = ScriptedDetector([[]] * 6, raise_on=[2])
     stages = [
         DetectStage(lambda: detector),
         TrackStage(IoUTracker(), 1.3, 12),
         ObscureStage(SolidFilter(color=(0, 0, 0))),
-        SinkStage(lambda p: out.append(p.frame.image.copy())),
+        SinkStage(sink),
     ]
     assert run_in_thread(Pipeline(frames(6), stages)) is None
-    assert len(out) == 6
+    assert len(out) == 6 and sink.closed
     assert [int(img.max()) for img in out] == [200, 200, 0, 200, 200, 200]
     assert stages[0].failures == 1
 
