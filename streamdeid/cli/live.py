@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeid.argtypes import port, positive_float, positive_int
+from streamdeid.cli._common import stop_on_signals
 
 log = logging.getLogger("streamdeid.live")
 
@@ -234,7 +235,6 @@ def _emitter(fmt: str) -> Callable[[list[Any]], None]:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """Run ``streamdeid live``; returns the exit code (errors raise StreamDeidError)."""
-    from streamdeid.cli import _stop_on_signals
     from streamdeid.config import load_config
     from streamdeid.errors import ConfigError, Interrupted, StreamDeidError
     from streamdeid.live.cameras import Supervisor, load_cameras
@@ -283,7 +283,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     timed_out = False
     deadline = time.monotonic() + args.duration if args.duration else None
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             supervisor.start()
             try:
                 while not supervisor.join(0.2):

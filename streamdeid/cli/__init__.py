@@ -11,17 +11,16 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from streamdeid import __version__
 from streamdeid.argtypes import positive_int
+from streamdeid.cli._common import close_bar, progress_bar, stop_on_signals
 from streamdeid.config import Config, bundled_configs, load_config
 from streamdeid.errors import ConfigError, StreamDeidError
 
@@ -241,11 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("video", metavar="VIDEO")
     _add_common(au)
 
-    from streamdeid.evaluate.cli import add_eval_parser
+    from streamdeid.cli.evaluate import add_eval_parser
 
     add_eval_parser(sub, _add_common)
 
-    from streamdeid.live.cli import add_live_parser
+    from streamdeid.cli.live import add_live_parser
 
     add_live_parser(sub, _add_common)
 
@@ -331,51 +330,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """First SIGINT/SIGTERM asks for a clean stop; a second SIGINT aborts the drain."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        log.warning(
-            "%s received: finishing the current output cleanly (Ctrl-C again to abort)",
-            signal.Signals(signum).name,
-        )
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def _progress_bar(label: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    bar = tqdm(desc=label, unit="frame", dynamic_ncols=True, leave=False, file=sys.stderr)
-
-    def update(done: int, total: int | None) -> None:
-        if total and bar.total != total and done <= total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    update.bar = bar  # type: ignore[attr-defined]
-    return update
-
-
-def _close_bar(update: Any) -> None:
-    if update is not None:
-        update.bar.close()
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from streamdeid.api import RunStats, anonymize_file, anonymize_folder
 
@@ -386,7 +340,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     show = not args.no_progress and sys.stderr.isatty()
     stop = threading.Event()
     results: list[Any] = []
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         if inp.is_dir():
             _check_overwrite_folder(inp, out, args.overwrite)
 
@@ -402,8 +356,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             def progress_for(path: Path) -> Any:
                 for b in bars:
-                    _close_bar(b)
-                bars[:] = [_progress_bar(path.name, show)]
+                    close_bar(b)
+                bars[:] = [progress_bar(path.name, show)]
                 return bars[0]
 
             try:
@@ -412,15 +366,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 )
             finally:
                 for b in bars:
-                    _close_bar(b)
+                    close_bar(b)
         else:
             if out.exists() and not args.overwrite:
                 raise ConfigError(f"output '{out}' exists: pass --overwrite (-y) to replace it")
-            bar = _progress_bar(inp.name, show)
+            bar = progress_bar(inp.name, show)
             try:
                 stats = anonymize_file(inp, out, config, progress=bar, stop=stop)
             finally:
-                _close_bar(bar)
+                close_bar(bar)
             results.append(stats)
             print(stats.summary(), file=sys.stderr)
     done = [r for r in results if not isinstance(r, StreamDeidError)]
@@ -532,13 +486,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from streamdeid.evaluate.cli import run_eval
+    from streamdeid.cli.evaluate import run_eval
 
     return run_eval(args)
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
-    from streamdeid.live.cli import cmd_live
+    from streamdeid.cli.live import cmd_live
 
     return cmd_live(args)
 

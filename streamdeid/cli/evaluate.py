@@ -1,4 +1,4 @@
-"""``streamdeid eval``: the privacy report (registered by :mod:`streamdeid.cli`).
+"""``streamdeid eval``: the privacy report (registered by :func:`streamdeid.cli.build_parser`).
 
 Results are the command's output, so tables go to stdout; progress bars and notes go to stderr.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeid.argtypes import finite_number, non_negative_int, positive_int
+from streamdeid.cli._common import close_bar, progress_bar
 from streamdeid.errors import ConfigError, InputNotFoundError, StreamDeidError
 
 log = logging.getLogger(__name__)
@@ -166,10 +167,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _bars(args: argparse.Namespace) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
-    from streamdeid.cli import _close_bar, _progress_bar
-
     show = not args.no_progress and sys.stderr.isatty()
-    return (lambda label: _progress_bar(label, show)), _close_bar
+    return (lambda label: progress_bar(label, show)), close_bar
 
 
 def _write_json(path: str | None, payload: dict[str, Any]) -> None:
