@@ -1,20 +1,109 @@
-"""What the commands share: Ctrl-C handling and progress bars.
+"""What the commands share: help text, common flags, logging, errors, Ctrl-C and progress bars.
 
 Every command module imports these from here, never from another command, so the commands do
-not depend on each other and the CLI has no import cycle.
+not depend on each other and the CLI has no import cycle. Expected failures print one line,
+``streamdeid: error: …``, and return a non-zero code; a traceback appears only with ``--debug``.
+Exit codes: 0 ok, 1 failed, 2 bad usage or config, 130 interrupted (the output written so far
+is closed and playable).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
+import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
+
+from streamdeid.config import bundled_configs, load_config
+from streamdeid.errors import ConfigError, StreamDeidError
 
 log = logging.getLogger("streamdeid")
+
+# What ``parser.add_subparsers()`` returns; each command module's ``register`` adds to it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+# A command: parsed arguments in, exit code out (expected failures raise StreamDeidError).
+Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+EXAMPLES = """\
+examples:
+  streamdeid run lobby.mp4 -o lobby_anon.mp4
+      mask every face with the default config:
+      {default}
+  streamdeid run archive/ -o archive_anon/ --config cctv
+      every video and image in a folder, tuned for small distant CCTV faces
+  streamdeid run cam.mkv -o out.mkv --method solid --detect-every 2 --stats stats.json
+      solid boxes, detector on every 2nd frame (tracks and the next run cover the others)
+  streamdeid validate-config my.yaml
+      check a config file and print the full resolved settings
+  streamdeid keygen reviewer
+      reviewer key pair: reviewer.pub for the anonymizer, reviewer.key (passphrase) to review
+  streamdeid run cam.mp4 -o out.mp4 --recipient reviewer.pub
+      reversible: faces masked, originals encrypted into out.mp4.sdeid
+  streamdeid reveal out.mp4 -o review.mkv --key reviewer.key --track 7
+      restore one person (lossless .mkv); logged in out.mp4.audit.jsonl
+
+configs: {configs}
+"""
+
+
+def bundled_names() -> str:
+    """The bundled config names, for help texts."""
+    return ", ".join(bundled_configs()) or "(none found)"
+
+
+def _default_summary() -> str:
+    """What the default config does, read from it (a help text that cannot drift from it)."""
+    try:
+        summary = load_config("default").summary()
+    except ConfigError as e:  # a broken install must still print --help
+        summary = f"(default config unreadable: {e})"
+    return textwrap.fill(summary, width=94, subsequent_indent="      ")
+
+
+def examples() -> str:
+    """The examples shown by ``streamdeid --help`` and ``streamdeid run --help``."""
+    return EXAMPLES.format(configs=bundled_names(), default=_default_summary())
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """``-v`` and ``--debug``, which every command takes (after its own arguments)."""
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (INFO)")
+    p.add_argument("--debug", action="store_true", help="log everything and show tracebacks")
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """Log to stderr at the level ``-v``/``--debug`` ask for, before any command runs."""
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="streamdeid: %(levelname)s: %(message)s", stream=sys.stderr, force=True
+    )
+
+
+def run_handler(handler: Handler, args: argparse.Namespace) -> int:
+    """Run a command; expected failures become one line and their exit code, bugs a short note."""
+    try:
+        return handler(args)
+    except StreamDeidError as e:
+        if args.debug:
+            log.exception("failed")
+        print(f"streamdeid: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("streamdeid: error: aborted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(
+            f"streamdeid: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 @contextmanager

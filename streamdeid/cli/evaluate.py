@@ -1,4 +1,4 @@
-"""``streamdeid eval``: the privacy report (registered by :func:`streamdeid.cli.build_parser`).
+"""``streamdeid eval``: the privacy report (the measurements are in :mod:`streamdeid.evaluate`).
 
 Results are the command's output, so tables go to stdout; progress bars and notes go to stderr.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeid.argtypes import finite_number, non_negative_int, positive_int
-from streamdeid.cli._common import close_bar, progress_bar
+from streamdeid.cli._common import Subparsers, add_common, close_bar, progress_bar
 from streamdeid.errors import ConfigError, InputNotFoundError, StreamDeidError
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,8 @@ examples:
 """
 
 
-def add_eval_parser(
-    sub: Any, add_common: Callable[[argparse.ArgumentParser], None]
-) -> argparse.ArgumentParser:
-    """Add ``eval`` and its sub-subcommands to the top-level subparsers ``sub``."""
+def register(sub: Subparsers) -> None:
+    """Add ``eval``; each of its modes (wider, video, run) sets its own handler."""
     ev = sub.add_parser(
         "eval",
         help="measure privacy: detector recall (WIDER) and leaks in anonymized videos",
@@ -48,7 +46,12 @@ def add_eval_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     modes = ev.add_subparsers(dest="eval_command", metavar="MODE", required=True)
+    _register_wider(modes)
+    _register_video(modes)
+    _register_run(modes)
 
+
+def _register_wider(modes: Subparsers) -> None:
     wi = modes.add_parser(
         "wider",
         help="detector recall on images with WIDER FACE ground truth",
@@ -69,7 +72,10 @@ def add_eval_parser(
     wi.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
     _add_output(wi)
     add_common(wi)
+    wi.set_defaults(handler=_cmd_wider)
 
+
+def _register_video(modes: Subparsers) -> None:
     vi = modes.add_parser(
         "video",
         help="leak check: anonymized video against its original",
@@ -94,7 +100,10 @@ def add_eval_parser(
     _add_check_options(vi)
     _add_output(vi)
     add_common(vi)
+    vi.set_defaults(handler=_cmd_video)
 
+
+def _register_run(modes: Subparsers) -> None:
     rn = modes.add_parser(
         "run",
         help="anonymize INPUT to a temporary file, then run the video check",
@@ -109,7 +118,7 @@ def add_eval_parser(
     _add_check_options(rn)
     _add_output(rn)
     add_common(rn)
-    return ev
+    rn.set_defaults(handler=_cmd_run)
 
 
 def _add_check_options(p: argparse.ArgumentParser) -> None:
@@ -159,11 +168,6 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="OUT.json", help="also write every number to this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    commands = {"wider": _cmd_wider, "video": _cmd_video, "run": _cmd_run}
-    return commands[args.eval_command](args)
 
 
 def _bars(args: argparse.Namespace) -> tuple[Callable[[str], Any], Callable[[Any], None]]:

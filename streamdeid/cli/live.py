@@ -1,7 +1,7 @@
 """``streamdeid live``: anonymize cameras in real time (one, or many from a cameras file).
 
-Registered by :func:`streamdeid.cli.build_parser`; this module only imports the standard library
-at import time, so ``streamdeid --help`` stays fast.
+Only the standard library and light parts of streamdeid are imported at import time, so
+``streamdeid --help`` stays fast; the live pipeline is loaded when the command runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeid.argtypes import port, positive_float, positive_int
-from streamdeid.cli._common import stop_on_signals
+from streamdeid.cli._common import Subparsers, add_common, stop_on_signals
 
 log = logging.getLogger("streamdeid.live")
 
@@ -46,11 +46,8 @@ Ctrl-C or SIGTERM: outputs are flushed and closed (playable), exit code 130.
 """
 
 
-def add_live_parser(
-    sub: Any,
-    add_common: Callable[[argparse.ArgumentParser], None],
-) -> argparse.ArgumentParser:
-    """Add the ``live`` subcommand to ``sub`` (the parser's subparsers)."""
+def register(sub: Subparsers) -> None:
+    """Add ``live``."""
     p = sub.add_parser(
         "live",
         help="anonymize live cameras (RTSP/HTTP/UDP) in real time",
@@ -85,6 +82,14 @@ def add_live_parser(
         metavar="FILE",
         help="YAML config or bundled name (the base config of every camera with --cameras)",
     )
+    _add_input_output(p)
+    _add_masking(p)
+    _add_monitoring(p)
+    add_common(p)
+    p.set_defaults(handler=cmd_live)
+
+
+def _add_input_output(p: argparse.ArgumentParser) -> None:
     io = p.add_argument_group("input and output")
     io.add_argument(
         "--segment-time",
@@ -110,6 +115,9 @@ def add_live_parser(
         "latency policy applies (URLs are always live)",
     )
     io.add_argument("-y", "--overwrite", action="store_true", help="replace an existing OUTPUT")
+
+
+def _add_masking(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("masking")
     g.add_argument("--method", choices=["blur", "pixelate", "solid"], help="default blur")
     g.add_argument(
@@ -125,6 +133,9 @@ def add_live_parser(
         help="detector threshold, every backend (CenterFace 0.2, BlazeFace 0.3)",
     )
     g.add_argument("--mask-scale", type=float, metavar="X", help="grow face boxes (1.3)")
+
+
+def _add_monitoring(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("monitoring")
     r.add_argument(
         "--duration", type=positive_float, metavar="S", help="stop cleanly after S seconds"
@@ -155,8 +166,6 @@ def add_live_parser(
         help="seconds between stats lines on stderr (0 = none)",
     )
     r.add_argument("--stats", metavar="FILE.json", help="write a JSON report at the end")
-    add_common(p)
-    return p
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -114,10 +114,11 @@ def test_help_describes_the_default_config_as_it_is(
 ) -> None:
     # The example text is read from configs/default.yaml, so it follows the config when the
     # config changes (it once said "MediaPipe on tiles, every frame" long after it was not).
-    import streamdeid.cli as cli
+    # The help text is built in streamdeid.cli._common, which reads the config there.
+    from streamdeid.cli import _common
 
     config = load_config("default").override(overrides)
-    monkeypatch.setattr(cli, "load_config", lambda name: config)
+    monkeypatch.setattr(_common, "load_config", lambda name: config)
     with pytest.raises(SystemExit):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
