@@ -10,6 +10,7 @@ is closed and playable).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -17,6 +18,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from streamdeid.config import bundled_configs, load_config
@@ -77,11 +79,66 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    """Log to stderr at the level ``-v``/``--debug`` ask for, before any command runs."""
+    """Set up logging once, before any command runs, at the level ``-v``/``--debug`` ask for.
+
+    Commands with ``--log-format`` (``live``) log through the camera-aware formats of
+    :mod:`streamdeid.live.logs`; JSON logs are at least INFO, as camera events are their point.
+    """
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="streamdeid: %(levelname)s: %(message)s", stream=sys.stderr, force=True
-    )
+    fmt = getattr(args, "log_format", None)
+    if fmt is None:
+        logging.basicConfig(
+            level=level,
+            format="streamdeid: %(levelname)s: %(message)s",
+            stream=sys.stderr,
+            force=True,
+        )
+        return
+    from streamdeid.live.logs import setup_logging as setup_live_logging
+
+    if fmt == "json":
+        level = min(level, logging.INFO)
+    setup_live_logging(level, fmt)
+
+
+# Flag (argparse dest) -> the config keys it overrides; --confidence sets every backend's.
+_FLAG_KEYS: dict[str, tuple[str, ...]] = {
+    "method": ("obscure.method",),
+    "shape": ("obscure.shape",),
+    "mask_scale": ("obscure.mask_scale",),
+    "detect_every": ("pipeline.detect_every",),
+    "confidence": ("detector.confidence", "detector.centerface.confidence"),
+    "codec": ("encoder.codec",),
+    "crf": ("encoder.crf",),
+    "bitrate": ("encoder.bitrate",),
+    "preset": ("encoder.preset",),
+    "pix_fmt": ("encoder.pix_fmt",),
+    "audio": ("encoder.audio",),
+    "keep_exif": ("pipeline.keep_exif",),
+    "recipient": ("reversible.recipients",),
+    "lossy_regions": ("reversible.lossy",),
+}
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted config overrides from the flags of ``args``, for :meth:`Config.override`.
+
+    One table for every command, so a flag that ``run`` and ``live`` share sets the same keys.
+    A flag the command does not have, or did not get, is None, which overrides nothing.
+    """
+    out = {key: getattr(args, dest, None) for dest, keys in _FLAG_KEYS.items() for key in keys}
+    # --recipient implies --reversible; None (not False) leaves the config's choice alone.
+    reversible = getattr(args, "reversible", None) or out["reversible.recipients"]
+    out["reversible.enabled"] = True if reversible else None
+    return out
+
+
+def write_json(path: str, payload: Any, what: str = "stats file") -> None:
+    """Write a command's JSON report; a failure is one line naming the file."""
+    try:
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise StreamDeidError(f"cannot write {what} '{path}': {e.strerror}") from e
 
 
 def run_handler(handler: Handler, args: argparse.Namespace) -> int:
@@ -151,3 +208,40 @@ def close_bar(update: Any) -> None:
     """Close a bar made by :func:`progress_bar` (None, when bars are off, is fine)."""
     if update is not None:
         update.bar.close()
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Bars only on a terminal: in a log file or a pipe they would be noise."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+@contextmanager
+def one_bar(label: str, enabled: bool) -> Iterator[Any]:
+    """A :func:`progress_bar` that is closed however the work ends."""
+    bar = progress_bar(label, enabled)
+    try:
+        yield bar
+    finally:
+        close_bar(bar)
+
+
+@contextmanager
+def bar_per_file(enabled: bool) -> Iterator[Callable[[Path], Any]]:
+    """``progress_for(path)`` for the library's folder functions: one bar per file.
+
+    Each file's bar replaces the previous one, so only one is on screen, and the last is
+    closed however the run ends.
+    """
+    bars: list[Any] = []
+
+    def progress_for(path: Path) -> Any:
+        for b in bars:
+            close_bar(b)
+        bars[:] = [progress_bar(path.name, enabled)]
+        return bars[0]
+
+    try:
+        yield progress_for
+    finally:
+        for b in bars:
+            close_bar(b)

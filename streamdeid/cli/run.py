@@ -6,7 +6,6 @@ The outputs are the result; the one-line summary per file and the progress bars 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
@@ -17,11 +16,14 @@ from streamdeid.argtypes import positive_int
 from streamdeid.cli._common import (
     Subparsers,
     add_common,
+    bar_per_file,
     bundled_names,
-    close_bar,
+    config_overrides,
     examples,
-    progress_bar,
+    one_bar,
+    show_progress,
     stop_on_signals,
+    write_json,
 )
 from streamdeid.config import Config, load_config
 from streamdeid.errors import ConfigError, StreamDeidError
@@ -154,34 +156,13 @@ def _add_reversible(run: argparse.ArgumentParser) -> None:
     )
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "obscure.method": args.method,
-        "obscure.shape": args.shape,
-        "obscure.mask_scale": args.mask_scale,
-        "pipeline.detect_every": args.detect_every,
-        "detector.confidence": args.confidence,
-        "detector.centerface.confidence": args.confidence,
-        "encoder.codec": args.codec,
-        "encoder.crf": args.crf,
-        "encoder.bitrate": args.bitrate,
-        "encoder.preset": args.preset,
-        "encoder.pix_fmt": args.pix_fmt,
-        "encoder.audio": args.audio,
-        "pipeline.keep_exif": args.keep_exif,
-        "reversible.enabled": True if (args.reversible or args.recipient) else None,
-        "reversible.recipients": args.recipient,
-        "reversible.lossy": args.lossy_regions,
-    }
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Anonymize; exit code 1 when any file of a folder failed (the others are written)."""
-    config = load_config(args.config).override(_overrides(args))
+    config = load_config(args.config).override(config_overrides(args))
     inp, out = Path(args.input), Path(args.output)
     if not inp.exists():
         raise StreamDeidError(f"input not found: expected an existing file or folder, got '{inp}'")
-    show = not args.no_progress and sys.stderr.isatty()
+    show = show_progress(args)
     stop = threading.Event()
     with stop_on_signals(stop):
         if inp.is_dir():
@@ -199,10 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if len(results) == 1 and done
             else {"files": [r.to_dict() for r in done], "failed": failed}
         )
-        try:
-            Path(args.stats).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        except OSError as e:
-            raise StreamDeidError(f"cannot write stats file '{args.stats}': {e.strerror}") from e
+        write_json(args.stats, payload)
     if failed:
         print(f"streamdeid: {failed} of {len(results)} files failed", file=sys.stderr)
         return 1
@@ -212,11 +190,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_file(inp: Path, out: Path, config: Config, show: bool, stop: threading.Event) -> Any:
     from streamdeid.api import anonymize_file
 
-    bar = progress_bar(inp.name, show)
-    try:
+    with one_bar(inp.name, show) as bar:
         stats = anonymize_file(inp, out, config, progress=bar, stop=stop)
-    finally:
-        close_bar(bar)
     print(stats.summary(), file=sys.stderr)
     return stats
 
@@ -237,19 +212,8 @@ def _run_folder(
             log.info(result.summary())
             print(result.summary(), file=sys.stderr)
 
-    bars: list[Any] = []
-
-    def progress_for(path: Path) -> Any:
-        for b in bars:
-            close_bar(b)
-        bars[:] = [progress_bar(path.name, show)]
-        return bars[0]
-
-    try:
+    with bar_per_file(show) as progress_for:
         anonymize_folder(inp, out, config, on_file=report, progress_for=progress_for, stop=stop)
-    finally:
-        for b in bars:
-            close_bar(b)
     return results
 
 
