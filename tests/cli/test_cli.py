@@ -182,7 +182,9 @@ def test_folder_mode_keeps_names_and_reports_bad_files(synthetic, tmp_path: Path
 
 def test_image_is_written_same_format_and_size_with_face_obscured(tmp_path: Path) -> None:
     sprite = cv2.imread(str(REPO / "streamdeid" / "testing" / "faces" / "astronaut.png"))
-    box = json.loads((REPO / "streamdeid" / "testing" / "faces" / "faces.json").read_text())["astronaut.png"]
+    box = json.loads((REPO / "streamdeid" / "testing" / "faces" / "faces.json").read_text())[
+        "astronaut.png"
+    ]
     src = tmp_path / "face.jpg"
     exif = b"\xff\xe1\x00\x10Exif\x00\x00" + b"MM\x00*\x00\x00\x00\x08"
     ok, buf = cv2.imencode(".jpg", sprite, [cv2.IMWRITE_JPEG_QUALITY, 95])
