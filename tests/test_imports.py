@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "check_imports.py"
 PACKAGE = REPO / "streamdeid"
@@ -30,11 +28,6 @@ def _run(package: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="streamdeid.cli -> evaluate.cli -> live.cli -> cli: removed by the CLI refactor that "
-    "moves the three CLI modules into the streamdeid.cli package",
-)
 def test_the_package_has_no_import_cycle() -> None:
     result = _run(PACKAGE)
     assert result.returncode == 0, result.stdout

@@ -67,7 +67,7 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "cli",
-        ("streamdeid.cli", "streamdeid.evaluate.cli", "streamdeid.live.cli", "streamdeid.__main__"),
+        ("streamdeid.cli", "streamdeid.__main__"),
     ),
 ]
 LAYERS = {"streamdeid": STREAMDEID_LAYERS}

@@ -6,10 +6,11 @@
 * :mod:`~streamdeid.live.cameras`: the cameras file and the supervisor of many cameras.
 * :mod:`~streamdeid.live.stats`, :mod:`~streamdeid.live.metrics`, :mod:`~streamdeid.live.logs`:
   the stats line, ``/metrics`` in Prometheus format, JSON logs.
-* :mod:`~streamdeid.live.cli`: ``streamdeid live``.
 
-Names are imported lazily: ``streamdeid --help`` loads this package, and should not pay for
-PyAV and the pipeline.
+The ``streamdeid live`` command itself is :mod:`streamdeid.cli.live`.
+
+Names are imported lazily, so that loading one module of this package (the log formats the
+CLI sets up, say) does not pay for PyAV and the pipeline.
 
 Example:
     >>> from streamdeid.live import LiveStats, load_cameras, run_camera  # doctest: +SKIP

@@ -114,10 +114,11 @@ def test_help_describes_the_default_config_as_it_is(
 ) -> None:
     # The example text is read from configs/default.yaml, so it follows the config when the
     # config changes (it once said "MediaPipe on tiles, every frame" long after it was not).
-    import streamdeid.cli as cli
+    # The help text is built in streamdeid.cli._common, which reads the config there.
+    from streamdeid.cli import _common
 
     config = load_config("default").override(overrides)
-    monkeypatch.setattr(cli, "load_config", lambda name: config)
+    monkeypatch.setattr(_common, "load_config", lambda name: config)
     with pytest.raises(SystemExit):
         main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
@@ -181,8 +182,9 @@ def test_folder_mode_keeps_names_and_reports_bad_files(synthetic, tmp_path: Path
 
 def test_image_is_written_same_format_and_size_with_face_obscured(tmp_path: Path) -> None:
     sprite = cv2.imread(str(REPO / "streamdeid" / "testing" / "faces" / "astronaut.png"))
-    faces = REPO / "streamdeid" / "testing" / "faces"
-    box = json.loads((faces / "faces.json").read_text())["astronaut.png"]
+    box = json.loads((REPO / "streamdeid" / "testing" / "faces" / "faces.json").read_text())[
+        "astronaut.png"
+    ]
     src = tmp_path / "face.jpg"
     exif = b"\xff\xe1\x00\x10Exif\x00\x00" + b"MM\x00*\x00\x00\x00\x08"
     ok, buf = cv2.imencode(".jpg", sprite, [cv2.IMWRITE_JPEG_QUALITY, 95])

@@ -1,23 +1,29 @@
 """``streamdeid live``: anonymize cameras in real time (one, or many from a cameras file).
 
-Registered by :func:`streamdeid.cli.build_parser`; this module only imports the standard library
-at import time, so ``streamdeid --help`` stays fast.
+Only the standard library and light parts of streamdeid are imported at import time, so
+``streamdeid --help`` stays fast; the live pipeline is loaded when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from streamdeid.argtypes import port, positive_float, positive_int
+from streamdeid.cli._common import (
+    Subparsers,
+    add_common,
+    config_overrides,
+    stop_on_signals,
+    write_json,
+)
+from streamdeid.cli._live_report import emitter, print_summaries, report
+from streamdeid.errors import ConfigError, Interrupted, StreamDeidError
 
 log = logging.getLogger("streamdeid.live")
 
@@ -45,11 +51,8 @@ Ctrl-C or SIGTERM: outputs are flushed and closed (playable), exit code 130.
 """
 
 
-def add_live_parser(
-    sub: Any,
-    add_common: Callable[[argparse.ArgumentParser], None],
-) -> argparse.ArgumentParser:
-    """Add the ``live`` subcommand to ``sub`` (the parser's subparsers)."""
+def register(sub: Subparsers) -> None:
+    """Add ``live``."""
     p = sub.add_parser(
         "live",
         help="anonymize live cameras (RTSP/HTTP/UDP) in real time",
@@ -84,6 +87,14 @@ def add_live_parser(
         metavar="FILE",
         help="YAML config or bundled name (the base config of every camera with --cameras)",
     )
+    _add_input_output(p)
+    _add_masking(p)
+    _add_monitoring(p)
+    add_common(p)
+    p.set_defaults(handler=cmd_live)
+
+
+def _add_input_output(p: argparse.ArgumentParser) -> None:
     io = p.add_argument_group("input and output")
     io.add_argument(
         "--segment-time",
@@ -109,6 +120,9 @@ def add_live_parser(
         "latency policy applies (URLs are always live)",
     )
     io.add_argument("-y", "--overwrite", action="store_true", help="replace an existing OUTPUT")
+
+
+def _add_masking(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("masking")
     g.add_argument("--method", choices=["blur", "pixelate", "solid"], help="default blur")
     g.add_argument(
@@ -124,6 +138,9 @@ def add_live_parser(
         help="detector threshold, every backend (CenterFace 0.2, BlazeFace 0.3)",
     )
     g.add_argument("--mask-scale", type=float, metavar="X", help="grow face boxes (1.3)")
+
+
+def _add_monitoring(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("monitoring")
     r.add_argument(
         "--duration", type=positive_float, metavar="S", help="stop cleanly after S seconds"
@@ -154,17 +171,6 @@ def add_live_parser(
         help="seconds between stats lines on stderr (0 = none)",
     )
     r.add_argument("--stats", metavar="FILE.json", help="write a JSON report at the end")
-    add_common(p)
-    return p
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "obscure.method": args.method,
-        "obscure.mask_scale": args.mask_scale,
-        "pipeline.detect_every": args.detect_every,
-        "detector.backends.confidence": args.confidence,  # config.CONFIDENCE_OF_BACKENDS
-    }
 
 
 def _camera_name(source: str) -> str:
@@ -185,7 +191,7 @@ def _single_camera(args: argparse.Namespace) -> Any:
     from streamdeid.live.endpoints import classify_output
     from streamdeid.live.policy import LiveConfig
 
-    config = load_config(args.config).override(_overrides(args))
+    config = load_config(args.config).override(config_overrides(args))
     source_opts: dict[str, Any] = {}
     if args.rtsp_transport:
         source_opts["rtsp_transport"] = args.rtsp_transport
@@ -212,46 +218,40 @@ def _single_camera(args: argparse.Namespace) -> Any:
     )
 
 
-def _emitter(fmt: str) -> Callable[[list[Any]], None]:
-    """Stats lines: one JSON record per camera, or the text line (redrawn in place on a TTY)."""
-    tty = sys.stderr.isatty()
-
-    def emit(snapshots: list[Any]) -> None:
-        for s in snapshots:
-            if fmt == "text" and s.frames_in == 0:  # still connecting or loading
-                continue
-            if fmt == "json":
-                log.info("stats", extra={"event": "stats", **s.to_dict()})
-            elif tty and len(snapshots) == 1:
-                sys.stderr.write("\r" + s.line() + "\x1b[K")
-                sys.stderr.flush()
-            else:
-                print(s.line(), file=sys.stderr, flush=True)
-
-    return emit
-
-
 def cmd_live(args: argparse.Namespace) -> int:
     """Run ``streamdeid live``; returns the exit code (errors raise StreamDeidError)."""
-    from streamdeid.cli import _stop_on_signals
-    from streamdeid.config import load_config
-    from streamdeid.errors import ConfigError, Interrupted, StreamDeidError
-    from streamdeid.live.cameras import Supervisor, load_cameras
-    from streamdeid.live.endpoints import check_outputs
-    from streamdeid.live.logs import setup_logging
-    from streamdeid.live.metrics import MetricsServer
-    from streamdeid.live.stats import LiveStats, StatsReporter
+    from streamdeid.live.cameras import Supervisor
+    from streamdeid.live.stats import LiveStats
 
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    if args.log_format == "json":
-        level = min(level, logging.INFO)  # camera events are the point of structured logs
-    setup_logging(level, args.log_format)
+    cameras, single = _cameras(args)
+    stop = threading.Event()
+    stats = {c.name: LiveStats(c.name) for c in cameras}
+    supervisor = Supervisor(cameras, stop, stats=stats, log_failures=not single)
+    timed_out = _supervise(args, supervisor, stats, stop, one_camera=len(cameras) == 1)
+    results = supervisor.results
+    print_summaries(args.log_format, cameras, stats, results, single)
+    if args.stats:
+        write_json(args.stats, {"cameras": [report(stats[c.name], results) for c in cameras]})
+    if stop.is_set() and not timed_out:
+        written = ", ".join(
+            f"{c.name}: {stats[c.name].count('frames_out')} frames" for c in cameras
+        )
+        raise Interrupted(f"interrupted: outputs closed cleanly ({written})")
+    _raise_failures(cameras, results, single)
+    return 0
+
+
+def _cameras(args: argparse.Namespace) -> tuple[list[Any], bool]:
+    """The cameras to run, and whether they are one SOURCE (whose error is the command's)."""
+    from streamdeid.config import load_config
+    from streamdeid.live.cameras import load_cameras
+    from streamdeid.live.endpoints import check_outputs
 
     if args.cameras:
         if args.source or args.output:
             raise ConfigError("live: give either SOURCE -o OUTPUT or --cameras FILE, not both")
         base = load_config(args.config) if args.config else None
-        cameras = load_cameras(args.cameras, base, overrides=_overrides(args))
+        cameras = load_cameras(args.cameras, base, overrides=config_overrides(args))
         single = False
     else:
         if not args.source:
@@ -262,10 +262,20 @@ def cmd_live(args: argparse.Namespace) -> int:
         single = True
     for cam in cameras:
         check_outputs(cam.outputs, overwrite=args.overwrite)
+    return cameras, single
 
-    stop = threading.Event()
-    stats = {c.name: LiveStats(c.name) for c in cameras}
-    supervisor = Supervisor(cameras, stop, stats=stats, log_failures=not single)
+
+def _supervise(
+    args: argparse.Namespace,
+    supervisor: Any,
+    stats: dict[str, Any],
+    stop: threading.Event,
+    one_camera: bool,
+) -> bool:
+    """Run the cameras with metrics and stats lines; True when ``--duration`` stopped them."""
+    from streamdeid.live.metrics import MetricsServer
+    from streamdeid.live.stats import StatsReporter
+
     metrics = None
     if args.metrics_port is not None:
         metrics = MetricsServer(
@@ -276,88 +286,48 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.stats_interval > 0:
         reporter = StatsReporter(
             list(stats.values()),
-            _emitter(args.log_format),
+            emitter(args.log_format),
             args.stats_interval,
         ).start()
-    timed_out = False
-    deadline = time.monotonic() + args.duration if args.duration else None
     try:
-        with _stop_on_signals(stop):
-            supervisor.start()
-            try:
-                while not supervisor.join(0.2):
-                    if deadline is not None and not stop.is_set() and time.monotonic() > deadline:
-                        timed_out = True
-                        log.info("duration reached", extra={"event": "duration"})
-                        stop.set()
-            except KeyboardInterrupt:
-                stop.set()
-                supervisor.join(10)
-                raise
+        return _wait(supervisor, stop, args.duration)
     finally:
         if reporter is not None:
             reporter.stop()
-            if sys.stderr.isatty() and args.log_format == "text" and len(cameras) == 1:
-                sys.stderr.write("\n")
+            if sys.stderr.isatty() and args.log_format == "text" and one_camera:
+                sys.stderr.write("\n")  # end the stats line redrawn in place
         if metrics is not None:
             metrics.stop()
 
-    results = supervisor.results
-    for c in cameras:
-        if single and results[c.name].state == "failed" and not stats[c.name].count("frames_in"):
-            continue  # nothing ran: the error line says it all
-        if args.log_format == "json":
-            log.info("summary", extra={"event": "summary", **_report(stats[c.name], results)})
-        else:
-            print(_summary(stats[c.name], results[c.name].state), file=sys.stderr)
-    if args.stats:
-        payload = {"cameras": [_report(stats[c.name], results) for c in cameras]}
+
+def _wait(supervisor: Any, stop: threading.Event, duration: float | None) -> bool:
+    """Until every camera ends; a signal or ``duration`` sets ``stop`` and lets them drain."""
+    timed_out = False
+    deadline = time.monotonic() + duration if duration else None
+    with stop_on_signals(stop):
+        supervisor.start()
         try:
-            Path(args.stats).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        except OSError as e:
-            raise StreamDeidError(f"cannot write stats file '{args.stats}': {e.strerror}") from e
+            while not supervisor.join(0.2):
+                if deadline is not None and not stop.is_set() and time.monotonic() > deadline:
+                    timed_out = True
+                    log.info("duration reached", extra={"event": "duration"})
+                    stop.set()
+        except KeyboardInterrupt:
+            stop.set()
+            supervisor.join(10)
+            raise
+    return timed_out
 
-    if stop.is_set() and not timed_out:
-        written = ", ".join(
-            f"{c.name}: {stats[c.name].count('frames_out')} frames" for c in cameras
-        )
-        raise Interrupted(f"interrupted: outputs closed cleanly ({written})")
+
+def _raise_failures(cameras: list[Any], results: dict[str, Any], single: bool) -> None:
+    """One camera's error is the command's own; of several, one line names each failed one."""
     failed = [results[c.name] for c in cameras if results[c.name].state == "failed"]
-    if failed:
-        if single:
-            err = failed[0].error
-            if isinstance(err, StreamDeidError):
-                raise err
-            raise StreamDeidError(f"{failed[0].name}: {type(err).__name__}: {err}") from err
-        names = ", ".join(f"{r.name} ({r.error})" for r in failed)
-        raise StreamDeidError(f"{len(failed)} of {len(cameras)} cameras failed: {names}")
-    return 0
-
-
-def _report(stats: Any, results: dict[str, Any]) -> dict[str, Any]:
-    snap = stats.snapshot()
-    p50, p95 = stats.run_quantiles((0.5, 0.95))
-    result = results[stats.camera]
-    d = snap.to_dict()
-    active = stats.active_s
-    d.update(
-        active_s=round(active, 3),
-        run_fps_in=round(snap.frames_in / active, 3) if active else None,
-        run_fps_out=round(snap.frames_out / active, 3) if active else None,
-        state=result.state,
-        error=None if result.error is None else str(result.error),
-        run_latency_p50_s=None if math.isnan(p50) else p50,
-        run_latency_p95_s=None if math.isnan(p95) else p95,
-    )
-    return d
-
-
-def _summary(stats: Any, state: str) -> str:
-    s = stats.snapshot()
-    p50, p95 = stats.run_quantiles((0.5, 0.95))
-    lat = "-" if math.isnan(p50) else f"{p50 * 1000:.0f}/{p95 * 1000:.0f} ms"
-    return (
-        f"{stats.camera}: {state}: {s.frames_in} frames in, {s.frames_out} out, "
-        f"{s.dropped} dropped, {s.detect_skipped} not detected ({s.blind_frames} masked whole), "
-        f"{s.faces} faces, latency p50/p95 {lat}, {s.reconnects} reconnects"
-    )
+    if not failed:
+        return
+    if single:
+        err = failed[0].error
+        if isinstance(err, StreamDeidError):
+            raise err
+        raise StreamDeidError(f"{failed[0].name}: {type(err).__name__}: {err}") from err
+    names = ", ".join(f"{r.name} ({r.error})" for r in failed)
+    raise StreamDeidError(f"{len(failed)} of {len(cameras)} cameras failed: {names}")

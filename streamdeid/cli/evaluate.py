@@ -1,4 +1,4 @@
-"""``streamdeid eval``: the privacy report (registered by :mod:`streamdeid.cli`).
+"""``streamdeid eval``: the privacy report (the measurements are in :mod:`streamdeid.evaluate`).
 
 Results are the command's output, so tables go to stdout; progress bars and notes go to stderr.
 """
@@ -6,15 +6,21 @@ Results are the command's output, so tables go to stdout; progress bars and note
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from streamdeid.argtypes import finite_number, non_negative_int, positive_int
+from streamdeid.cli._common import (
+    Subparsers,
+    add_common,
+    bar_per_file,
+    one_bar,
+    show_progress,
+    write_json,
+)
 from streamdeid.errors import ConfigError, InputNotFoundError, StreamDeidError
 
 log = logging.getLogger(__name__)
@@ -33,10 +39,8 @@ examples:
 """
 
 
-def add_eval_parser(
-    sub: Any, add_common: Callable[[argparse.ArgumentParser], None]
-) -> argparse.ArgumentParser:
-    """Add ``eval`` and its sub-subcommands to the top-level subparsers ``sub``."""
+def register(sub: Subparsers) -> None:
+    """Add ``eval``; each of its modes (wider, video, run) sets its own handler."""
     ev = sub.add_parser(
         "eval",
         help="measure privacy: detector recall (WIDER) and leaks in anonymized videos",
@@ -47,7 +51,12 @@ def add_eval_parser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     modes = ev.add_subparsers(dest="eval_command", metavar="MODE", required=True)
+    _register_wider(modes)
+    _register_video(modes)
+    _register_run(modes)
 
+
+def _register_wider(modes: Subparsers) -> None:
     wi = modes.add_parser(
         "wider",
         help="detector recall on images with WIDER FACE ground truth",
@@ -68,7 +77,10 @@ def add_eval_parser(
     wi.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
     _add_output(wi)
     add_common(wi)
+    wi.set_defaults(handler=_cmd_wider)
 
+
+def _register_video(modes: Subparsers) -> None:
     vi = modes.add_parser(
         "video",
         help="leak check: anonymized video against its original",
@@ -93,7 +105,10 @@ def add_eval_parser(
     _add_check_options(vi)
     _add_output(vi)
     add_common(vi)
+    vi.set_defaults(handler=_cmd_video)
 
+
+def _register_run(modes: Subparsers) -> None:
     rn = modes.add_parser(
         "run",
         help="anonymize INPUT to a temporary file, then run the video check",
@@ -108,7 +123,7 @@ def add_eval_parser(
     _add_check_options(rn)
     _add_output(rn)
     add_common(rn)
-    return ev
+    rn.set_defaults(handler=_cmd_run)
 
 
 def _add_check_options(p: argparse.ArgumentParser) -> None:
@@ -160,25 +175,9 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    commands = {"wider": _cmd_wider, "video": _cmd_video, "run": _cmd_run}
-    return commands[args.eval_command](args)
-
-
-def _bars(args: argparse.Namespace) -> tuple[Callable[[str], Any], Callable[[Any], None]]:
-    from streamdeid.cli import _close_bar, _progress_bar
-
-    show = not args.no_progress and sys.stderr.isatty()
-    return (lambda label: _progress_bar(label, show)), _close_bar
-
-
 def _write_json(path: str | None, payload: dict[str, Any]) -> None:
-    if not path:
-        return
-    try:
-        Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise StreamDeidError(f"cannot write JSON file '{path}': {e.strerror}") from e
+    if path:
+        write_json(path, payload, what="JSON file")
 
 
 def _cmd_wider(args: argparse.Namespace) -> int:
@@ -187,12 +186,8 @@ def _cmd_wider(args: argparse.Namespace) -> int:
     from streamdeid.evaluate.wider import wider_recall
 
     config = load_config(args.config)
-    new_bar, close = _bars(args)
-    bar = new_bar(Path(args.gt).name)
-    try:
+    with one_bar(Path(args.gt).name, show_progress(args)) as bar:
         report = wider_recall(args.images, args.gt, config, limit=args.limit, progress=bar)
-    finally:
-        close(bar)
     print(format_wider(report, args.config or "built-in default"))
     _write_json(args.json, {"config": args.config, **report.to_dict()})
     return 0
@@ -220,21 +215,13 @@ def _video_reports(
 ) -> list[Any]:
     from streamdeid.evaluate.video import video_leak_many
 
-    new_bar, close = _bars(args)
-    bars: list[Any] = []
     failed: list[str] = []
-
-    def progress_for(path: Path) -> Any:
-        for b in bars:
-            close(b)
-        bars[:] = [new_bar(path.name)]
-        return bars[0]
 
     def on_error(path: Path, error: StreamDeidError) -> None:
         failed.append(path.name)
         log.error("%s: %s", path.name, error)
 
-    try:
+    with bar_per_file(show_progress(args)) as progress_for:
         reports = video_leak_many(
             pairs,
             progress_for=progress_for,
@@ -246,9 +233,6 @@ def _video_reports(
             reid=args.reid,
             every=args.every,
         )
-    finally:
-        for b in bars:
-            close(b)
     if failed:
         print(f"streamdeid: {len(failed)} of {len(pairs)} videos failed", file=sys.stderr)
     return reports
@@ -310,18 +294,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not src.is_file():
         raise InputNotFoundError(f"input not found: expected an existing video file, got '{src}'")
     name, independent = _check_detector(args, config)
-    new_bar, close = _bars(args)
     with tempfile.TemporaryDirectory(prefix="streamdeid-eval-") as tmp:
         # GIF output would re-palettise the whole picture; H.264 keeps the comparison fair.
         suffix = ".mp4" if src.suffix.lower() == ".gif" else src.suffix
         out = Path(args.keep) if args.keep else Path(tmp) / f"anonymized{suffix}"
         if args.keep and out.exists():
             raise ConfigError(f"output '{out}' exists: remove it first or choose another --keep")
-        bar = new_bar(f"anonymize {src.name}")
-        try:
+        with one_bar(f"anonymize {src.name}", show_progress(args)) as bar:
             stats = anonymize_file(src, out, config, progress=bar)
-        finally:
-            close(bar)
         print(stats.summary(), file=sys.stderr)
         reports = _video_reports(args, [(src, out)], name)
     _print_video(args, reports, independent)
