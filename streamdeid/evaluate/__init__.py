@@ -13,18 +13,14 @@ from __future__ import annotations
 
 from streamdeid.evaluate.boxes import MATCH_IOU, iou_matrix
 from streamdeid.evaluate.dlib_hog import DlibDetector
-from streamdeid.evaluate.video import (
-    FaceCounts,
-    VideoLeakReport,
+from streamdeid.evaluate.independent import (
     check_detector_options,
-    combine,
     independent_detector,
     independent_for,
-    pair_by_time,
-    pair_folders,
-    video_leak,
-    video_leak_many,
 )
+from streamdeid.evaluate.leak_report import FaceCounts, VideoLeakReport, combine
+from streamdeid.evaluate.pairing import pair_by_time
+from streamdeid.evaluate.video import pair_folders, video_leak, video_leak_many
 from streamdeid.evaluate.wider import (
     GroundTruthError,
     GroundTruthImage,
