@@ -21,14 +21,8 @@ from streamdeid.evaluate.independent import (
 from streamdeid.evaluate.leak_report import FaceCounts, VideoLeakReport, combine
 from streamdeid.evaluate.pairing import pair_by_time
 from streamdeid.evaluate.video import pair_folders, video_leak, video_leak_many
-from streamdeid.evaluate.wider import (
-    GroundTruthError,
-    GroundTruthImage,
-    LevelRecall,
-    WiderReport,
-    load_wider_gt,
-    wider_recall,
-)
+from streamdeid.evaluate.wider import LevelRecall, WiderReport, wider_recall
+from streamdeid.evaluate.wider_gt import GroundTruthError, GroundTruthImage, load_wider_gt
 
 __all__ = [
     "MATCH_IOU",
