@@ -144,7 +144,7 @@ def test_coarse_blur_with_unit_cells_is_the_blur(
 def test_coarse_blur_is_close_to_the_full_size_blur() -> None:
     # A real face, 240 px, blurred at radius 60 (blur_fraction 0.25): on cells of 10 px the
     # result stays within a few grey levels of the full-size blur, and far from the original.
-    from streamdeid.testing.synthetic import load_sample_faces
+    from streamdeid.testing.sprites import load_sample_faces
 
     sprite = load_sample_faces()[0]
     x1, y1, x2, y2 = sprite.face_xyxy
