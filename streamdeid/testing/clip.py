@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -99,24 +99,11 @@ def write_clip(
     if not isinstance(fps, int) or fps < 1:
         raise ValueError(f"fps must be a positive integer, but got {fps!r}")
     iterator = iter(frames_iter)
-    try:
-        first = next(iterator)
-    except StopIteration:
-        raise ValueError("write_clip needs at least one frame, but got none") from None
-    width, height = _check_image(first[0], None, 0)
-    if width % 2 or height % 2:
-        raise ValueError(f"frame size must be even for yuv420p, but got {width}x{height}")
-
+    first, (width, height) = _first_frame(iterator)
     time_base = Fraction(1, fps)
     ground_truth: list[dict] = []
     with av.open(str(path), mode="w") as container:
-        video = container.add_stream(codec, rate=fps)
-        video.width = width
-        video.height = height
-        video.pix_fmt = "yuv420p"
-        video.time_base = time_base
-        if codec in ("libx264", "libx265"):
-            video.options = {"crf": str(crf)}
+        video = _add_video(container, codec, fps, (width, height), crf)
         sound = _AudioTrack(container, fps) if audio else None
         for index, (image, boxes) in enumerate(itertools.chain([first], iterator)):
             _check_image(image, (width, height), index)
@@ -134,6 +121,38 @@ def write_clip(
             sound.flush()
     logger.debug("wrote %d frames of %dx%d to %s", len(ground_truth), width, height, path)
     return ground_truth
+
+
+def _first_frame(
+    iterator: Iterator[tuple[np.ndarray, Sequence[Box]]],
+) -> tuple[tuple[np.ndarray, Sequence[Box]], tuple[int, int]]:
+    """The first ``(frame, boxes)`` pair and the clip size it sets, checked before the file is
+    opened so a bad first frame leaves no half-written clip behind."""
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise ValueError("write_clip needs at least one frame, but got none") from None
+    width, height = _check_image(first[0], None, 0)
+    if width % 2 or height % 2:
+        raise ValueError(f"frame size must be even for yuv420p, but got {width}x{height}")
+    return first, (width, height)
+
+
+def _add_video(
+    container: av.container.OutputContainer,
+    codec: str,
+    fps: int,
+    size: tuple[int, int],
+    crf: int,
+) -> av.VideoStream:
+    """The yuv420p video stream, timed in ``1/fps`` so ``pts`` is the frame index."""
+    video = container.add_stream(codec, rate=fps)
+    video.width, video.height = size
+    video.pix_fmt = "yuv420p"
+    video.time_base = Fraction(1, fps)
+    if codec in ("libx264", "libx265"):
+        video.options = {"crf": str(crf)}
+    return video
 
 
 class _AudioTrack:
