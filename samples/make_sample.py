@@ -15,7 +15,7 @@ ship under the project's own license. Outputs (all deterministic):
 * ``samples/astronaut_pan.mp4``: 640x360, 25 fps, 6 s, H.264 + mono AAC chirp.
 * ``samples/astronaut_pan.json``: per-frame visible face boxes of that clip.
 
-The clip is composited by ``streamdeid.testing.synthetic``, the same code the tests use.
+The clip is composited by ``streamdeid.testing`` (render, clip), the same code the tests use.
 """
 
 from __future__ import annotations
@@ -27,13 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamdeid.testing.synthetic import (
-    CameraPath,
-    FacePath,
-    load_sample_faces,
-    render_frames,
-    write_clip,
-)
+from streamdeid.testing.clip import write_clip
+from streamdeid.testing.paths import CameraPath, FacePath
+from streamdeid.testing.render import render_frames
+from streamdeid.testing.sprites import load_sample_faces
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT / "samples"

@@ -171,17 +171,7 @@ def reveal_file(
     """
     video = os.fspath(video)
     _check_recording(video, reader)
-    chosen = sorted(set(tracks)) if tracks is not None else None
-    if chosen is not None:
-        known = {t.track_id for t in reader.tracks()}
-        for track_id in chosen:
-            if track_id not in known:
-                raise RevealError(
-                    f"track {track_id} is not in this recording "
-                    f"(tracks: see 'streamdeid tracks {video}')"
-                )
-            if not reader.can_open(track_id):
-                raise RevealError(f"track {track_id}: your key or grant does not open it")
+    chosen = _chosen_tracks(video, reader, tracks)
     if settings is None:
         lossless = Path(output).suffix.lower() == ".mkv"
         settings = EncoderSettings(codec="ffv1") if lossless else EncoderSettings()
@@ -200,7 +190,49 @@ def reveal_file(
             error = e  # every frame is written; frames after the damage stay masked
         finally:
             sink.close()
-    head = audit.append(
+    head = _log_reveal(video, output, reader, who, chosen, info, error)
+    if error is not None:
+        raise error
+    return RevealStats(
+        frames,
+        int(info.get("regions") or 0),
+        chosen or [],  # type: ignore[arg-type]
+        info.get("first_s"),
+        info.get("last_s"),
+        head,
+    )  # type: ignore[arg-type]
+
+
+def _chosen_tracks(
+    video: str, reader: SidecarReader, tracks: Iterable[int] | None
+) -> list[int] | None:
+    """The requested tracks, sorted, once each (None = all the key opens); checked before any
+    decoding, so a wrong track number fails at once rather than after writing a file."""
+    chosen = sorted(set(tracks)) if tracks is not None else None
+    if chosen is not None:
+        known = {t.track_id for t in reader.tracks()}
+        for track_id in chosen:
+            if track_id not in known:
+                raise RevealError(
+                    f"track {track_id} is not in this recording "
+                    f"(tracks: see 'streamdeid tracks {video}')"
+                )
+            if not reader.can_open(track_id):
+                raise RevealError(f"track {track_id}: your key or grant does not open it")
+    return chosen
+
+
+def _log_reveal(
+    video: str,
+    output: str | os.PathLike[str],
+    reader: SidecarReader,
+    who: str,
+    chosen: list[int] | None,
+    info: dict[str, object],
+    error: CryptoError | None,
+) -> str:
+    """Append the reveal to the audit log (also a failed one: faces may have been restored)."""
+    return audit.append(
         video,
         {
             "action": "reveal",
@@ -214,16 +246,6 @@ def reveal_file(
             **({"error": str(error)} if error is not None else {}),
         },
     )
-    if error is not None:
-        raise error
-    return RevealStats(
-        frames,
-        int(info.get("regions") or 0),
-        chosen or [],  # type: ignore[arg-type]
-        info.get("first_s"),
-        info.get("last_s"),
-        head,
-    )  # type: ignore[arg-type]
 
 
 def grant_track(

@@ -194,7 +194,11 @@ def _cmd_wider(args: argparse.Namespace) -> int:
 
 
 def _check_detector(args: argparse.Namespace, config: Any) -> tuple[str, bool]:
-    from streamdeid.evaluate.video import backends_used, check_detector_options, independent_for
+    from streamdeid.evaluate.independent import (
+        backends_used,
+        check_detector_options,
+        independent_for,
+    )
 
     name = args.detector or independent_for(config)[0]
     check_detector_options(
@@ -239,8 +243,8 @@ def _video_reports(
 
 
 def _print_video(args: argparse.Namespace, reports: list[Any], independent: bool) -> None:
+    from streamdeid.evaluate.leak_report import combine
     from streamdeid.evaluate.report import format_video
-    from streamdeid.evaluate.video import combine
 
     print(format_video(reports, independent))
     if reports:

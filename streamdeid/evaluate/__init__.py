@@ -13,21 +13,12 @@ from __future__ import annotations
 
 from streamdeid.evaluate.boxes import iou_matrix
 from streamdeid.evaluate.dlib_hog import DlibDetector
-from streamdeid.evaluate.video import (
-    VideoLeakReport,
-    combine,
-    independent_detector,
-    independent_for,
-    pair_by_time,
-    pair_folders,
-    video_leak,
-)
-from streamdeid.evaluate.wider import (
-    GroundTruthError,
-    WiderReport,
-    load_wider_gt,
-    wider_recall,
-)
+from streamdeid.evaluate.independent import independent_detector, independent_for
+from streamdeid.evaluate.leak_report import VideoLeakReport, combine
+from streamdeid.evaluate.pairing import pair_by_time
+from streamdeid.evaluate.video import pair_folders, video_leak
+from streamdeid.evaluate.wider import WiderReport, wider_recall
+from streamdeid.evaluate.wider_gt import GroundTruthError, load_wider_gt
 
 __all__ = [
     "DlibDetector",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streamdeid.evaluate.boxes import MATCH_IOU
-from streamdeid.evaluate.video import SMALL_FACE_PX, FaceCounts, VideoLeakReport, combine
+from streamdeid.evaluate.leak_report import SMALL_FACE_PX, FaceCounts, VideoLeakReport, combine
 from streamdeid.evaluate.wider import WiderReport
 
 

@@ -1,18 +1,20 @@
 """Pixel kernels that obscure one rectangular region of a BGR frame in place.
 
-Each operation exists twice: a numba kernel that runs per frame in the pipeline, and a plain numpy
-reference (``*_ref``) that is slow but obviously right. The two must agree bit for bit, which is why
-every step uses integer arithmetic with a stated rounding rule instead of floats: float results
-could legitimately differ by one grey level between numba and numpy and then nothing could be
-checked exactly.
+Each operation exists twice: a numba kernel here, run per frame in the pipeline, and a plain numpy
+reference (``*_ref`` in :mod:`streamdeid.obscure.kernels_ref`) that is slow but obviously right.
+The two must agree bit for bit, which is why every step uses integer arithmetic with a stated
+rounding rule instead of floats: float results could legitimately differ by one grey level between
+numba and numpy and then nothing could be checked exactly. The rules both follow (ellipse test,
+argument checks, exact division, bilinear taps) are written once in
+:mod:`streamdeid.obscure.kernel_rules`.
 
 Conventions shared by every function here:
 
 * ``img`` is a writable, C-contiguous ``(H, W, 3)`` uint8 array and is modified in place.
 * ``x1, y1, x2, y2`` is a non-empty box inside ``img`` with ``x2``/``y2`` exclusive.
 * ``ellipse=True`` replaces only the pixels inside the ellipse inscribed in the box (see
-  :func:`in_ellipse`); the value written is still computed from the whole box, so the ellipse only
-  decides *where* results land, never *what* they are.
+  :func:`~streamdeid.obscure.kernel_rules.in_ellipse`); the value written is still computed from
+  the whole box, so the ellipse only decides *where* results land, never *what* they are.
 
 The kernels check their arguments and raise ``ValueError`` because numba does no bounds checking:
 a bad box would otherwise corrupt memory silently instead of failing.
@@ -23,123 +25,31 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-IntOrArray = int | np.ndarray
+from streamdeid.obscure.kernel_rules import (
+    BAD_BLOCK,
+    BAD_BOX,
+    BAD_FACTOR,
+    BAD_RADIUS,
+    DIV_SHIFT,
+    bilinear_taps,
+    box_ok,
+    in_ellipse,
+    radius_ok,
+    reciprocal,
+)
 
 __all__ = [
     "blur_region",
     "blur_region_coarse",
-    "blur_region_coarse_ref",
-    "blur_region_ref",
-    "ellipse_mask",
     "fill_region",
-    "fill_region_ref",
-    "in_ellipse",
     "pixelate_region",
-    "pixelate_region_ref",
 ]
 
-
-# --------------------------------------------------------------------------------------------------
-# Shared rules. Written once as plain Python that works on scalars (inside numba) and on numpy
-# arrays (in the references), so both implementations use literally the same expressions.
-# --------------------------------------------------------------------------------------------------
-
-
-def in_ellipse(u: IntOrArray, v: IntOrArray, w: int, h: int) -> bool | np.ndarray:
-    """Whether a pixel lies inside the ellipse inscribed in a ``w`` x ``h`` box.
-
-    The ellipse has its centre at the box centre and semi-axes ``w/2`` and ``h/2``; a pixel counts
-    when its centre (``+0.5``) satisfies ``(dx/(w/2))**2 + (dy/(h/2))**2 <= 1``. Doubling every
-    coordinate turns that into the integer test used here, so there is no float rounding to disagree
-    about: ``u = 2*i + 1 - w`` and ``v = 2*j + 1 - h`` for local column ``i`` and row ``j``, and the
-    pixel is inside when ``u²h² + v²w² <= w²h²``.
-
-    The central pixel(s) always pass (``|u| <= 1`` and ``|v| <= 1`` there, and a side of 1 px has
-    ``u == 0``), so even a 1 px or 2 px thin region is never left entirely untouched. The products
-    fit int64 for boxes up to about 50000 px a side.
-
-    Args:
-        u: Doubled horizontal offset of the pixel centre from the box centre.
-        v: Doubled vertical offset of the pixel centre from the box centre.
-        w: Box width in pixels.
-        h: Box height in pixels.
-
-    Returns:
-        A bool, or a bool array when ``u``/``v`` are arrays.
-    """
-    return u * u * h * h + v * v * w * w <= w * w * h * h
-
-
-def _box_ok(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> bool:
-    """Whether the box is non-empty and lies inside a 3-channel image."""
-    return (
-        img.ndim == 3
-        and img.shape[2] == 3
-        and 0 <= x1 < x2 <= img.shape[1]
-        and 0 <= y1 < y2 <= img.shape[0]
-    )
-
-
-def _bilinear_taps(k: int, f: int, n: int) -> tuple[int, int, int]:
-    """Where output pixel ``k`` of an ``f``-times enlargement of ``n`` cells samples them.
-
-    Its centre lies at cell coordinate ``(k + 0.5) / f - 0.5 = (2k + 1 - f) / (2f)``: the two
-    neighbouring cells ``lo`` and ``hi``, and the weight of ``hi`` in 256ths (rounded half up).
-    Before the first cell centre and after the last one the nearest cell is taken whole.
-    """
-    num = 2 * k + 1 - f
-    d = 2 * f
-    if num < 0:
-        return 0, min(1, n - 1), 0
-    lo = num // d
-    if lo >= n - 1:
-        return n - 1, n - 1, 0
-    return lo, lo + 1, ((num - lo * d) * 256 + f) // d
-
-
 _in_ellipse_nb = njit(nogil=True, cache=True, inline="always")(in_ellipse)
-_bilinear_taps_nb = njit(nogil=True, cache=True, inline="always")(_bilinear_taps)
-_box_ok_nb = njit(nogil=True, cache=True)(_box_ok)
-
-_BAD_BOX = "box must be non-empty and inside an (H, W, 3) image"
-_BAD_RADIUS = "radius and passes must be >= 0 and radius < 2**22"
-_BAD_BLOCK = "block must be >= 1"
-_BAD_FACTOR = "factor must be >= 1"
-
-
-# Integer division is the slowest step of the blur, so the kernel divides by the (fixed) box width
-# k with a multiply and a shift instead. With S = 54 and m = ceil(2**S / k), m*k = 2**S + e for some
-# 0 <= e < k. For x = q*k + rho with 0 <= x < 256*k (a box sum of uint8 plus the rounding term):
-# x*m / 2**S = q + (rho + x*e / 2**S) / k, and x*e < 256*k*k <= 2**54 when k < 2**23, so the bracket
-# stays below k and the floor is exactly q. x*m < 2**62 + 256*k, so nothing overflows int64.
-_DIV_SHIFT = 54
-_MAX_RADIUS = (1 << 22) - 1  # keeps k = 2r + 1 < 2**23
-
-
-def _radius_ok(radius: int, passes: int) -> bool:
-    """Whether blur parameters are in the range where the reciprocal division is exact."""
-    return 0 <= radius <= _MAX_RADIUS and passes >= 0
-
-
-def _reciprocal(k: int) -> int:
-    """Multiplier ``m`` with ``(x * m) >> 54 == x // k`` for every ``0 <= x < 256 * k``."""
-    return ((1 << _DIV_SHIFT) + k - 1) // k
-
-
-_radius_ok_nb = njit(nogil=True, cache=True)(_radius_ok)
-_reciprocal_nb = njit(nogil=True, cache=True)(_reciprocal)
-
-
-def ellipse_mask(w: int, h: int) -> np.ndarray:
-    """Boolean ``(h, w)`` mask of the pixels :func:`in_ellipse` accepts in a ``w`` x ``h`` box."""
-    u = 2 * np.arange(w, dtype=np.int64)[None, :] + 1 - w
-    v = 2 * np.arange(h, dtype=np.int64)[:, None] + 1 - h
-    return in_ellipse(u, v, w, h)
-
-
-# --------------------------------------------------------------------------------------------------
-# numba kernels
-# --------------------------------------------------------------------------------------------------
+_bilinear_taps_nb = njit(nogil=True, cache=True, inline="always")(bilinear_taps)
+_box_ok_nb = njit(nogil=True, cache=True)(box_ok)
+_radius_ok_nb = njit(nogil=True, cache=True)(radius_ok)
+_reciprocal_nb = njit(nogil=True, cache=True)(reciprocal)
 
 
 @njit(nogil=True, cache=True)
@@ -195,9 +105,9 @@ def _box_rows(src: np.ndarray, dst: np.ndarray, r: int) -> None:
             s1 += row[t * 3 + 1]
             s2 += row[t * 3 + 2]
         for i in range(w):
-            out[i * 3] = ((s0 + r) * inv) >> _DIV_SHIFT
-            out[i * 3 + 1] = ((s1 + r) * inv) >> _DIV_SHIFT
-            out[i * 3 + 2] = ((s2 + r) * inv) >> _DIV_SHIFT
+            out[i * 3] = ((s0 + r) * inv) >> DIV_SHIFT
+            out[i * 3 + 1] = ((s1 + r) * inv) >> DIV_SHIFT
+            out[i * 3 + 2] = ((s2 + r) * inv) >> DIV_SHIFT
             add = min(i + r + 1, last) * 3
             sub = max(i - r, 0) * 3
             s0 += row[add] - row[sub]
@@ -223,7 +133,7 @@ def _box_cols(src: np.ndarray, dst: np.ndarray, r: int) -> None:
         add = src[min(j + r + 1, last)]
         sub = src[max(j - r, 0)]
         for q in range(w3):
-            dst[j, q] = ((s[q] + r) * inv) >> _DIV_SHIFT
+            dst[j, q] = ((s[q] + r) * inv) >> DIV_SHIFT
             s[q] += add[q] - sub[q]
 
 
@@ -254,9 +164,9 @@ def blur_region(
             range.
     """
     if not _box_ok_nb(img, x1, y1, x2, y2):
-        raise ValueError(_BAD_BOX)
+        raise ValueError(BAD_BOX)
     if not _radius_ok_nb(radius, passes):
-        raise ValueError(_BAD_RADIUS)
+        raise ValueError(BAD_RADIUS)
     a = _copy_in(img, x1, y1, x2, y2)
     b = np.empty_like(a)
     for _ in range(passes):
@@ -304,7 +214,7 @@ def _enlarge_back(
 ) -> None:
     """Bilinear enlargement of ``small`` by ``f`` into the ``w`` x ``h`` box, only inside the
     ellipse when asked: along rows first (every small row to full width), then between rows,
-    with the 8-bit weights of :func:`_bilinear_taps`."""
+    with the 8-bit weights of :func:`bilinear_taps`."""
     sh = small.shape[0]
     sw = small.shape[1] // 3
     cols = np.empty((w, 3), np.int64)
@@ -371,11 +281,11 @@ def blur_region_coarse(
         ValueError: If the box is empty or outside ``img``, or an argument is out of range.
     """
     if not _box_ok_nb(img, x1, y1, x2, y2):
-        raise ValueError(_BAD_BOX)
+        raise ValueError(BAD_BOX)
     if not _radius_ok_nb(radius, passes):
-        raise ValueError(_BAD_RADIUS)
+        raise ValueError(BAD_RADIUS)
     if factor < 1:
-        raise ValueError(_BAD_FACTOR)
+        raise ValueError(BAD_FACTOR)
     a = _shrink_nb(img, x1, y1, x2, y2, factor)
     b = np.empty_like(a)
     small_radius = (radius + factor - 1) // factor
@@ -408,9 +318,9 @@ def pixelate_region(
         ValueError: If the box is empty or outside ``img``, or ``block < 1``.
     """
     if not _box_ok_nb(img, x1, y1, x2, y2):
-        raise ValueError(_BAD_BOX)
+        raise ValueError(BAD_BOX)
     if block < 1:
-        raise ValueError(_BAD_BLOCK)
+        raise ValueError(BAD_BLOCK)
     w = x2 - x1
     h = y2 - y1
     for cy in range(y1, y2, block):
@@ -460,7 +370,7 @@ def fill_region(
         ValueError: If the box is empty or outside ``img``.
     """
     if not _box_ok_nb(img, x1, y1, x2, y2):
-        raise ValueError(_BAD_BOX)
+        raise ValueError(BAD_BOX)
     w = x2 - x1
     h = y2 - y1
     for y in range(y1, y2):
@@ -471,115 +381,3 @@ def fill_region(
             img[y, x, 0] = b
             img[y, x, 1] = g
             img[y, x, 2] = r
-
-
-# --------------------------------------------------------------------------------------------------
-# numpy references: slow, literal transcriptions of the definitions above, for the tests.
-# --------------------------------------------------------------------------------------------------
-
-
-def _check_ref_args(img: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> None:
-    """Fail like the kernels do, so both sides reject the same inputs."""
-    if not _box_ok(img, x1, y1, x2, y2):
-        raise ValueError(_BAD_BOX)
-
-
-def _paste(img: np.ndarray, values: np.ndarray, x1: int, y1: int, ellipse: bool) -> None:
-    """Write ``values`` (``(h, w, 3)``) into the box, only inside the ellipse when asked."""
-    h, w = values.shape[:2]
-    view = img[y1 : y1 + h, x1 : x1 + w]
-    if ellipse:
-        mask = ellipse_mask(w, h)
-        view[mask] = values[mask]
-    else:
-        view[...] = values
-
-
-def _box_1d_ref(a: np.ndarray, r: int, axis: int) -> np.ndarray:
-    """Box filter along ``axis`` by padding with edge copies and summing every shifted window."""
-    n = a.shape[axis]
-    widths = [(0, 0)] * a.ndim
-    widths[axis] = (r, r)
-    padded = np.pad(a, widths, mode="edge")
-    total = np.zeros_like(a)
-    for t in range(2 * r + 1):
-        total += np.take(padded, np.arange(t, t + n), axis=axis)
-    return (total + r) // (2 * r + 1)
-
-
-def blur_region_ref(
-    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, radius: int, passes: int, ellipse: bool
-) -> None:
-    """numpy reference for :func:`blur_region` (same arguments, same result bit for bit)."""
-    _check_ref_args(img, x1, y1, x2, y2)
-    if not _radius_ok(radius, passes):
-        raise ValueError(_BAD_RADIUS)
-    a = img[y1:y2, x1:x2].astype(np.int64)
-    for _ in range(passes):
-        a = _box_1d_ref(a, radius, axis=1)
-        a = _box_1d_ref(a, radius, axis=0)
-    _paste(img, a.astype(np.uint8), x1, y1, ellipse)
-
-
-def blur_region_coarse_ref(
-    img: np.ndarray,
-    x1: int,
-    y1: int,
-    x2: int,
-    y2: int,
-    radius: int,
-    passes: int,
-    ellipse: bool,
-    factor: int,
-) -> None:
-    """numpy reference for :func:`blur_region_coarse` (same arguments, same result bit for bit)."""
-    _check_ref_args(img, x1, y1, x2, y2)
-    if not _radius_ok(radius, passes):
-        raise ValueError(_BAD_RADIUS)
-    if factor < 1:
-        raise ValueError(_BAD_FACTOR)
-    region = img[y1:y2, x1:x2].astype(np.int64)
-    h, w = region.shape[:2]
-    rows = np.arange(0, h, factor)
-    cols = np.arange(0, w, factor)
-    sums = np.add.reduceat(np.add.reduceat(region, rows, axis=0), cols, axis=1)
-    counts = np.minimum(factor, h - rows)[:, None] * np.minimum(factor, w - cols)[None, :]
-    small = (sums + (counts // 2)[..., None]) // counts[..., None]
-    r = (radius + factor - 1) // factor
-    for _ in range(passes):
-        small = _box_1d_ref(small, r, axis=1)
-        small = _box_1d_ref(small, r, axis=0)
-    ty = np.array([_bilinear_taps(j, factor, len(rows)) for j in range(h)]).reshape(-1, 3)
-    tx = np.array([_bilinear_taps(i, factor, len(cols)) for i in range(w)]).reshape(-1, 3)
-    wx = tx[:, 2][None, :, None]
-    wide = (256 - wx) * small[:, tx[:, 0]] + wx * small[:, tx[:, 1]]
-    wy = ty[:, 2][:, None, None]
-    value = ((256 - wy) * wide[ty[:, 0]] + wy * wide[ty[:, 1]] + 32768) >> 16
-    _paste(img, value.astype(np.uint8), x1, y1, ellipse)
-
-
-def pixelate_region_ref(
-    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, block: int, ellipse: bool
-) -> None:
-    """numpy reference for :func:`pixelate_region` (same arguments, same result bit for bit)."""
-    _check_ref_args(img, x1, y1, x2, y2)
-    if block < 1:
-        raise ValueError(_BAD_BLOCK)
-    region = img[y1:y2, x1:x2]
-    out = region.copy()
-    for cy in range(0, y2 - y1, block):
-        for cx in range(0, x2 - x1, block):
-            cell = region[cy : cy + block, cx : cx + block]
-            n = cell.shape[0] * cell.shape[1]
-            total = cell.sum(axis=(0, 1), dtype=np.int64)
-            out[cy : cy + block, cx : cx + block] = (total + n // 2) // n
-    _paste(img, out, x1, y1, ellipse)
-
-
-def fill_region_ref(
-    img: np.ndarray, x1: int, y1: int, x2: int, y2: int, b: int, g: int, r: int, ellipse: bool
-) -> None:
-    """numpy reference for :func:`fill_region` (same arguments, same result bit for bit)."""
-    _check_ref_args(img, x1, y1, x2, y2)
-    colour = np.array([b, g, r], dtype=np.uint8)
-    _paste(img, np.broadcast_to(colour, (y2 - y1, x2 - x1, 3)), x1, y1, ellipse)

@@ -18,7 +18,9 @@ from streamdeid.config import load_config
 from streamdeid.detect.centerface import CenterFaceDetector, find_model
 from streamdeid.detect.tiling import box_iou
 from streamdeid.errors import DetectorError, MissingExtraError
-from streamdeid.testing.synthetic import CameraPath, FacePath, load_sample_faces, render_frames
+from streamdeid.testing.paths import CameraPath, FacePath
+from streamdeid.testing.render import render_frames
+from streamdeid.testing.sprites import load_sample_faces
 from streamdeid.types import Frame
 
 from helpers import decode_frames, solid, split_by_edge, unmasked

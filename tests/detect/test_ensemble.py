@@ -197,7 +197,8 @@ def test_make_detector_builds_the_configured_ensemble(shared_data: Path, members
 def test_motion_gate_can_wrap_the_ensemble(members) -> None:
     from streamdeid.detect.focus import FocusDetector
     from streamdeid.detect.tiling import box_iou
-    from streamdeid.testing.synthetic import default_face_paths, render_frames
+    from streamdeid.testing.render import render_frames
+    from streamdeid.testing.synthetic import default_face_paths
 
     config = load_config("default").override(
         {

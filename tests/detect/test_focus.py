@@ -609,13 +609,10 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
     from streamdeid.api import anonymize_file, make_detector
     from streamdeid.config import load_config
     from streamdeid.errors import MissingExtraError
-    from streamdeid.testing.synthetic import (
-        CameraPath,
-        FacePath,
-        load_sample_faces,
-        render_frames,
-        write_clip,
-    )
+    from streamdeid.testing.clip import write_clip
+    from streamdeid.testing.paths import CameraPath, FacePath
+    from streamdeid.testing.render import render_frames
+    from streamdeid.testing.sprites import load_sample_faces
 
     from helpers import decode_frames, split_by_edge, unmasked
 

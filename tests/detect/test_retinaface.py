@@ -15,7 +15,9 @@ from streamdeid.detect.centerface import CenterFaceDetector
 from streamdeid.detect.retinaface import RetinaFaceDetector, load_weights
 from streamdeid.detect.tiling import box_iou
 from streamdeid.errors import DetectorError, MissingExtraError
-from streamdeid.testing.synthetic import CameraPath, FacePath, load_sample_faces, render_frames
+from streamdeid.testing.paths import CameraPath, FacePath
+from streamdeid.testing.render import render_frames
+from streamdeid.testing.sprites import load_sample_faces
 
 T1 = "pypi__insightface-2.1/insightface/data/images/t1.jpg"
 CITY = "ORB-HD__deface/examples/city.jpg"

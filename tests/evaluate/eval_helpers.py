@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
-from streamdeid.testing.synthetic import background_texture, load_sample_faces, write_clip
+from streamdeid.testing.clip import write_clip
+from streamdeid.testing.render import background_texture
+from streamdeid.testing.sprites import load_sample_faces
 from streamdeid.types import Detections, Frame
 
 

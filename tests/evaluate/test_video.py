@@ -20,8 +20,8 @@ from streamdeid.evaluate import (
     pair_folders,
     video_leak,
 )
+from streamdeid.evaluate.independent import backends_used
 from streamdeid.evaluate.report import format_video
-from streamdeid.evaluate.video import backends_used
 from streamdeid.io.source import FileSource
 
 from eval_helpers import FrameCodeDetector, coded_clip, reencode

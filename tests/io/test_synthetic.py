@@ -14,17 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from streamdeid.testing.synthetic import (
-    AUDIO_RATE,
-    CameraPath,
-    FacePath,
-    FaceSprite,
-    default_face_paths,
-    load_sample_faces,
-    render_frames,
-    synthetic_clip,
-    write_clip,
-)
+from streamdeid.testing.clip import AUDIO_RATE, write_clip
+from streamdeid.testing.paths import CameraPath, FacePath
+from streamdeid.testing.render import render_frames
+from streamdeid.testing.sprites import FaceSprite, load_sample_faces
+from streamdeid.testing.synthetic import default_face_paths, synthetic_clip
 
 N_FRAMES = 50
 SIZE = (640, 360)

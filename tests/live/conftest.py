@@ -208,7 +208,8 @@ def rtsp_server(rtsp_server_factory: Callable[..., RtspServer], live_clip: Path)
 
 def write_h264_clip(path: Path, n_frames: int, size: tuple[int, int] = (640, 360)) -> Path:
     """An H.264 MP4 of the synthetic face scenario: 25 fps, a keyframe every 25 frames."""
-    from streamdeid.testing.synthetic import default_face_paths, render_frames
+    from streamdeid.testing.render import render_frames
+    from streamdeid.testing.synthetic import default_face_paths
 
     frames = render_frames(size, n_frames, default_face_paths(size, n_frames))
     with av.open(str(path), mode="w") as container:

@@ -652,7 +652,8 @@ class TimedDetector(SlowDetector):
 
 
 def test_rtsp_camera_is_masked_live_into_a_playable_file(rtsp_server, live_clip, tmp_path) -> None:
-    from streamdeid.testing.synthetic import default_face_paths, render_frames
+    from streamdeid.testing.render import render_frames
+    from streamdeid.testing.synthetic import default_face_paths
 
     n, size = 100, (640, 360)
     gt = [{"boxes": boxes} for _, boxes in render_frames(size, n, default_face_paths(size, n))]
@@ -689,7 +690,8 @@ class RecordingClock(LatencyClock):
 
 
 def test_rtsp_in_segments_and_rtsp_out_read_back(rtsp_server, live_clip, tmp_path) -> None:
-    from streamdeid.testing.synthetic import default_face_paths, render_frames
+    from streamdeid.testing.render import render_frames
+    from streamdeid.testing.synthetic import default_face_paths
 
     n, size = 100, (640, 360)
     gt = [{"boxes": boxes} for _, boxes in render_frames(size, n, default_face_paths(size, n))]

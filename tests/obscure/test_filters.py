@@ -18,14 +18,9 @@ from streamdeid.obscure.filters import (
     make_filter,
     warm_up,
 )
-from streamdeid.obscure.kernels import (
-    blur_region,
-    blur_region_coarse_ref,
-    ellipse_mask,
-    fill_region,
-    pixelate_region,
-    pixelate_region_ref,
-)
+from streamdeid.obscure.kernel_rules import ellipse_mask
+from streamdeid.obscure.kernels import blur_region, fill_region, pixelate_region
+from streamdeid.obscure.kernels_ref import blur_region_coarse_ref, pixelate_region_ref
 from streamdeid.types import Region
 
 DoesNotRaise = contextlib.nullcontext

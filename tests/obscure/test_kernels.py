@@ -13,19 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamdeid.obscure.kernels import (
-    _DIV_SHIFT,
-    _MAX_RADIUS,
-    _reciprocal,
-    blur_region,
-    blur_region_coarse,
+from streamdeid.obscure.kernel_rules import (
+    DIV_SHIFT,
+    MAX_RADIUS,
+    ellipse_mask,
+    in_ellipse,
+    reciprocal,
+)
+from streamdeid.obscure.kernels import blur_region, blur_region_coarse, fill_region, pixelate_region
+from streamdeid.obscure.kernels_ref import (
     blur_region_coarse_ref,
     blur_region_ref,
-    ellipse_mask,
-    fill_region,
     fill_region_ref,
-    in_ellipse,
-    pixelate_region,
     pixelate_region_ref,
 )
 
@@ -145,7 +144,7 @@ def test_coarse_blur_with_unit_cells_is_the_blur(
 def test_coarse_blur_is_close_to_the_full_size_blur() -> None:
     # A real face, 240 px, blurred at radius 60 (blur_fraction 0.25): on cells of 10 px the
     # result stays within a few grey levels of the full-size blur, and far from the original.
-    from streamdeid.testing.synthetic import load_sample_faces
+    from streamdeid.testing.sprites import load_sample_faces
 
     sprite = load_sample_faces()[0]
     x1, y1, x2, y2 = sprite.face_xyxy
@@ -279,7 +278,7 @@ def test_blur_accepts_the_largest_radius() -> None:
     # which checks the reciprocal division at its largest divisor.
     image = np.full((6, 9, 3), (255, 1, 77), np.uint8)
     out = image.copy()
-    blur_region(out, 1, 1, 8, 5, _MAX_RADIUS, 2, False)
+    blur_region(out, 1, 1, 8, 5, MAX_RADIUS, 2, False)
     np.testing.assert_array_equal(out, image)
 
 
@@ -292,7 +291,7 @@ def test_pixelate_known_values(kernel: Kernel) -> None:
     np.testing.assert_array_equal(image[:, :, 2], [[12, 12, 2], [12, 12, 2]])
 
 
-@pytest.mark.parametrize("k", [1, 3, 5, 9, 201, 4001, 65537, 2 * _MAX_RADIUS + 1])
+@pytest.mark.parametrize("k", [1, 3, 5, 9, 201, 4001, 65537, 2 * MAX_RADIUS + 1])
 def test_reciprocal_division_is_exact(k: int) -> None:
     # The blur kernel divides box sums (< 256 * k) by multiplying; it must equal floor division.
     if 256 * k <= 5_000_000:
@@ -301,7 +300,7 @@ def test_reciprocal_division_is_exact(k: int) -> None:
         q = np.arange(256, dtype=np.int64)
         rng = np.random.default_rng(k)
         x = np.concatenate([q * k, q * k + k - 1, q * k + rng.integers(0, k, 256), [256 * k - 1]])
-    np.testing.assert_array_equal((x * _reciprocal(k)) >> _DIV_SHIFT, x // k)
+    np.testing.assert_array_equal((x * reciprocal(k)) >> DIV_SHIFT, x // k)
 
 
 # ------------------------------------------------------------------------------------- ellipse
@@ -367,7 +366,7 @@ BAD_ARGS = [
     pytest.param("blur", (0, 0, 5, 5, 1, -1), pytest.raises(ValueError, match=r"passes"), id="p<0"),
     pytest.param(
         "blur",
-        (0, 0, 5, 5, _MAX_RADIUS + 1, 1),
+        (0, 0, 5, 5, MAX_RADIUS + 1, 1),
         pytest.raises(ValueError, match=r"radius"),
         id="r-big",
     ),
