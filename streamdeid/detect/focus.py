@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamdeid.detect.base import Detector, as_image
+from streamdeid.detect.focus_rules import check_focus_arguments
 from streamdeid.detect.scene import SceneModel, shrink
 from streamdeid.detect.tiling import merge_boxes, tile_grid
 from streamdeid.detect.windows import (
@@ -53,14 +54,6 @@ from streamdeid.detect.windows import (
     face_windows,
     same_place,
     target_windows,
-)
-from streamdeid.errors import ConfigError
-from streamdeid.limits import (
-    MAX_INPUT_HEIGHT,
-    MAX_MOTION_THRESHOLD,
-    MAX_TILE_SIZE,
-    MIN_FOCUS_TILE_SIZE,
-    MIN_MOTION_THRESHOLD,
 )
 from streamdeid.types import Detections, Frame
 
@@ -127,7 +120,7 @@ class FocusDetector(Detector):
         follow_confidence: float = 0.0,
         full_scan_parts: int = 1,
     ) -> None:
-        _check_arguments(
+        check_focus_arguments(
             inner,
             full_scan_every=full_scan_every,
             tile_size=tile_size,
@@ -357,58 +350,6 @@ class FocusDetector(Detector):
     def _forget(self, index: int) -> None:
         keep = (index - self._seen) <= self.memory_frames
         self._known, self._seen = self._known[keep], self._seen[keep]
-
-
-def _check_arguments(
-    inner: Detector,
-    *,
-    full_scan_every: int,
-    tile_size: int,
-    threshold: int,
-    memory_frames: int | None,
-    coarse_height: int,
-    motion: bool,
-    follow_confidence: float,
-    full_scan_parts: int,
-) -> None:
-    """Refuse what the inner detector cannot run, and schedules that leave faces unsearched."""
-    label = f"{type(inner).__name__} {getattr(inner, 'name', '?')!r}"
-    if not callable(getattr(inner, "detect_windows", None)):
-        raise ConfigError(
-            "detector.focus.enabled: focused detection needs a detector with "
-            f"detect_windows(image, windows) (the tiled backends and the ensemble), got "
-            f"{label}; disable detector.focus or pick another backend"
-        )
-    if coarse_height and not callable(getattr(inner, "detect_at", None)):
-        raise ConfigError(
-            "detector.focus.coarse_height: a cheap whole-frame pass needs a fully "
-            f"convolutional backend (retinaface, centerface), got {label}; set it to 0 or "
-            "pick another backend"
-        )
-    if not coarse_height and not motion:
-        raise ConfigError(
-            "detector.focus: with neither a cheap pass (coarse_height) nor motion windows, "
-            "nothing would find a new face between two full passes; set one of them or "
-            "disable detector.focus"
-        )
-    if full_scan_every < 1:
-        raise ValueError(f"full_scan_every must be >= 1, got {full_scan_every}")
-    if not MIN_FOCUS_TILE_SIZE <= tile_size <= MAX_TILE_SIZE:
-        raise ValueError(
-            f"tile_size must be in {MIN_FOCUS_TILE_SIZE}..{MAX_TILE_SIZE}, got {tile_size}"
-        )
-    if not MIN_MOTION_THRESHOLD <= threshold <= MAX_MOTION_THRESHOLD:
-        raise ValueError(
-            f"threshold must be in {MIN_MOTION_THRESHOLD}..{MAX_MOTION_THRESHOLD}, got {threshold}"
-        )
-    if memory_frames is not None and memory_frames < 0:
-        raise ValueError(f"memory_frames must be >= 0 or None, got {memory_frames}")
-    if full_scan_parts < 1:
-        raise ValueError(f"full_scan_parts must be >= 1, got {full_scan_parts}")
-    if not 0.0 <= follow_confidence <= 1.0:
-        raise ValueError(f"follow_confidence must be in 0..1, got {follow_confidence}")
-    if not 0 <= coarse_height <= MAX_INPUT_HEIGHT:
-        raise ValueError(f"coarse_height must be in 0..{MAX_INPUT_HEIGHT}, got {coarse_height}")
 
 
 def _by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:
