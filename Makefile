@@ -27,6 +27,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	tools/ensure-rtsp-server.sh
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tools/check_imports.py streamdeid
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
