@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-# The factories are re-exported here: they were first public in this module.
+# The factories are re-exported here: they were first public in this module (Stages is not).
 from streamdeid.build import (
+    Stages,
     build_stages,
     encoder_settings,
     make_detector,
@@ -147,14 +148,11 @@ def _anonymize_video(
             rotation=lambda: source.rotation,
         )
         built = build_stages(config, "file", detector_factory=factory)
-        detect, track, obscure = built.detect, built.track, built.obscure
-        stages: list[Stage] = [detect, track]
-        if config.reversible.enabled:
-            writer = open_sidecar(dst, config)
-            sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
-            stages.append(
-                EncryptStage(writer, Fraction(1) / (source.info.frame_rate or DEFAULT_FRAME_RATE))
-            )
+        stages: list[Stage] = [
+            built.detect,
+            built.track,
+            *_encrypt_stage(config, dst, source, sink),
+        ]
 
         def on_frame(packet: FramePacket) -> None:
             if progress is not None:
@@ -163,7 +161,7 @@ def _anonymize_video(
         write = SinkStage(sink, on_frame=on_frame)
         pipeline = Pipeline(
             source.frames(),
-            [*stages, obscure, write],
+            [*stages, built.obscure, write],
             queue_size=config.pipeline.queue_size,
             stop=stop,
             label=Path(src).name,
@@ -171,22 +169,43 @@ def _anonymize_video(
         try:
             pipeline.run()
         finally:
-            stats.frames = sink.frames_written
-            stats.faces_detected = detect.faces
-            stats.detector_runs = detect.runs
-            stats.detection_failures = detect.failures
-            stats.tracks = track.tracker.total_tracks
-            stats.regions = track.regions
-            stats.corrupt_packets = source.corrupt_frames
-            stats.stage_seconds = {"decode": round(pipeline.source_busy_s, 3)} | {
-                s.name: round(s.busy_s, 3) for s in pipeline.stages
-            }
-            stats.seconds = time.perf_counter() - t0
-            stats.fps = stats.frames / stats.seconds if stats.seconds else 0.0
+            _fill_video_stats(stats, built, source, sink, pipeline, t0)
         if stop is not None and stop.is_set():
             stats.interrupted = True
             raise Interrupted(f"interrupted: '{dst}' closed cleanly after {stats.frames} frames")
     return stats
+
+
+def _encrypt_stage(config: Config, dst: str, source: FileSource, sink: VideoSink) -> list[Stage]:
+    """The sidecar stage in reversible mode, else none; the video's metadata names the recording."""
+    if not config.reversible.enabled:
+        return []
+    writer = open_sidecar(dst, config)
+    sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
+    return [EncryptStage(writer, Fraction(1) / (source.info.frame_rate or DEFAULT_FRAME_RATE))]
+
+
+def _fill_video_stats(
+    stats: RunStats,
+    built: Stages,
+    source: FileSource,
+    sink: VideoSink,
+    pipeline: Pipeline,
+    t0: float,
+) -> None:
+    """Copy the counters of a finished (or failed) run into ``stats``; they are valid either way."""
+    stats.frames = sink.frames_written
+    stats.faces_detected = built.detect.faces
+    stats.detector_runs = built.detect.runs
+    stats.detection_failures = built.detect.failures
+    stats.tracks = built.track.tracker.total_tracks
+    stats.regions = built.track.regions
+    stats.corrupt_packets = source.corrupt_frames
+    stats.stage_seconds = {"decode": round(pipeline.source_busy_s, 3)} | {
+        s.name: round(s.busy_s, 3) for s in pipeline.stages
+    }
+    stats.seconds = time.perf_counter() - t0
+    stats.fps = stats.frames / stats.seconds if stats.seconds else 0.0
 
 
 def _anonymize_image(

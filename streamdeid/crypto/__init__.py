@@ -64,7 +64,9 @@ from streamdeid.crypto.keys import (
     load_private_key,
     load_public_key,
 )
-from streamdeid.crypto.reader import RevealedRegion, SidecarReader, TrackSummary, export_grant
+from streamdeid.crypto.parse import TrackSummary
+from streamdeid.crypto.reader import SidecarReader, export_grant
+from streamdeid.crypto.verify import RevealedRegion
 from streamdeid.crypto.writer import SidecarWriter
 
 __all__ = [

@@ -120,37 +120,18 @@ class SidecarWriter:
         """
         if self._closed:
             raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
-        tb_num, tb_den = _check_time_base(time_base)
-        if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > _MAX_I64:
-            raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
-        _check_image(image)
+        tb_num, tb_den = _check_frame(pts, time_base, image)
         height, width = image.shape[:2]
         chunks: list[bytes] = []
         seq = self._seq
         added: dict[int, int] = {}
         for region in regions:
-            x1, y1, x2, y2 = (int(v) for v in region.xyxy)
-            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-                raise ValueError(
-                    f"region must lie inside the {width}x{height} frame and be non-empty, "
-                    f"but got {region.xyxy}"
-                )
-            track_id = fmt.UNTRACKED_ID if region.track_id is None else int(region.track_id)
-            if not 0 <= track_id <= _MAX_I64:
-                raise ValueError(f"track_id must be a non-negative int64, but got {track_id}")
-            try:
-                codec, plain = encode(image[y1:y2, x1:x2], self._lossy)
-            except CodecError as e:
-                raise CryptoError(f"cannot compress region {region.xyxy}: {e}") from None
+            (x1, y1, x2, y2), track_id = _check_region(region, width, height)
+            codec, plain = _compress(image[y1:y2, x1:x2], self._lossy, region)
             fields = fmt.RegionFields(
-                seq, int(pts), tb_num, tb_den, track_id, x1, y1, x2, y2, int(codec)
+                seq, int(pts), tb_num, tb_den, track_id, x1, y1, x2, y2, codec
             )
-            packed = fields.pack()
-            nonce = os.urandom(fmt.NONCE_SIZE)
-            aad = fmt.region_aad(self._recording_id, packed)
-            ciphertext = self._track_aead(track_id).encrypt(nonce, plain, aad)
-            body = packed + nonce + ciphertext
-            chunks.append(fmt.CHUNK_HEAD.pack(fmt.CHUNK_REGION, len(body)) + body)
+            chunks.append(self._encrypt_record(fields, plain))
             seq += 1
             added[track_id] = added.get(track_id, 0) + 1
         if not chunks:
@@ -212,6 +193,15 @@ class SidecarWriter:
             key = fmt.track_key(self._content_key, self._recording_id, track_id)
             entry = self._track_keys[track_id] = (key, AESGCM(key))
         return entry[1]
+
+    def _encrypt_record(self, fields: fmt.RegionFields, plain: bytes) -> bytes:
+        """One region chunk: cleartext fields (also the AAD), a fresh nonce, the ciphertext."""
+        packed = fields.pack()
+        nonce = os.urandom(fmt.NONCE_SIZE)
+        aad = fmt.region_aad(self._recording_id, packed)
+        ciphertext = self._track_aead(fields.track_id).encrypt(nonce, plain, aad)
+        body = packed + nonce + ciphertext
+        return fmt.CHUNK_HEAD.pack(fmt.CHUNK_REGION, len(body)) + body
 
     def _end_chunk(self) -> bytes:
         total = self._seq
@@ -289,6 +279,40 @@ def _create(path: Path, overwrite: bool) -> BinaryIO:
     except OSError as e:
         raise SidecarIOError(f"cannot create sidecar {path}: {e.strerror}") from e
     return os.fdopen(fd, "wb")
+
+
+def _check_frame(
+    pts: int, time_base: Fraction | tuple[int, int], image: np.ndarray
+) -> tuple[int, int]:
+    """Validate one frame's stamp and image; return the time base as (num, den)."""
+    tb = _check_time_base(time_base)
+    if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > _MAX_I64:
+        raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
+    _check_image(image)
+    return tb
+
+
+def _check_region(region: Region, width: int, height: int) -> tuple[tuple[int, int, int, int], int]:
+    """The region's integer box (inside the frame, non-empty) and stored track id."""
+    x1, y1, x2, y2 = (int(v) for v in region.xyxy)
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise ValueError(
+            f"region must lie inside the {width}x{height} frame and be non-empty, "
+            f"but got {region.xyxy}"
+        )
+    track_id = fmt.UNTRACKED_ID if region.track_id is None else int(region.track_id)
+    if not 0 <= track_id <= _MAX_I64:
+        raise ValueError(f"track_id must be a non-negative int64, but got {track_id}")
+    return (x1, y1, x2, y2), track_id
+
+
+def _compress(crop: np.ndarray, lossy: bool, region: Region) -> tuple[int, bytes]:
+    """Compress one crop in memory (never to disk); ``region`` only names it in the error."""
+    try:
+        codec, plain = encode(crop, lossy)
+    except CodecError as e:
+        raise CryptoError(f"cannot compress region {region.xyxy}: {e}") from None
+    return int(codec), plain
 
 
 def _check_time_base(time_base: Fraction | tuple[int, int]) -> tuple[int, int]:

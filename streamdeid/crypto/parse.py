@@ -1,0 +1,255 @@
+"""Parsing a sidecar's bytes without any key: the header, its recipients, and the chunk stream.
+
+Everything here works on cleartext structure only, so it is shared by every way of reading a
+sidecar: summarising its tracks before any key is given, unlocking the header, and verifying
+records. It rejects what is structurally wrong (not a sidecar, unknown version, a corrupt chunk)
+and reports where a cut file ends; authenticity is the caller's business. The byte layout itself
+comes from :mod:`streamdeid.crypto.format`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+from streamdeid.crypto import format as fmt
+from streamdeid.crypto.errors import FormatError, SidecarIOError, TruncatedError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One header entry: the content key wrapped for the key with this fingerprint."""
+
+    fingerprint: bytes
+    ephemeral: bytes
+    nonce: bytes
+    wrapped: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarHeader:
+    """The header as read from disk; ``raw`` is every byte of it, including the MAC."""
+
+    raw: bytes
+    recording_id: bytes
+    recipients: list[Recipient]
+
+
+@dataclass(frozen=True, slots=True)
+class RegionChunk:
+    """One region record: cleartext fields (``packed`` as stored, for the AAD) and ciphertext."""
+
+    offset: int
+    fields: fmt.RegionFields
+    packed: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndChunk:
+    """The end marker, split into what its MACs cover and the MACs themselves."""
+
+    offset: int
+    total: int
+    entries: dict[int, tuple[int, bytes]]  # track id -> (count, per-track MAC)
+    body: bytes  # everything the end MAC covers
+    mac: bytes
+    trailing: int  # bytes after the end marker (0 in an intact file)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSummary:
+    """One person in a sidecar, from the cleartext record fields (nothing is decrypted)."""
+
+    track_id: int
+    first_pts: int
+    last_pts: int
+    count: int
+    time_base: Fraction
+    first_xyxy: tuple[int, int, int, int] = (0, 0, 0, 0)  # where the track was first masked
+
+
+def open_sidecar_file(path: Path) -> BinaryIO:
+    """Open ``path`` for reading, turning OS errors into :class:`SidecarIOError`."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError as e:
+        raise SidecarIOError(f"sidecar not found: {path}") from e
+    except OSError as e:
+        raise SidecarIOError(f"cannot read sidecar {path}: {e.strerror}") from e
+
+
+def read_header(path: Path) -> SidecarHeader:
+    """Read and structurally check the header (its MAC needs the content key: not checked here).
+
+    Raises:
+        SidecarIOError: The file cannot be opened.
+        FormatError: Not a sidecar, an unsupported version, or no recipients.
+        TruncatedError: The file ends inside the header.
+    """
+    with open_sidecar_file(path) as f:
+        fixed = f.read(fmt.HEADER_FIXED.size)
+        magic = fixed[: len(fmt.MAGIC)]
+        if magic != fmt.MAGIC[: len(magic)] or not fixed:
+            found = repr(magic) if fixed else "an empty file"
+            raise FormatError(
+                f"expected a streamdeid sidecar (magic {fmt.MAGIC!r}) at {path}, but found {found}"
+            )
+        if len(fixed) < fmt.HEADER_FIXED.size:
+            raise _truncated_header(path, len(fixed))
+        _, version, recording_id, n = fmt.HEADER_FIXED.unpack(fixed)
+        if version != fmt.VERSION:
+            raise FormatError(
+                f"expected sidecar format version {fmt.VERSION} at {path}, but found {version}"
+            )
+        if n == 0:
+            raise FormatError(f"expected at least one recipient in sidecar {path}, but found 0")
+        rest_size = n * fmt.RECIPIENT.size + fmt.HEADER_MAC_SIZE
+        rest = f.read(rest_size)
+    if len(rest) < rest_size:
+        raise _truncated_header(path, len(fixed) + len(rest))
+    recipients = [
+        Recipient(*fmt.RECIPIENT.unpack_from(rest, i * fmt.RECIPIENT.size)) for i in range(n)
+    ]
+    return SidecarHeader(fixed + rest, recording_id, recipients)
+
+
+def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk]:
+    """Parse the chunks after the header, in file order, without keys.
+
+    The file is reopened on every call, so a sidecar still being written is read up to its last
+    flush. The end marker, when present, is the last chunk yielded.
+
+    Raises:
+        FormatError: The chunk structure is malformed.
+        TruncatedError: The file ends before the end marker (raised after every whole record).
+    """
+    with open_sidecar_file(path) as f:
+        offset = f.seek(header_size)
+        n = 0
+        while True:
+            head = f.read(fmt.CHUNK_HEAD.size)
+            if len(head) < fmt.CHUNK_HEAD.size:
+                raise _truncated(path, n, offset, mid_chunk=bool(head))
+            kind, length = fmt.CHUNK_HEAD.unpack(head)
+            if kind not in (fmt.CHUNK_REGION, fmt.CHUNK_END) or length > fmt.MAX_CHUNK_BODY:
+                raise FormatError(
+                    f"sidecar {path}: expected a chunk (type 1 or 2, at most "
+                    f"{fmt.MAX_CHUNK_BODY} bytes) at byte {offset}, but found type {kind} "
+                    f"of {length} bytes: the file is corrupt"
+                )
+            body = f.read(length)
+            if len(body) < length:
+                raise _truncated(path, n, offset, mid_chunk=True)
+            if kind == fmt.CHUNK_REGION:
+                yield _parse_region(path, offset, body)
+                n += 1
+            else:
+                trailing = len(f.read())
+                yield _parse_end(path, offset, body, trailing)
+                return
+            offset += fmt.CHUNK_HEAD.size + length
+
+
+def summarise_tracks(chunks: Iterator[RegionChunk | EndChunk]) -> list[TrackSummary]:
+    """One summary per track id, sorted, from the region records before the end marker.
+
+    A truncated file is summarised up to the cut (a warning is logged, nothing raised): this is
+    what a reviewer looks at first to decide which grant to issue.
+
+    Raises:
+        FormatError: A record has a zero time base, or the chunk structure is malformed.
+    """
+    first: dict[int, fmt.RegionFields] = {}
+    last_pts: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    try:
+        for chunk in chunks:
+            if isinstance(chunk, EndChunk):
+                break
+            f = chunk.fields
+            if f.tb_den == 0 or f.tb_num == 0:
+                raise FormatError(
+                    f"expected a positive time base in record seq {f.seq}, "
+                    f"found {f.tb_num}/{f.tb_den}"
+                )
+            first.setdefault(f.track_id, f)
+            last_pts[f.track_id] = f.pts
+            counts[f.track_id] = counts.get(f.track_id, 0) + 1
+    except TruncatedError as e:
+        log.warning("%s; summarising the %d complete records", e, e.records_read)
+    return [
+        TrackSummary(
+            t,
+            first[t].pts,
+            last_pts[t],
+            counts[t],
+            Fraction(first[t].tb_num, first[t].tb_den),
+            (first[t].x1, first[t].y1, first[t].x2, first[t].y2),
+        )
+        for t in sorted(first)
+    ]
+
+
+def _truncated_header(path: Path, size: int) -> TruncatedError:
+    return TruncatedError(
+        f"sidecar {path} ends inside its header at byte {size}: 0 records read",
+        records_read=0,
+        offset=size,
+    )
+
+
+def _truncated(path: Path, n: int, offset: int, mid_chunk: bool) -> TruncatedError:
+    how = "ends inside a record" if mid_chunk else "has no end marker"
+    return TruncatedError(
+        f"sidecar {path} {how} at byte {offset}, after {n} complete records: the "
+        "writer was killed before closing it, or the file was cut",
+        records_read=n,
+        offset=offset,
+    )
+
+
+def _parse_region(path: Path, offset: int, body: bytes) -> RegionChunk:
+    if len(body) < fmt.REGION_MIN_BODY:
+        raise FormatError(
+            f"sidecar {path}: expected a record of at least {fmt.REGION_MIN_BODY} "
+            f"bytes at byte {offset}, but found {len(body)}: the file is corrupt"
+        )
+    size = fmt.REGION_FIELDS.size
+    packed = body[:size]
+    return RegionChunk(
+        offset,
+        fmt.RegionFields.unpack(packed),
+        packed,
+        body[size : size + fmt.NONCE_SIZE],
+        body[size + fmt.NONCE_SIZE :],
+    )
+
+
+def _parse_end(path: Path, offset: int, body: bytes, trailing: int) -> EndChunk:
+    fixed = fmt.END_FIXED.size
+    if len(body) >= fixed:
+        total, n = fmt.END_FIXED.unpack_from(body)
+        expected = fixed + n * fmt.END_ENTRY.size + fmt.END_MAC_SIZE
+    else:
+        total, n, expected = 0, 0, fixed + fmt.END_MAC_SIZE
+    if len(body) != expected:
+        raise FormatError(
+            f"sidecar {path}: expected an end marker of {expected} bytes at byte "
+            f"{offset}, but found {len(body)}: the file is corrupt"
+        )
+    entries: dict[int, tuple[int, bytes]] = {}
+    for i in range(n):
+        track_id, count, mac = fmt.END_ENTRY.unpack_from(body, fixed + i * fmt.END_ENTRY.size)
+        if track_id in entries:
+            raise FormatError(f"sidecar {path}: the end marker lists track {track_id} twice")
+        entries[track_id] = (count, mac)
+    mac_at = len(body) - fmt.END_MAC_SIZE
+    return EndChunk(offset, total, entries, body[:mac_at], body[mac_at:], trailing)
