@@ -31,6 +31,7 @@ from streamdeid.config_detector import (
     RetinaFaceConfig,
     SingleBackend,
 )
+from streamdeid.config_schedule import DetectEvery, FileQueueSize, Lookahead, SkipGrow
 from streamdeid.errors import ConfigError
 
 # The detector section lives in streamdeid.config_detector; its names are re-exported here so
@@ -164,31 +165,19 @@ class EncoderConfig(StrictModel):
 
 
 class PipelineConfig(StrictModel):
-    detect_every: int = Field(
-        default=4,
-        ge=1,
-        le=100,
-        description="Run the detector on every N-th frame. Frames in between are masked with "
-        "their tracks and, with lookahead, with the faces of the runs before and after them.",
-    )
-    lookahead: bool = Field(
-        default=True,
-        description="Hold frames the detector skips (detect_every > 1) until its next run and "
-        "mask them with that run's faces too, so a face that appears between two runs is masked "
-        "from its first frame; the last frame is always detected. Off: the tracker alone "
-        "carries masks between runs (new faces then show until the next run).",
-    )
-    skip_grow: float = Field(
-        default=1.25,
-        ge=1.0,
-        le=4.0,
-        description="With lookahead, on a frame the detector skipped, the faces of the runs "
-        "before and after it are grown by this factor per frame between the run and the frame "
-        "(at most 4x): faces move between runs.",
-    )
-    queue_size: int = Field(
-        default=8, ge=1, le=1024, description="Frames buffered between two stages."
-    )
+    """How a file is run: the detector's schedule for files, and what images keep.
+
+    The four schedule settings are shared with cameras (``live.*``, see
+    :mod:`streamdeid.config_schedule`); these ``pipeline.*`` values apply to files and images
+    only. A file can wait for its detector, so by default it runs on every 4th frame, lookahead
+    covers the frames in between (the last frame is always detected), and 8 frames are queued
+    between stages.
+    """
+
+    detect_every: DetectEvery = 4
+    lookahead: Lookahead = True
+    skip_grow: SkipGrow = 1.25
+    queue_size: FileQueueSize = 8
     keep_exif: bool = Field(
         default=False,
         description="Images: keep EXIF metadata (stripped by default: it may "

@@ -39,6 +39,7 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "streamdeid.config",
             "streamdeid.config_base",
             "streamdeid.config_detector",
+            "streamdeid.config_schedule",
             "streamdeid.limits",
             "streamdeid.media",
             "streamdeid.argtypes",
