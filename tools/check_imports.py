@@ -38,6 +38,8 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "streamdeid.errors",
             "streamdeid.config",
             "streamdeid.config_base",
+            "streamdeid.config_detector",
+            "streamdeid.config_schedule",
             "streamdeid.limits",
             "streamdeid.media",
             "streamdeid.argtypes",

@@ -59,6 +59,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from streamdeid.config_base import StrictModel
+from streamdeid.config_schedule import CameraQueueSize, DetectEvery, Lookahead, SkipGrow
 
 
 def rtsp_sends(keyframe: bool, after_gap: bool) -> bool:
@@ -104,7 +105,17 @@ class LiveSourceConfig(StrictModel):
 
 
 class LiveConfig(StrictModel):
-    """The live back-pressure policy (see the module docstring for the rules)."""
+    """The live back-pressure policy (see the module docstring for the rules).
+
+    ``detect_every``, ``lookahead``, ``skip_grow`` and ``queue_size`` are the detector's
+    schedule for cameras; files use ``pipeline.*`` instead (the settings are defined once, in
+    :mod:`streamdeid.config_schedule`). A camera's defaults differ from a file's: the detector
+    is scheduled on every frame (1), since the rules above already skip it when it falls
+    behind, and a fixed schedule would hold every frame between two runs (latency) even when
+    there is time to look at it; and only 2 frames are queued between stages, since every
+    queued frame is latency when a stage is the bottleneck. Lookahead costs a camera no latency:
+    the frame after the held ones cannot leave before its own detection anyway.
+    """
 
     detect_age_budget_s: float = Field(
         default=0.25,
@@ -125,37 +136,12 @@ class LiveConfig(StrictModel):
         ge=1,
         le=1000,
         description="Same as blind_s, in frames; whichever is reached first applies. Must be "
-        ">= pipeline.detect_every.",
+        ">= live.detect_every and pipeline.detect_every.",
     )
-    skip_grow: float = Field(
-        default=1.25,
-        ge=1.0,
-        le=4.0,
-        description="On frames the detector skipped, the faces of the runs before and after it "
-        "are grown by this factor per frame between the run and the frame (at most 4x): faces "
-        "move between runs.",
-    )
-    detect_every: int = Field(
-        default=1,
-        ge=1,
-        le=100,
-        description="Run the detector on every N-th frame of a camera (pipeline.detect_every "
-        "applies to files). 1: the detector runs on every frame the machine has time for, and "
-        "the policy above skips it on its own when it falls behind; a fixed schedule would also "
-        "hold every frame between two runs (latency) even when there is time to look at it.",
-    )
-    lookahead: bool = Field(
-        default=True,
-        description="Hold frames the detector skipped until its next run and mask them with "
-        "that run's faces too (catches faces that appear between two runs; no extra latency).",
-    )
-    queue_size: int = Field(
-        default=2,
-        ge=1,
-        le=64,
-        description="Frames buffered between two stages for live input (pipeline.queue_size "
-        "applies to files). Every queued frame is latency when a stage is the bottleneck.",
-    )
+    skip_grow: SkipGrow = 1.25
+    detect_every: DetectEvery = 1
+    lookahead: Lookahead = True
+    queue_size: CameraQueueSize = 2
     detect_queue_size: int = Field(
         default=8,
         ge=1,
