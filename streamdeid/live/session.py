@@ -12,14 +12,12 @@ from streamdeid.build import build_stages
 from streamdeid.config import Config
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
+from streamdeid.io.frame_sink import FrameSink
+from streamdeid.live.channels import LatencyClock
 from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
 from streamdeid.live.policy import LiveConfig
-from streamdeid.live.runner import (
-    FrameSink,
-    LatencyClock,
-    LivePipeline,
-    LiveSinkStage,
-)
+from streamdeid.live.runner import LivePipeline
+from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
 from streamdeid.types import Frame
 
