@@ -29,8 +29,9 @@ class Camera:
     """A camera ready to run: every setting resolved and validated.
 
     Defined here, beside :func:`run_camera` which runs it, rather than with the cameras file
-    that builds it (:func:`~streamdeid.live.cameras.load_cameras`): the supervisor there needs
-    run_camera, and the camera type must not pull the session back into the cameras file.
+    that builds it (:func:`~streamdeid.live.cameras.load_cameras`): the supervisor
+    (:mod:`streamdeid.live.supervisor`) needs run_camera, and neither it nor the cameras file
+    should pull in the other just for the type.
     """
 
     name: str
