@@ -138,6 +138,10 @@ class RtspSink(LiveSink):
                 self.packets_dropped,
             )
 
+    def packet_drops(self) -> dict[str, int]:
+        """This publisher's ``packets_dropped``, under its name (credentials masked)."""
+        return {self.name: self.packets_dropped}
+
     def _dropped(self) -> None:
         """Count one encoded packet not sent (policy rule 5)."""
         with self._count_lock:

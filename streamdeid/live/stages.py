@@ -175,6 +175,7 @@ class LiveSinkStage(Stage):
         frame = packet.frame
         if self.sink is None:
             self.sink = self.make_sink(frame)
+            self.stats.attach_sink(self.sink)  # the publisher's packet drops (rule 5)
         self.sink.write(frame)
         self.frames_written += 1
         self.stats.frame_out(self.clock.latency_s(frame))
