@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,6 @@ DROP_STAGES = ("source", "detect", "track", "obscure", "encode")
 # Whole-run latency histogram: 5 ms buckets up to 30 s (6000 ints), the rest in the last bucket.
 _BUCKET_S = 0.005
 _BUCKETS = 6000
-
-
-class DropsPackets(Protocol):
-    """An output that may drop encoded packets (see :meth:`FrameSink.packet_drops`)."""
-
-    def packet_drops(self) -> dict[str, int]: ...
 
 
 COUNTERS = (
@@ -131,7 +125,7 @@ class LiveStats:
         self._source_drops_base = 0
         self._source: Any = None
         self._packet_drops_base: dict[str, int] = {}
-        self._sink: DropsPackets | None = None
+        self._sink: Any = None
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
         self.last_frame_at: float | None = None
@@ -183,11 +177,13 @@ class LiveStats:
                 self._source_drops_base += _source_count(self._source, "frames_dropped")
             self._source = source
 
-    def attach_sink(self, sink: DropsPackets) -> None:
+    def attach_sink(self, sink: Any) -> None:
         """Report the output's packet drops live; a replaced output's count is kept.
 
-        A restarted camera gets new outputs under the same names, and its counts go on from
-        the old ones': Prometheus counters only grow.
+        ``sink.packet_drops()`` (see :class:`~streamdeid.io.frame_sink.FrameSink`) is read on
+        every snapshot; a sink without it (one given by a test or an embedder) drops nothing. A
+        restarted camera gets new outputs under the same names, and its counts go on from the
+        old ones': Prometheus counters only grow.
         """
         with self._lock:
             if self._sink is not None:
@@ -197,8 +193,9 @@ class LiveStats:
     def _packet_drops(self) -> dict[str, int]:
         """Base plus the current output's counts, by output name (call with the lock held)."""
         drops = dict(self._packet_drops_base)
-        if self._sink is not None:
-            for name, n in self._sink.packet_drops().items():
+        report = getattr(self._sink, "packet_drops", None)
+        if callable(report):
+            for name, n in report().items():
                 drops[name] = drops.get(name, 0) + n
         return drops
 

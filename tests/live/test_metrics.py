@@ -169,6 +169,7 @@ def test_packet_drops_reach_the_stats_line_summary_json_and_metrics() -> None:
     s = busy_stats("gate")
     plain = busy_stats("lobby")
     plain.attach_sink(SinkGroup([]))  # files and segments: nothing to report, nothing shown
+    plain.attach_sink(object())  # a test's or an embedder's sink without the method: same
     s.attach_sink(SinkGroup([Publisher(4)]))
     s.attach_sink(Publisher(3))  # the camera was restarted with new outputs: counts go on
     snap = s.snapshot()
