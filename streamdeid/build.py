@@ -169,7 +169,7 @@ def build_stages(
     detect: DetectStage
     track: TrackStage
     if stats is not None:
-        from streamdeid.live.runner import LiveDetectStage, LiveTrackStage
+        from streamdeid.live.stages import LiveDetectStage, LiveTrackStage
 
         policy, is_live = live or LiveConfig(), mode == "live"
         detect = LiveDetectStage(

@@ -8,7 +8,7 @@ import pytest
 from streamdeid.build import Schedule, build_stages, schedule_for
 from streamdeid.config import Config
 from streamdeid.live.policy import LiveConfig
-from streamdeid.live.runner import LiveDetectStage, LiveTrackStage
+from streamdeid.live.stages import LiveDetectStage, LiveTrackStage
 from streamdeid.live.stats import LiveStats
 from streamdeid.pipeline.lookahead import LookaheadTrackStage
 from streamdeid.pipeline.stages import DetectStage, TrackStage

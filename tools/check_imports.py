@@ -59,8 +59,17 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "streamdeid.io",
         ),
     ),
-    # The live stages and their counters are pipeline parts that apply the live rules.
-    ("pipeline", ("streamdeid.pipeline", "streamdeid.live.runner", "streamdeid.live.stats")),
+    # The live stages, channels and their counters are pipeline parts that apply the live rules.
+    (
+        "pipeline",
+        (
+            "streamdeid.pipeline",
+            "streamdeid.live.runner",
+            "streamdeid.live.stages",
+            "streamdeid.live.channels",
+            "streamdeid.live.stats",
+        ),
+    ),
     ("api", ("streamdeid.api", "streamdeid.build", "streamdeid")),
     # What the commands run: live cameras, evaluation, reveal, synthetic clips.
     (

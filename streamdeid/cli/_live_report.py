@@ -75,8 +75,10 @@ def _summary(stats: Any, state: str) -> str:
     s = stats.snapshot()
     p50, p95 = stats.run_quantiles((0.5, 0.95))
     lat = "-" if math.isnan(p50) else f"{p50 * 1000:.0f}/{p95 * 1000:.0f} ms"
+    # Only with an RTSP output: the one place encoded packets may be dropped (policy rule 5).
+    packets = f", {s.packets_dropped_total} packets not sent" if s.packets_dropped else ""
     return (
         f"{stats.camera}: {state}: {s.frames_in} frames in, {s.frames_out} out, "
         f"{s.dropped} dropped, {s.detect_skipped} not detected ({s.blind_frames} masked whole), "
-        f"{s.faces} faces, latency p50/p95 {lat}, {s.reconnects} reconnects"
+        f"{s.faces} faces, latency p50/p95 {lat}, {s.reconnects} reconnects{packets}"
     )

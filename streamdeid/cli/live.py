@@ -187,9 +187,9 @@ def _camera_name(source: str) -> str:
 
 def _single_camera(args: argparse.Namespace) -> Any:
     from streamdeid.config import load_config
-    from streamdeid.live.cameras import Camera
     from streamdeid.live.endpoints import classify_output
     from streamdeid.live.policy import LiveConfig
+    from streamdeid.live.session import Camera
 
     config = load_config(args.config).override(config_overrides(args))
     source_opts: dict[str, Any] = {}
@@ -220,8 +220,8 @@ def _single_camera(args: argparse.Namespace) -> Any:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """Run ``streamdeid live``; returns the exit code (errors raise StreamDeidError)."""
-    from streamdeid.live.cameras import Supervisor
     from streamdeid.live.stats import LiveStats
+    from streamdeid.live.supervisor import Supervisor
 
     cameras, single = _cameras(args)
     stop = threading.Event()

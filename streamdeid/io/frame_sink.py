@@ -41,6 +41,14 @@ class FrameSink(ABC):
     def close(self) -> None:
         """Flush and finish the output so it plays; safe to call twice."""
 
+    def packet_drops(self) -> dict[str, int]:
+        """Encoded packets not sent so far, by output name; only outputs that may drop are named.
+
+        Files and segments never drop (they get every packet); an RTSP publisher may (policy
+        rule 5). Asked from other threads (stats, ``/metrics``), so it only reads counters.
+        """
+        return {}
+
     def __enter__(self) -> Self:
         return self
 
@@ -67,6 +75,9 @@ class SinkGroup(FrameSink):
         for sink in self.sinks:
             sink.write(frame)
         self.frames_written += 1
+
+    def packet_drops(self) -> dict[str, int]:
+        return {name: n for sink in self.sinks for name, n in sink.packet_drops().items()}
 
     def close(self) -> None:
         """Close every member, then raise the first error any of them raised."""

@@ -21,7 +21,7 @@ import av.error
 
 from streamdeid.errors import ConfigError, SinkError
 from streamdeid.io.live_encoder import LiveEncoder, LiveSink
-from streamdeid.io.live_source import mask_url
+from streamdeid.io.live_url import mask_url
 from streamdeid.io.sink import EncoderSettings
 from streamdeid.live.policy import rtsp_sends
 from streamdeid.media import DEFAULT_FRAME_RATE, backoff_delay, url_scheme
@@ -137,6 +137,10 @@ class RtspSink(LiveSink):
                 self.name,
                 self.packets_dropped,
             )
+
+    def packet_drops(self) -> dict[str, int]:
+        """This publisher's ``packets_dropped``, under its name (credentials masked)."""
+        return {self.name: self.packets_dropped}
 
     def _dropped(self) -> None:
         """Count one encoded packet not sent (policy rule 5)."""

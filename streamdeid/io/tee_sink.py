@@ -61,6 +61,9 @@ class TeeSink(FrameSink):
     def frames_written(self) -> int:
         return self._fanout.frames_written
 
+    def packet_drops(self) -> dict[str, int]:
+        return {name: n for sink in self.sinks for name, n in sink.packet_drops().items()}
+
     def write(self, frame: Frame) -> None:
         """Encode ``frame`` once and hand its packets to every member."""
         self._fanout.write(frame)

@@ -1,9 +1,11 @@
 """Live cameras: real-time anonymization with bounded latency, metrics, and many cameras.
 
 * :mod:`~streamdeid.live.policy`: the back-pressure rules (what is skipped, masked whole, dropped).
-* :mod:`~streamdeid.live.runner`: the live pipeline (stages and channels that apply them).
+* :mod:`~streamdeid.live.runner`: the live pipeline, wiring the stages
+  (:mod:`~streamdeid.live.stages`) and channels (:mod:`~streamdeid.live.channels`) that apply them.
 * :mod:`~streamdeid.live.session`: one camera from open to close (:func:`run_camera`).
-* :mod:`~streamdeid.live.cameras`: the cameras file and the supervisor of many cameras.
+* :mod:`~streamdeid.live.cameras`: the cameras file; :mod:`~streamdeid.live.supervisor`: runs
+  many cameras, restarting the ones that fail.
 * :mod:`~streamdeid.live.stats`, :mod:`~streamdeid.live.metrics`, :mod:`~streamdeid.live.logs`:
   the stats line, ``/metrics`` in Prometheus format, JSON logs.
 

@@ -48,7 +48,7 @@ def is_live_url(source: str) -> bool:
 
 def redact(url: str) -> str:
     """``url`` without credentials (``rtsp://***@host/x``): logs must not hold passwords."""
-    from streamdeid.io.live_source import mask_url
+    from streamdeid.io.live_url import mask_url
 
     return mask_url(url)
 

@@ -126,6 +126,18 @@ def render(snapshots: Sequence[StatsSnapshot]) -> str:
         for stage, n in sorted(s.drops.items()):
             lines.append(f'streamdeid_dropped_frames_total{{camera="{cam}",stage="{stage}"}} {n}')
     family(
+        "streamdeid_packets_dropped_total",
+        "counter",
+        "Encoded packets an output did not send (an RTSP publisher whose server is slow or "
+        "away; recordings get every packet), by output.",
+    )
+    for s in snapshots:
+        cam = _escape(s.camera)
+        for output, n in sorted(s.packets_dropped.items()):
+            lines.append(
+                f'streamdeid_packets_dropped_total{{camera="{cam}",output="{_escape(output)}"}} {n}'
+            )
+    family(
         "streamdeid_latency_seconds",
         "gauge",
         "Capture-to-encoded latency quantiles over the last seconds (NaN before any output).",

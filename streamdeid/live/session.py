@@ -12,14 +12,12 @@ from streamdeid.build import build_stages
 from streamdeid.config import Config
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
+from streamdeid.io.frame_sink import FrameSink
+from streamdeid.live.channels import LatencyClock
 from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
 from streamdeid.live.policy import LiveConfig
-from streamdeid.live.runner import (
-    FrameSink,
-    LatencyClock,
-    LivePipeline,
-    LiveSinkStage,
-)
+from streamdeid.live.runner import LivePipeline
+from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
 from streamdeid.types import Frame
 
@@ -31,8 +29,9 @@ class Camera:
     """A camera ready to run: every setting resolved and validated.
 
     Defined here, beside :func:`run_camera` which runs it, rather than with the cameras file
-    that builds it (:func:`~streamdeid.live.cameras.load_cameras`): the supervisor there needs
-    run_camera, and the camera type must not pull the session back into the cameras file.
+    that builds it (:func:`~streamdeid.live.cameras.load_cameras`): the supervisor
+    (:mod:`streamdeid.live.supervisor`) needs run_camera, and neither it nor the cameras file
+    should pull in the other just for the type.
     """
 
     name: str

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ DROP_STAGES = ("source", "detect", "track", "obscure", "encode")
 # Whole-run latency histogram: 5 ms buckets up to 30 s (6000 ints), the rest in the last bucket.
 _BUCKET_S = 0.005
 _BUCKETS = 6000
+
 
 COUNTERS = (
     "frames_in",
@@ -57,25 +58,38 @@ class StatsSnapshot:
     latency_p50_s: float  # NaN until a frame went out
     latency_p95_s: float
     latency_max_s: float
+    # Encoded packets an output did not send (RTSP publisher, policy rule 5), by output name;
+    # empty when no output can drop. Packets, not frames: they are not part of ``dropped``.
+    packets_dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def dropped(self) -> int:
         return sum(self.drops.values())
 
+    @property
+    def packets_dropped_total(self) -> int:
+        return sum(self.packets_dropped.values())
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["dropped"] = self.dropped
         d["drops"] = dict(self.drops)
+        d["packets_dropped"] = dict(self.packets_dropped)
+        d["packets_dropped_total"] = self.packets_dropped_total
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
     def line(self) -> str:
-        """The ffmpeg-like one-liner: ``cam: in 25.0 fps out 25.0 fps latency 80/120 ms …``."""
+        """The ffmpeg-like one-liner: ``cam: in 25.0 fps out 25.0 fps latency 80/120 ms …``.
+
+        ``pkt_drop`` (packets the RTSP publisher did not send) appears once there is a publisher.
+        """
+        packets = f" pkt_drop={self.packets_dropped_total}" if self.packets_dropped else ""
         return (
             f"{self.camera}: {self.state} in={self.frames_in} ({self.fps_in:.1f} fps) "
             f"out={self.frames_out} ({self.fps_out:.1f} fps) "
             f"latency p50={_ms(self.latency_p50_s)} p95={_ms(self.latency_p95_s)} "
             f"drop={self.dropped} skip={self.detect_skipped} faces={self.faces} "
-            f"reconnects={self.reconnects}"
+            f"reconnects={self.reconnects}{packets}"
         )
 
 
@@ -110,6 +124,8 @@ class LiveStats:
         self._reconnects_base = 0
         self._source_drops_base = 0
         self._source: Any = None
+        self._packet_drops_base: dict[str, int] = {}
+        self._sink: Any = None
         self.started = time.monotonic()
         self.first_frame_at: float | None = None
         self.last_frame_at: float | None = None
@@ -161,6 +177,28 @@ class LiveStats:
                 self._source_drops_base += _source_count(self._source, "frames_dropped")
             self._source = source
 
+    def attach_sink(self, sink: Any) -> None:
+        """Report the output's packet drops live; a replaced output's count is kept.
+
+        ``sink.packet_drops()`` (see :class:`~streamdeid.io.frame_sink.FrameSink`) is read on
+        every snapshot; a sink without it (one given by a test or an embedder) drops nothing. A
+        restarted camera gets new outputs under the same names, and its counts go on from the
+        old ones': Prometheus counters only grow.
+        """
+        with self._lock:
+            if self._sink is not None:
+                self._packet_drops_base = self._packet_drops()
+            self._sink = sink
+
+    def _packet_drops(self) -> dict[str, int]:
+        """Base plus the current output's counts, by output name (call with the lock held)."""
+        drops = dict(self._packet_drops_base)
+        report = getattr(self._sink, "packet_drops", None)
+        if callable(report):
+            for name, n in report().items():
+                drops[name] = drops.get(name, 0) + n
+        return drops
+
     def set_state(self, state: str) -> None:
         self.state = state
 
@@ -176,6 +214,7 @@ class LiveStats:
             drops["source"] += self._source_drops_base + _source_count(
                 self._source, "frames_dropped"
             )
+            packets_dropped = self._packet_drops()
         span = min(self.window_s, max(now - self.started, 1e-3))
         return StatsSnapshot(
             camera=self.camera,
@@ -187,6 +226,7 @@ class LiveStats:
             latency_p50_s=quantile(recent, 0.5),
             latency_p95_s=quantile(recent, 0.95),
             latency_max_s=max(recent) if recent else math.nan,
+            packets_dropped=packets_dropped,
             **counts,
         )
 

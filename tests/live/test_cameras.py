@@ -15,10 +15,12 @@ import yaml
 
 from streamdeid.config import Config
 from streamdeid.errors import ConfigError, SourceError
-from streamdeid.live.cameras import Camera, Supervisor, load_cameras
+from streamdeid.live.cameras import load_cameras
 from streamdeid.live.endpoints import classify_output
 from streamdeid.live.policy import LiveConfig
+from streamdeid.live.session import Camera
 from streamdeid.live.stats import LiveStats
+from streamdeid.live.supervisor import Supervisor
 
 from helpers import probe
 

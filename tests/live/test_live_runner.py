@@ -18,19 +18,14 @@ import numpy as np
 import pytest
 
 from streamdeid.config import Config
+from streamdeid.live import channels as live_channels
 from streamdeid.live import runner as live_runner
-from streamdeid.live.cameras import Camera
+from streamdeid.live.channels import LatencyClock, LiveChannel
 from streamdeid.live.endpoints import classify_output
 from streamdeid.live.policy import LiveConfig
-from streamdeid.live.runner import (
-    LatencyClock,
-    LiveChannel,
-    LiveDetectStage,
-    LivePipeline,
-    LiveTrackStage,
-    paced,
-)
-from streamdeid.live.session import run_camera
+from streamdeid.live.runner import LivePipeline, paced
+from streamdeid.live.session import Camera, run_camera
+from streamdeid.live.stages import LiveDetectStage, LiveTrackStage
 from streamdeid.live.stats import LiveStats
 from streamdeid.pipeline.stage import Channel
 from streamdeid.track.iou import IoUTracker
@@ -406,7 +401,9 @@ def test_live_pipeline_hands_the_detect_stage_the_queues_after_it() -> None:
 
 
 class FakeClock:
-    """Stands in for the ``time`` module of :mod:`streamdeid.live.runner`: only the test moves it.
+    """Stands in for ``time`` in :mod:`streamdeid.live.channels` or :mod:`~streamdeid.live.runner`.
+
+    Only the test moves it.
 
     Each reading is counted, so the test can wait until code that polls the clock has looked
     at it again (it is still waiting) instead of sleeping and hoping.
@@ -454,7 +451,7 @@ def test_live_channel_evicts_the_oldest_after_budget_but_never_end_of_stream(mon
     # The budget is read on the channel's clock, which only this test moves: what is checked is
     # what the channel does before and after the budget is spent, not how fast it does it.
     clock = FakeClock()
-    monkeypatch.setattr(live_runner, "time", clock)
+    monkeypatch.setattr(live_channels, "time", clock)
     drops: list[int] = []
     ch = LiveChannel(2, budget_s=0.1, on_drop=drops.append)
     try:

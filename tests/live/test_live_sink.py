@@ -200,6 +200,7 @@ def test_rtsp_sink_publishes_and_a_live_source_reads_it_back(
     assert not thread.is_alive()
     assert len(got) >= 50, "what is published comes back through the relay"
     assert sink.packets_sent == written and sink.packets_dropped == 0
+    assert sink.packet_drops() == {sink.name: 0}
     assert sink.reconnects == 0 and sink.failures == 0
     assert got[0].image.shape == (SIZE[1], SIZE[0], 3)
     assert reader.info is not None and reader.info.codec == "h264"

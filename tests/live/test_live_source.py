@@ -18,7 +18,8 @@ import pytest
 
 from streamdeid.errors import ConfigError, InputNotFoundError, SourceTimeoutError
 from streamdeid.io import live_source
-from streamdeid.io.live_source import LiveFrame, LiveSource, mask_url
+from streamdeid.io.live_source import LiveFrame, LiveSource
+from streamdeid.io.live_url import mask_url
 
 
 class Events:

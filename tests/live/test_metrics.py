@@ -12,10 +12,13 @@ import urllib.request
 
 import pytest
 
+from streamdeid.cli._live_report import _summary
 from streamdeid.errors import ConfigError
+from streamdeid.io.frame_sink import FrameSink, SinkGroup
 from streamdeid.live.logs import JsonFormatter, setup_logging
 from streamdeid.live.metrics import MetricsServer, render
 from streamdeid.live.stats import LiveStats, quantile
+from streamdeid.types import Frame
 
 # One sample line of the text exposition format: name{label="value",...} number
 SAMPLE = re.compile(
@@ -144,6 +147,46 @@ def test_stats_line_and_counters_survive_a_source_restart() -> None:
     for part in ("gate:", "in=30", "out=25", "p50=50ms", "p95=200ms", "drop=7", "skip=7"):
         assert part in line, line
     assert s.run_quantiles((0.5, 0.95)) == pytest.approx([0.05, 0.2], abs=0.006)
+
+
+class Publisher(FrameSink):
+    """An output that only reports packet drops, as an RTSP publisher does."""
+
+    def __init__(self, dropped: int) -> None:
+        self.dropped = dropped
+
+    def write(self, frame: Frame) -> None:
+        raise AssertionError("not written to in this test")
+
+    def close(self) -> None:
+        pass
+
+    def packet_drops(self) -> dict[str, int]:
+        return {"rtsp:rtsp://***@10.0.0.9/out": self.dropped}
+
+
+def test_packet_drops_reach_the_stats_line_summary_json_and_metrics() -> None:
+    s = busy_stats("gate")
+    plain = busy_stats("lobby")
+    plain.attach_sink(SinkGroup([]))  # files and segments: nothing to report, nothing shown
+    plain.attach_sink(object())  # a test's or an embedder's sink without the method: same
+    s.attach_sink(SinkGroup([Publisher(4)]))
+    s.attach_sink(Publisher(3))  # the camera was restarted with new outputs: counts go on
+    snap = s.snapshot()
+    assert snap.packets_dropped == {"rtsp:rtsp://***@10.0.0.9/out": 7}
+    assert snap.dropped == 5, "packets are not frames: the frame drops are unchanged"
+    assert "pkt_drop=7" in snap.line() and "pkt_drop" not in plain.snapshot().line()
+    assert snap.to_dict()["packets_dropped_total"] == 7
+    assert "7 packets not sent" in _summary(s, "running")
+    assert "packets not sent" not in _summary(plain, "running")
+    samples = parse_prometheus(render([snap, plain.snapshot()]))
+    key = frozenset({("camera", "gate"), ("output", "rtsp:rtsp://***@10.0.0.9/out")})
+    assert samples[("streamdeid_packets_dropped_total", key)] == 7
+    assert not any(
+        ("camera", "lobby") in labels
+        for name, labels in samples
+        if name == "streamdeid_packets_dropped_total"
+    )
 
 
 def test_quantile_is_nearest_rank_and_nan_when_empty() -> None:

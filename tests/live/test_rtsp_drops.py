@@ -13,9 +13,13 @@ import av
 import numpy as np
 import pytest
 
+from streamdeid.io.frame_sink import SinkGroup
 from streamdeid.io.rtsp_sink import RtspSink
+from streamdeid.live.metrics import render
 from streamdeid.live.policy import rtsp_sends
-from streamdeid.types import Frame
+from streamdeid.live.stages import LiveSinkStage
+from streamdeid.live.stats import LiveStats
+from streamdeid.types import Frame, FramePacket
 
 
 @pytest.mark.parametrize(
@@ -70,14 +74,22 @@ def test_a_full_queue_drops_until_the_next_keyframe_and_counts_every_packet() ->
         stop.set()
 
 
-def test_every_packet_not_sent_while_nobody_listens_is_counted() -> None:
+def test_every_packet_not_sent_while_nobody_listens_is_counted_and_shown() -> None:
     sink = RtspSink(
         f"rtsp://127.0.0.1:{closed_port()}/out", backoff_initial_s=0.05, backoff_max_s=0.1
     )
+    # Through the live encode stage, as a camera writes: the drops reach the camera's stats.
+    stats = LiveStats("cam")
+    encode = LiveSinkStage(lambda frame: SinkGroup([sink]), stats)
     rng = np.random.default_rng(0)
     for i in range(30):
         image = rng.integers(0, 255, (64, 96, 3), np.uint8)
-        sink.write(Frame(i, image, i * 3600, Fraction(1, 90_000), time.monotonic()))
-    sink.close()
+        frame = Frame(i, image, i * 3600, Fraction(1, 90_000), time.monotonic())
+        encode.process(FramePacket(frame))
+    encode.teardown()
     assert sink.packets_sent == 0 and sink.failures >= 1
     assert sink.packets_dropped == sink.frames_written == 30
+    snap = stats.snapshot()
+    assert snap.packets_dropped == {sink.name: 30} and "pkt_drop=30" in snap.line()
+    output = f'output="{sink.name}"'
+    assert f'streamdeid_packets_dropped_total{{camera="cam",{output}}} 30' in render([snap])
