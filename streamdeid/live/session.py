@@ -76,38 +76,56 @@ def run_camera(
     source = _open_source(camera, stop, extra)
     stats.attach_source(source.source)
     try:
-        live = source.live
-        # A file read as fast as it decodes is a file: pipeline.* schedules it, as in `run`.
-        stages = build_stages(
-            config,
-            "live" if live else "file",
-            detector_factory=detector_factory,
-            live=camera.live,
-            stats=stats,
-        )
         sinks = make_sink or SinkFactory(
-            camera.outputs, config, source, prefix=camera.name, on_event=_output_events(extra)
+            camera.outputs,
+            camera.config,
+            source,
+            prefix=camera.name,
+            on_event=_output_events(extra),
         )
-        encode = LiveSinkStage(sinks, stats, clock)
-        pipeline = LivePipeline(
-            source.frames,
-            [stages.detect, stages.track, stages.obscure, encode],
-            live=live,
-            policy=camera.live,
-            stats=stats,
-            queue_size=config.pipeline.queue_size,
-            stop=stop,
-            label=camera.name,
+        pipeline = _wire(
+            camera, source, stats, stop, detector_factory, LiveSinkStage(sinks, stats, clock)
         )
         log.info(
             "running (%s policy)",
-            "live" if live else "file",
-            extra={**extra, "event": "pipeline_start", "live": live},
+            "live" if source.live else "file",
+            extra={**extra, "event": "pipeline_start", "live": source.live},
         )
         pipeline.run()
     finally:
         source.close()
     return pipeline
+
+
+def _wire(
+    camera: Camera,
+    source: LiveInput,
+    stats: LiveStats,
+    stop: threading.Event,
+    detector_factory: Callable[[], Detector] | None,
+    encode: LiveSinkStage,
+) -> LivePipeline:
+    """The camera's pipeline: the stages :func:`streamdeid.build.build_stages` makes for its
+    mode, then the encoder. A file read as fast as it decodes is a file: pipeline.* schedules
+    it, as in ``run``."""
+    config, live = camera.config, source.live
+    stages = build_stages(
+        config,
+        "live" if live else "file",
+        detector_factory=detector_factory,
+        live=camera.live,
+        stats=stats,
+    )
+    return LivePipeline(
+        source.frames,
+        [stages.detect, stages.track, stages.obscure, encode],
+        live=live,
+        policy=camera.live,
+        stats=stats,
+        queue_size=config.pipeline.queue_size,
+        stop=stop,
+        label=camera.name,
+    )
 
 
 def _open_source(camera: Camera, stop: threading.Event, extra: dict[str, Any]) -> LiveInput:
