@@ -226,6 +226,11 @@ class RecordVerifier:
 
     def _reveal(self, chunk: RegionChunk, plain: bytes) -> RevealedRegion:
         f = chunk.fields
+        # What the writer never stores; reachable only with grants (the record MAC stops it).
+        if f.tb_num == 0 or f.tb_den == 0:
+            raise self._malformed(chunk, f"its time base {f.tb_num}/{f.tb_den} is not positive")
+        if f.x2 <= f.x1 or f.y2 <= f.y1 or not plain:
+            raise self._malformed(chunk, f"its box {(f.x1, f.y1, f.x2, f.y2)} or crop is empty")
         shape = (f.y2 - f.y1, f.x2 - f.x1, 3)
         try:
             pixels = decode(f.codec, plain, shape)
