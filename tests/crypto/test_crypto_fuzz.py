@@ -37,14 +37,24 @@ TRACK = 2
 U32 = st.integers(0, fmt.MAX_U32)
 
 
-@dataclass(frozen=True, repr=False)
 class Corpus:
-    data: bytes
-    spans: list[tuple[int, int]]  # (start, end) of every chunk, end marker last
-    other_chunks: list[bytes]  # chunks of another recording with the same keys
-    expected: list[Expected]
-    key: X25519PrivateKey
-    grant: TrackGrant
+    """The sidecar to mutate and what reading it must give (a plain class: a short repr)."""
+
+    def __init__(
+        self,
+        data: bytes,
+        spans: list[tuple[int, int]],
+        other_chunks: list[bytes],
+        expected: list[Expected],
+        key: X25519PrivateKey,
+        grant: TrackGrant,
+    ) -> None:
+        self.data = data
+        self.spans = spans  # (start, end) of every chunk, end marker last
+        self.other_chunks = other_chunks  # chunks of another recording with the same keys
+        self.expected = expected
+        self.key = key
+        self.grant = grant
 
     def __repr__(self) -> str:
         return f"Corpus({len(self.data)} bytes, {len(self.spans)} chunks)"
@@ -90,18 +100,19 @@ def _png(seed: int, h: int, w: int) -> bytes:
 
 
 @st.composite
-def malicious_record(draw: st.DrawFn) -> tuple[fmt.RegionFields, bytes]:
-    """Fields and plaintext a grant holder might encrypt: often a crop that decodes to its box."""
+def malicious_record(draw: st.DrawFn, seq: int) -> tuple[fmt.RegionFields, bytes]:
+    """Fields and plaintext a grant holder might encrypt: often a crop that decodes to its box,
+    at the sequence number of the record it replaces, with a valid time base."""
     h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
     x1, y1 = draw(st.one_of(st.integers(0, 40), U32)), draw(st.one_of(st.integers(0, 40), U32))
     consistent = draw(st.booleans())
     x2 = x1 + w if consistent else draw(U32)
     y2 = y1 + h if consistent else draw(U32)
     fields = fmt.RegionFields(
-        seq=draw(st.one_of(st.integers(0, 12), st.integers(0, (1 << 64) - 1))),
+        seq=draw(st.one_of(st.just(seq), st.integers(0, 12), st.integers(0, (1 << 64) - 1))),
         pts=draw(st.integers(-(1 << 63), (1 << 63) - 1)),
-        tb_num=draw(st.one_of(st.just(0), U32)),
-        tb_den=draw(st.one_of(st.just(0), U32)),
+        tb_num=draw(st.one_of(st.just(1), st.just(0), U32)),
+        tb_den=draw(st.one_of(st.just(90000), st.just(0), U32)),
         track_id=draw(st.one_of(st.just(TRACK), st.integers(-(1 << 63), (1 << 63) - 1))),
         x1=x1,
         y1=y1,
@@ -124,7 +135,8 @@ def mutation(draw: st.DrawFn, c: Corpus) -> Mutated:
         return Mutated(kind, bytes(out))
     if kind == "truncate":
         return Mutated(kind, data[: draw(st.integers(0, len(data) - 1))])
-    at = draw(st.sampled_from(spans))
+    index = draw(st.integers(0, len(spans) - 1))
+    at = spans[index]
     replace = draw(st.booleans())
     if kind == "splice":
         new = draw(st.sampled_from(c.other_chunks))
@@ -132,7 +144,7 @@ def mutation(draw: st.DrawFn, c: Corpus) -> Mutated:
         head = fmt.CHUNK_HEAD.pack(draw(st.integers(0, 255)), draw(U32))
         new = head + draw(st.binary(max_size=200))
     else:
-        fields, plain = draw(malicious_record())
+        fields, plain = draw(malicious_record(index))
         kind = f"forge {fields} with {len(plain)} plaintext bytes"
         mac = draw(st.one_of(st.none(), st.binary(min_size=32, max_size=32)))
         new = forge_chunk(
