@@ -20,11 +20,23 @@ from crypto_helpers import (
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from streamdeid.crypto import CryptoError, RevealedRegion, SidecarReader, TamperedError, TrackGrant
+from streamdeid import anonymize_file
+from streamdeid.config import Config
+from streamdeid.crypto import (
+    CryptoError,
+    RevealedRegion,
+    SidecarReader,
+    TamperedError,
+    TrackGrant,
+    generate_keypair,
+    load_private_key,
+)
 from streamdeid.crypto import format as fmt
 from streamdeid.crypto.codec import encode
 from streamdeid.crypto.parse import EndChunk, RegionChunk, scan_chunks
 from streamdeid.types import Region
+
+from helpers import ScriptedDetector
 
 FRAMES = 10
 TRACK = 2  # the granted track, as in the issue
@@ -291,3 +303,43 @@ def test_round_trip_across_bucket_boundaries_is_bit_exact(
     if not lossy:
         assert_matches(mine, want)
     assert [m.xyxy for m in mine] == [w.xyxy for w in want]
+
+
+def test_issue_12_forged_track_in_a_real_recording_is_refused(
+    synthetic: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    """The reported attack on an anonymized clip: every record of one person re-encrypted with
+    that person's grant. A full-key reader refuses the first one; the grant still reads."""
+    clip, gt = synthetic
+    generate_keypair(tmp_path / "r.key", tmp_path / "r.pub", b"pass phrase 12")
+    key = load_private_key(tmp_path / "r.key", b"pass phrase 12")
+    config = Config().override(
+        {"reversible.enabled": True, "reversible.recipients": [str(tmp_path / "r.pub")]}
+    )
+    masked = tmp_path / "masked.mp4"
+    detector = ScriptedDetector([f["boxes"] for f in gt])
+    anonymize_file(clip, masked, config, detector_factory=lambda: detector)
+    sidecar = Path(f"{masked}.sdeid")
+    n_recipients = 1
+    chunks = region_chunks(sidecar, n_recipients)
+    counts: dict[int, int] = {}
+    for c in chunks:
+        counts[c.fields.track_id] = counts.get(c.fields.track_id, 0) + 1
+    track = max((t for t in counts if t), key=counts.__getitem__)
+    reader = SidecarReader(sidecar)
+    reader.unlock(key)
+    authentic = list(reader.records())
+    grant = reader.make_grant(track)
+
+    forged = tmp_path / "forged.sdeid"
+    _rebuild(sidecar, _forge_track(sidecar, grant, "track key"), forged)
+    got, error = _read(forged, key)
+    first = next(i for i, c in enumerate(chunks) if c.fields.track_id == track)
+    assert isinstance(error, TamperedError) and error.seq == first
+    assert f"record seq {first} " in str(error) and f"track {track}," in str(error)
+    assert "\n" not in str(error)
+    assert len(got) == first
+    for g, a in zip(got, authentic, strict=False):
+        np.testing.assert_array_equal(g.pixels, a.pixels)
+    mine, error = _read(sidecar, grant=grant)
+    assert error is None and len(mine) == counts[track]
