@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAGIC = b"SDEIDCAR"
-VERSION = 1
+# 2: per-record MAC under a content-key-only key (grant holders cannot forge records) and padded
+# plaintexts. Version 1 files are refused: their records are forgeable by any grant holder.
+VERSION = 2
 PREFIX = MAGIC + struct.pack(">H", VERSION)  # bound into every AAD and MAC
 
 RECORDING_ID_SIZE = 16
@@ -27,6 +29,7 @@ FINGERPRINT_SIZE = 8  # raw bytes of the 16-hex-char fingerprint
 HEADER_MAC_SIZE = 32
 END_MAC_SIZE = 32
 TRACK_END_MAC_SIZE = 16
+RECORD_MAC_SIZE = 32
 
 # magic, version, recording id, number of recipients
 HEADER_FIXED = struct.Struct(">8sH16sH")
@@ -39,9 +42,11 @@ CHUNK_REGION = 1
 CHUNK_END = 2
 MAX_CHUNK_BODY = 1 << 28  # 256 MiB: far above any face crop, far below "length field flipped"
 
-# seq, pts, time_base num, time_base den, track id, x1, y1, x2, y2, codec; then nonce, ciphertext
+# seq, pts, time_base num, time_base den, track id, x1, y1, x2, y2, codec; then nonce,
+# ciphertext (with its GCM tag) and the record MAC. Parsing splits off fields and nonce; the record
+# MAC is the last RECORD_MAC_SIZE bytes of what follows (see split_sealed).
 REGION_FIELDS = struct.Struct(">QqIIqIIIIB")
-REGION_MIN_BODY = REGION_FIELDS.size + NONCE_SIZE + TAG_SIZE
+REGION_MIN_BODY = REGION_FIELDS.size + NONCE_SIZE + TAG_SIZE + RECORD_MAC_SIZE
 # total number of region records, number of track entries; then entries, then the end MAC
 END_FIXED = struct.Struct(">QI")
 END_ENTRY = struct.Struct(f">qQ{TRACK_END_MAC_SIZE}s")  # track id, record count, per-track MAC
@@ -50,7 +55,12 @@ UNTRACKED_ID = 0  # track id stored for regions the tracker did not (yet) assign
 TRACK_ID = struct.Struct(">q")
 MAX_U32 = (1 << 32) - 1
 
+# The encrypted plaintext of a record: real length, compressed crop, zeros up to a bucket size.
+PAD_LENGTH = struct.Struct(">I")
+PAD_MIN = 256  # every bucket is a multiple of this
+
 GRANT_MAGIC = b"SDEIDGRT"
+# Unchanged by sidecar version 2: a grant still holds one track key (never the record MAC key).
 GRANT_VERSION = 1
 # magic, version, recording id, sha256(header), track id, track key; then a 16-byte checksum
 GRANT_BODY = struct.Struct(f">8sH{RECORDING_ID_SIZE}s32sq{KEY_SIZE}s")
@@ -132,6 +142,62 @@ def track_end_mac(
     key = hkdf(track_key_bytes, b"streamdeid track end" + recording_id)
     msg = PREFIX + recording_id + struct.pack(">QqQ", total, track_id, count)
     return hmac.digest(key, msg, "sha256")[:TRACK_END_MAC_SIZE]
+
+
+def record_mac_key(content_key: bytes, recording_id: bytes) -> bytes:
+    """Key of the per-record MACs: derived from the content key only, never part of a grant."""
+    return hkdf(content_key, b"streamdeid record" + recording_id)
+
+
+def record_mac(
+    mac_key: bytes, recording_id: bytes, packed_fields: bytes, nonce: bytes, ciphertext: bytes
+) -> bytes:
+    """MAC over everything a record holds, so only the content key's holders can write one.
+
+    A track key (what a grant hands out) encrypts records that pass GCM; this MAC is what tells a
+    full-key reader that the anonymizer wrote them. Fields and nonce are fixed-size, so the
+    concatenation is unambiguous.
+    """
+    msg = PREFIX + recording_id + packed_fields + nonce + ciphertext
+    return hmac.digest(mac_key, msg, "sha256")
+
+
+def split_sealed(sealed: bytes) -> tuple[bytes, bytes]:
+    """Split what follows a record's nonce into (GCM ciphertext with tag, record MAC)."""
+    return sealed[:-RECORD_MAC_SIZE], sealed[-RECORD_MAC_SIZE:]
+
+
+def padded_size(n: int) -> int:
+    """Bucket for an ``n``-byte plaintext: Padme (Nikitin et al., PETS 2019), min. 256-multiple.
+
+    Padme rounds to a multiple of 2^(E - floor(log2 E) - 1) for E = floor(log2 n): 16 buckets
+    per doubling, at most ~6% overhead above 4 KiB. Below that every multiple of 256 is a bucket.
+    """
+    n = max(n, 1)
+    e = n.bit_length() - 1
+    step = max(PAD_MIN, 1 << max(e - e.bit_length(), 0))
+    return -(-n // step) * step
+
+
+def pad(plain: bytes) -> bytes:
+    """Length-prefix ``plain`` and zero-pad it to its bucket before encryption."""
+    body = PAD_LENGTH.pack(len(plain)) + plain
+    return body + bytes(padded_size(len(body)) - len(body))
+
+
+def unpad(padded: bytes) -> bytes:
+    """Inverse of :func:`pad`, insisting on its exact output (length, zeros, bucket).
+
+    Raises:
+        ValueError: ``padded`` is not something :func:`pad` produces.
+    """
+    if len(padded) < PAD_LENGTH.size:
+        raise ValueError(f"padded plaintext of {len(padded)} bytes has no length prefix")
+    (n,) = PAD_LENGTH.unpack_from(padded)
+    end = PAD_LENGTH.size + n
+    if end > len(padded) or len(padded) != padded_size(end) or padded[end:].strip(b"\0"):
+        raise ValueError(f"padded plaintext of {len(padded)} bytes does not hold {n} bytes")
+    return padded[PAD_LENGTH.size : end]
 
 
 def region_aad(recording_id: bytes, packed_fields: bytes) -> bytes:

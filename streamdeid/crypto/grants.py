@@ -10,6 +10,12 @@ The grant is a secret in the clear (like an unencrypted key file): it is written
 recipient must protect it. Its checksum only catches accidental corruption with a clear error;
 integrity against an attacker comes from the sidecar's authenticated records.
 
+A track key is symmetric, so a grant holder could encrypt records of its own. It never holds the
+record MAC key (derived from the content key under its own label), so a full-key reader refuses
+anything it writes. A reader holding only grants cannot check that MAC: it trusts GCM under the
+track key, and so cannot tell the anonymizer's records from a forgery by another holder of the
+same grant. See the threat model in :mod:`streamdeid.crypto`.
+
 Issuing a grant needs an unlocked :class:`~streamdeid.crypto.reader.SidecarReader`, so
 :func:`~streamdeid.crypto.reader.export_grant` lives with the reader; this module only knows the
 grant file, which the reader needs to open a track.

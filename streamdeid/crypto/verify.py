@@ -1,9 +1,13 @@
 """Authenticating and decrypting a sidecar's record stream with the keys a reader holds.
 
-A record is yielded only after its GCM tag checks, and its position (sequence number) and the end
-marker's counts expose removed, duplicated, reordered or foreign records. Records of tracks the
-keys do not open are parsed but cannot be authenticated. Decrypted pixels stay in memory: nothing
-here writes a file, and no key or plaintext is logged.
+With the content key, every record's MAC (under a key no grant contains) is checked before
+anything else: a record that a grant holder re-encrypted with its track key fails here. Then the
+GCM tag is checked, and the position (sequence number) and the end marker's counts expose removed,
+duplicated, reordered or foreign records. With grants only, the record MAC cannot be checked: a
+granted record is authenticated by GCM under its track key, which every holder of that grant
+also has (see the threat model in :mod:`streamdeid.crypto`). Records of tracks the keys do not
+open are parsed but cannot be authenticated. Decrypted pixels stay in memory: nothing here writes
+a file, and no key or plaintext is logged.
 """
 
 from __future__ import annotations
@@ -43,16 +47,27 @@ class RevealedRegion:
 class TrackKeys:
     """The keys a reader holds: the content key (opens every track) and/or per-track grants.
 
-    Track keys derived from the content key are cached beside the granted ones. Attributes are
-    slots and there is no custom ``repr``, so printing or logging this object shows no key.
+    Track keys derived from the content key are cached beside the granted ones, and so is the
+    record MAC key. Attributes are slots and there is no custom ``repr``, so printing or logging
+    this object shows no key.
     """
 
-    __slots__ = ("_keys", "_recording_id", "content_key")
+    __slots__ = ("_content_key", "_keys", "_recording_id", "record_mac_key")
 
     def __init__(self, recording_id: bytes) -> None:
         self._recording_id = recording_id
-        self.content_key: bytes | None = None
+        self._content_key: bytes | None = None
+        self.record_mac_key: bytes | None = None  # only with the content key
         self._keys: dict[int, tuple[bytes, AESGCM]] = {}  # track id -> key (cached or granted)
+
+    @property
+    def content_key(self) -> bytes | None:
+        return self._content_key
+
+    @content_key.setter
+    def content_key(self, key: bytes | None) -> None:
+        self._content_key = key
+        self.record_mac_key = None if key is None else fmt.record_mac_key(key, self._recording_id)
 
     @property
     def unlocked(self) -> bool:
@@ -108,6 +123,8 @@ class RecordVerifier:
                 self._verify_end(chunk, expected_seq, counts)
                 return
             f = chunk.fields
+            if self._keys.record_mac_key is not None:
+                self._check_record_mac(chunk, self._keys.record_mac_key)
             keys = self._keys.get(f.track_id)
             plain = None
             if keys is not None:
@@ -125,21 +142,62 @@ class RecordVerifier:
             expected_seq += 1
             counts[f.track_id] = counts.get(f.track_id, 0) + 1
             if plain is not None and (wanted is None or f.track_id in wanted):
-                yield self._reveal(f, plain)
+                yield self._reveal(chunk, plain)
+
+    def _where(self, chunk: RegionChunk) -> str:
+        f = chunk.fields
+        return (
+            f"sidecar {self._path}: record seq {f.seq} (pts {f.pts}, track {f.track_id}, "
+            f"byte {chunk.offset})"
+        )
+
+    def _check_record_mac(self, chunk: RegionChunk, mac_key: bytes) -> None:
+        """Full-key readers: the record was written by the anonymizer, not by a grant holder."""
+        ciphertext, mac = fmt.split_sealed(chunk.ciphertext)
+        expected = fmt.record_mac(
+            mac_key, self._recording_id, chunk.packed, chunk.nonce, ciphertext
+        )
+        if not hmac.compare_digest(expected, mac):
+            raise TamperedError(
+                f"{self._where(chunk)} failed its record MAC: it was not written by the "
+                "anonymizer (forged with a track key, modified, or from another recording)",
+                seq=chunk.fields.seq,
+                pts=chunk.fields.pts,
+            )
 
     def _decrypt(self, chunk: RegionChunk, aead: AESGCM) -> bytes:
         f = chunk.fields
         aad = fmt.region_aad(self._recording_id, chunk.packed)
+        ciphertext = fmt.split_sealed(chunk.ciphertext)[0]
         try:
-            return aead.decrypt(chunk.nonce, chunk.ciphertext, aad)
+            padded = aead.decrypt(chunk.nonce, ciphertext, aad)
         except InvalidTag:
             raise TamperedError(
-                f"sidecar {self._path}: record seq {f.seq} (pts {f.pts}, track "
-                f"{f.track_id}, byte {chunk.offset}) failed authentication: it was "
-                "modified or comes from another recording",
+                f"{self._where(chunk)} failed authentication: it was modified or comes from "
+                "another recording",
                 seq=f.seq,
                 pts=f.pts,
             ) from None
+        try:
+            return fmt.unpad(padded)
+        except ValueError as e:
+            raise self._malformed(chunk, f"its padding is invalid: {e}") from None
+
+    def _malformed(self, chunk: RegionChunk, what: str) -> FormatError | TamperedError:
+        """An authentic-looking record whose content is wrong.
+
+        With the content key the record MAC passed, so the anonymizer wrote it: a writer bug or a
+        newer format. With grants only, any holder of the track key could have made it.
+        """
+        f = chunk.fields
+        if self._keys.content_key is not None:
+            return FormatError(f"{self._where(chunk)} is authentic but {what}")
+        return TamperedError(
+            f"{self._where(chunk)} decrypts under the granted track key but {what}: a holder "
+            "of that key forged it",
+            seq=f.seq,
+            pts=f.pts,
+        )
 
     def _check_not_relabelled(self, chunk: RegionChunk) -> None:
         """Grant holders: refuse one of their records whose track id was changed to hide it.
@@ -153,7 +211,9 @@ class RecordVerifier:
             packed = dataclasses.replace(f, track_id=track_id).pack()
             try:
                 aead.decrypt(
-                    chunk.nonce, chunk.ciphertext, fmt.region_aad(self._recording_id, packed)
+                    chunk.nonce,
+                    fmt.split_sealed(chunk.ciphertext)[0],
+                    fmt.region_aad(self._recording_id, packed),
                 )
             except InvalidTag:
                 continue
@@ -164,16 +224,18 @@ class RecordVerifier:
                 pts=f.pts,
             )
 
-    def _reveal(self, f: fmt.RegionFields, plain: bytes) -> RevealedRegion:
+    def _reveal(self, chunk: RegionChunk, plain: bytes) -> RevealedRegion:
+        f = chunk.fields
+        # What the writer never stores; reachable only with grants (the record MAC stops it).
+        if f.tb_num == 0 or f.tb_den == 0:
+            raise self._malformed(chunk, f"its time base {f.tb_num}/{f.tb_den} is not positive")
+        if f.x2 <= f.x1 or f.y2 <= f.y1 or not plain:
+            raise self._malformed(chunk, f"its box {(f.x1, f.y1, f.x2, f.y2)} or crop is empty")
         shape = (f.y2 - f.y1, f.x2 - f.x1, 3)
         try:
             pixels = decode(f.codec, plain, shape)
         except CodecError as e:
-            # Authentic data that does not decode: a writer bug or a newer format, not an attack.
-            raise FormatError(
-                f"sidecar {self._path}: record seq {f.seq} (pts {f.pts}) is authentic but its "
-                f"pixels do not decode: {e}"
-            ) from None
+            raise self._malformed(chunk, f"its pixels do not decode: {e}") from None
         return RevealedRegion(
             f.pts, Fraction(f.tb_num, f.tb_den), f.track_id, (f.x1, f.y1, f.x2, f.y2), pixels
         )

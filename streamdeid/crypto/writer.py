@@ -2,10 +2,12 @@
 
 The writer runs inside the anonymizer with only reviewers' public keys: it draws a random content
 key, wraps it for each reviewer in the header, and appends one AES-256-GCM record per masked
-region, encrypted under a per-track key derived from the content key. The file is append-only and
-every record is self-contained, so a flush per frame is all it takes for a killed process to leave
-a file readable up to its last frame. ``close()`` appends an authenticated end marker; its absence
-is how a reader tells a cut file from a complete one.
+region, encrypted under a per-track key derived from the content key. Each plaintext is padded to
+a size bucket (its length no longer confirms a guessed original), and each record carries a MAC
+under a content-key-only key, so a grant holder (who has a track key) cannot forge one. The file
+is append-only and every record is self-contained, so a flush per frame is all it takes for a
+killed process to leave a file readable up to its last frame. ``close()`` appends an
+authenticated end marker; its absence is how a reader tells a cut file from a complete one.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class SidecarWriter:
         self._fsync = fsync
         self._recording_id = os.urandom(fmt.RECORDING_ID_SIZE)
         self._content_key = AESGCM.generate_key(bit_length=256)
+        self._record_mac_key = fmt.record_mac_key(self._content_key, self._recording_id)
         self._track_keys: dict[int, tuple[bytes, AESGCM]] = {}
         self._counts: dict[int, int] = {}
         self._seq = 0
@@ -195,12 +198,14 @@ class SidecarWriter:
         return entry[1]
 
     def _encrypt_record(self, fields: fmt.RegionFields, plain: bytes) -> bytes:
-        """One region chunk: cleartext fields (also the AAD), a fresh nonce, the ciphertext."""
+        """One region chunk: cleartext fields (also the AAD), a fresh nonce, the ciphertext of
+        the padded crop, and the record MAC over all of it."""
         packed = fields.pack()
         nonce = os.urandom(fmt.NONCE_SIZE)
         aad = fmt.region_aad(self._recording_id, packed)
-        ciphertext = self._track_aead(fields.track_id).encrypt(nonce, plain, aad)
-        body = packed + nonce + ciphertext
+        ciphertext = self._track_aead(fields.track_id).encrypt(nonce, fmt.pad(plain), aad)
+        mac = fmt.record_mac(self._record_mac_key, self._recording_id, packed, nonce, ciphertext)
+        body = packed + nonce + ciphertext + mac
         return fmt.CHUNK_HEAD.pack(fmt.CHUNK_REGION, len(body)) + body
 
     def _end_chunk(self) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streamdeid.crypto import RevealedRegion, SidecarWriter
 from streamdeid.crypto import format as fmt
+from streamdeid.crypto.parse import RegionChunk, scan_chunks
 from streamdeid.types import Region
 
 TIME_BASE = Fraction(1, 90000)
@@ -93,3 +96,31 @@ def chunk_spans(data: bytes, header_size: int) -> list[tuple[int, int, int]]:
 
 def header_size(n_recipients: int) -> int:
     return fmt.HEADER_FIXED.size + n_recipients * fmt.RECIPIENT.size + fmt.HEADER_MAC_SIZE
+
+
+def region_chunks(path: Path, n_recipients: int) -> list[RegionChunk]:
+    """The region records of a complete sidecar, parsed without a key."""
+    return [c for c in scan_chunks(path, header_size(n_recipients)) if isinstance(c, RegionChunk)]
+
+
+def forge_chunk(
+    recording_id: bytes,
+    track_key: bytes,
+    fields: fmt.RegionFields,
+    plain: bytes,
+    mac: bytes | None = None,
+    padded: bool = True,
+) -> bytes:
+    """A region chunk a grant holder can make: valid GCM under its track key, any content.
+
+    The record MAC it cannot compute; by default it uses the best it has, an HMAC under the
+    track key.
+    """
+    packed = fields.pack()
+    nonce = os.urandom(fmt.NONCE_SIZE)
+    aad = fmt.region_aad(recording_id, packed)
+    ciphertext = AESGCM(track_key).encrypt(nonce, fmt.pad(plain) if padded else plain, aad)
+    if mac is None:
+        mac = fmt.record_mac(track_key, recording_id, packed, nonce, ciphertext)
+    body = packed + nonce + ciphertext + mac
+    return fmt.CHUNK_HEAD.pack(fmt.CHUNK_REGION, len(body)) + body
