@@ -63,6 +63,7 @@ from streamdeid.crypto.keys import (
     generate_keypair,
     load_private_key,
     load_public_key,
+    rewrap_private_key,
 )
 from streamdeid.crypto.parse import TrackSummary
 from streamdeid.crypto.reader import SidecarReader, export_grant
@@ -93,4 +94,5 @@ __all__ = [
     "load_grant",
     "load_private_key",
     "load_public_key",
+    "rewrap_private_key",
 ]
