@@ -268,3 +268,26 @@ def test_malformed_key_file_bodies(tmp_path: Path) -> None:
         path.chmod(0o600)
         with pytest.raises(KeyFileError, match=message):
             load_private_key(path, PASS)
+
+
+def test_cli_keygen_rewrap_and_short_passphrase(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamdeid.cli import main
+
+    monkeypatch.delenv("STREAMDEID_PASSPHRASE", raising=False)
+    old = _legacy_key_file(tmp_path / "old.key", b"a")
+    (tmp_path / "old.pass").write_bytes(b"a\n")
+    (tmp_path / "short.pass").write_bytes(b"short\n")
+    (tmp_path / "new.pass").write_bytes(PASS + b"\n")
+    new = str(tmp_path / "new")
+    rewrap = ["keygen", new, "--rewrap", str(tmp_path / "old.key")]
+    rewrap += ["--old-passphrase-file", str(tmp_path / "old.pass")]
+    assert main([*rewrap, "--passphrase-file", str(tmp_path / "short.pass")]) == 1
+    err = capsys.readouterr().err
+    assert "at least 12 characters" in err and "Traceback" not in err
+    assert not (tmp_path / "new.key").exists()
+    assert main([*rewrap, "--passphrase-file", str(tmp_path / "new.pass")]) == 0
+    key = load_private_key(tmp_path / "new.key", PASS)
+    assert key.private_bytes_raw() == old.private_bytes_raw()
+    assert _key_file_header(tmp_path / "new.key")[2] == keyfile.KDF_SCRYPT
