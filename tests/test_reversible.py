@@ -152,7 +152,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_cli_keygen_run_reveal_grant_audit(synthetic, tmp_path: Path) -> None:
     clip, _ = synthetic
-    ok = {"STREAMDEID_PASSPHRASE": "s3cret-pass"}
+    ok = {"STREAMDEID_PASSPHRASE": "s3cret-passphrase"}
     bad = {"STREAMDEID_PASSPHRASE": "wrong-pass"}
     key = tmp_path / "rev"
     assert run_cli("keygen", str(key), env=ok).returncode == 0

@@ -10,9 +10,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamdeid.cli._common import Subparsers, add_common
 from streamdeid.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 
 def register(sub: Subparsers) -> None:
@@ -34,6 +38,7 @@ def _register_keygen(sub: Subparsers) -> None:
     )
     kg.add_argument("name", metavar="NAME", help="path prefix for NAME.key and NAME.pub")
     _add_passphrase(kg)
+    _add_rewrap(kg)
     add_common(kg)
     kg.set_defaults(handler=cmd_keygen)
 
@@ -150,13 +155,50 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from streamdeid.crypto import fingerprint, generate_keypair
 
     key, pub = Path(f"{args.name}.key"), Path(f"{args.name}.pub")
-    public = generate_keypair(key, pub, _passphrase(args, confirm=True))
+    if args.rewrap:
+        public = _rewrap(args, key, pub)
+    else:
+        public = generate_keypair(key, pub, _passphrase(args, confirm=True))
     print(
         f"wrote {key} (private, keep it safe) and {pub} (give to the anonymizer); "
         f"fingerprint {fingerprint(public)}",
         file=sys.stderr,
     )
     return 0
+
+
+# --- keygen --rewrap: re-protect an old key file (same key) in the current format ---
+
+
+def _add_rewrap(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rewrap",
+        metavar="OLD.key",
+        help="write the key of OLD.key (e.g. an old, weakly protected file) to NAME.key under "
+        "a new passphrase instead of making a new key; OLD.key is left in place",
+    )
+    p.add_argument(
+        "--old-passphrase-file",
+        metavar="FILE",
+        help="with --rewrap: read OLD.key's passphrase from FILE (else a prompt)",
+    )
+
+
+def _rewrap(args: argparse.Namespace, key: Path, pub: Path) -> X25519PublicKey:
+    from streamdeid.crypto import rewrap_private_key
+
+    if args.old_passphrase_file:
+        old = _passphrase(argparse.Namespace(passphrase_file=args.old_passphrase_file))
+    elif sys.stdin.isatty():
+        import getpass
+
+        old = getpass.getpass(f"passphrase of {args.rewrap}: ").encode()
+    else:
+        raise ConfigError("--rewrap needs --old-passphrase-file FILE or a terminal, got none")
+    return rewrap_private_key(args.rewrap, old, key, pub, _passphrase(args, confirm=True))
+
+
+# --- end of keygen --rewrap ---
 
 
 def cmd_reveal(args: argparse.Namespace) -> int:

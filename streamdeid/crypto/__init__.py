@@ -102,6 +102,7 @@ from streamdeid.crypto.keys import (
     generate_keypair,
     load_private_key,
     load_public_key,
+    rewrap_private_key,
 )
 from streamdeid.crypto.parse import TrackSummary
 from streamdeid.crypto.reader import SidecarReader, export_grant
@@ -132,4 +133,5 @@ __all__ = [
     "load_grant",
     "load_private_key",
     "load_public_key",
+    "rewrap_private_key",
 ]

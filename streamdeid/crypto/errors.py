@@ -25,7 +25,7 @@ class WrongPassphraseError(CryptoError):
 
 
 class WeakPassphraseError(CryptoError, ValueError):
-    """The passphrase offered for a new private key is unusable (empty)."""
+    """The passphrase offered for a new private key is unusable (under 12 characters)."""
 
 
 class WrongKeyError(CryptoError):

@@ -1,10 +1,11 @@
-"""Reviewer key pairs (X25519) stored as PEM files.
+"""Reviewer key pairs (X25519): a public PEM file and a passphrase-protected private key file.
 
 The anonymizer only ever needs a reviewer's *public* key, so it can run on an untrusted edge box:
 whoever steals that box and its sidecars still cannot see a face. The private key stays with the
-reviewer, encrypted at rest with a passphrase, and is written with restrictive permissions from the
-first byte (``os.open`` with mode 0600 and ``O_EXCL``), because a ``chmod`` after ``open`` leaves a
-window in which another user could open the file.
+reviewer, encrypted at rest with a passphrase (scrypt, see :mod:`~streamdeid.crypto.keyfile`),
+and is written with restrictive permissions from the first byte (``os.open`` with mode 0600 and
+``O_EXCL``), because a ``chmod`` after ``open`` leaves a window in which another user could open
+the file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from streamdeid.crypto.errors import KeyFileError, WeakPassphraseError, WrongPassphraseError
+from streamdeid.crypto import keyfile
+from streamdeid.crypto.errors import KeyFileError, WrongPassphraseError
+from streamdeid.crypto.keyfile import check_passphrase
 
 log = logging.getLogger(__name__)
 
@@ -42,49 +45,28 @@ def generate_keypair(
     public_path: str | os.PathLike[str],
     passphrase: bytes,
 ) -> X25519PublicKey:
-    """Create a reviewer key pair: encrypted private PEM (mode 0600) and public PEM.
+    """Create a reviewer key pair: encrypted private key file (mode 0600) and public PEM.
 
     Existing files are never overwritten: losing a private key makes every sidecar encrypted to it
     unreadable forever, so a typo in a path must not destroy one.
 
     Args:
-        private_path: Where to write the private key (PKCS#8 PEM, encrypted with ``passphrase``).
+        private_path: Where to write the private key (scrypt + AES-GCM, see
+            :mod:`~streamdeid.crypto.keyfile`).
         public_path: Where to write the public key (SubjectPublicKeyInfo PEM) for the anonymizer.
-        passphrase: Non-empty bytes protecting the private key at rest.
+        passphrase: At least 12 characters (UTF-8) protecting the private key at rest.
 
     Returns:
         The new public key (its :func:`fingerprint` is logged).
 
     Raises:
-        WeakPassphraseError: ``passphrase`` is empty or not bytes.
+        WeakPassphraseError: ``passphrase`` is shorter than 12 characters or not bytes.
         KeyFileError: Either file already exists or cannot be written.
     """
-    if not isinstance(passphrase, bytes) or not passphrase:
-        found = "empty bytes" if isinstance(passphrase, bytes) else type(passphrase).__name__
-        raise WeakPassphraseError(f"passphrase must be non-empty bytes, but got {found}")
+    check_passphrase(passphrase)
     private_path, public_path = Path(private_path), Path(public_path)
-    if private_path.resolve() == public_path.resolve():
-        raise KeyFileError(f"private and public key paths must differ, but both are {private_path}")
-    for path in (private_path, public_path):
-        if path.exists() or path.is_symlink():
-            raise KeyFileError(f"refusing to overwrite existing key file {path}")
-
     key = X25519PrivateKey.generate()
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    write_exclusive(private_path, private_pem, 0o600)
-    try:
-        write_exclusive(public_path, public_pem, 0o644)
-    except KeyFileError:
-        # Without its public half the private key is useless to the user and only confusing.
-        private_path.unlink(missing_ok=True)
-        raise
+    _write_pair(key, private_path, public_path, passphrase)
     log.info("generated key pair %s (fingerprint %s)", public_path, fingerprint(key.public_key()))
     return key.public_key()
 
@@ -110,19 +92,93 @@ def load_public_key(path: str | os.PathLike[str]) -> X25519PublicKey:
 
 
 def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None) -> X25519PrivateKey:
-    """Read and decrypt a reviewer's private key PEM.
+    """Read and decrypt a reviewer's private key file.
+
+    Files written by :func:`generate_keypair` (scrypt) are read, and so are the PKCS#8 PEM files of
+    earlier versions (PBKDF2 with 2048 iterations): those load with a warning naming the command
+    that re-protects them, since their passphrase can be guessed ~1,800 times a second per core.
 
     Args:
-        path: PEM file written by :func:`generate_keypair`.
-        passphrase: The passphrase it was encrypted with (None only for an unencrypted key).
+        path: Key file written by :func:`generate_keypair` or an earlier version.
+        passphrase: The passphrase it was encrypted with (None only for an unencrypted PEM).
 
     Raises:
-        KeyFileError: Missing or unreadable file, not a private key PEM, or not X25519.
+        KeyFileError: Missing, unreadable or malformed file, a cost out of bounds, or not X25519.
         WrongPassphraseError: The passphrase does not decrypt the key (or none was given).
     """
     path = Path(path)
     data = _read_key_file(path)
     warn_if_exposed(path, "private key")
+    if keyfile.is_sealed(data):
+        cost = keyfile.read_cost(data, path)
+        if not passphrase:
+            raise WrongPassphraseError(
+                f"private key {path} is encrypted, but no passphrase was given"
+            )
+        key = X25519PrivateKey.from_private_bytes(keyfile.unseal(data, passphrase, path))
+        if cost.memory < keyfile.KDF_COST.memory:
+            _warn_weak(path, f"scrypt with n = 2^{cost.log2_n}, r = {cost.r}")
+        return key
+    return _load_legacy_pem(path, data, passphrase)
+
+
+def rewrap_private_key(
+    old_path: str | os.PathLike[str],
+    old_passphrase: bytes | None,
+    private_path: str | os.PathLike[str],
+    public_path: str | os.PathLike[str],
+    passphrase: bytes,
+) -> X25519PublicKey:
+    """Re-protect an existing private key in the current format, as a new pair of files.
+
+    The old file is left alone (deleting it is the reviewer's decision, once the new one opens);
+    the key itself, and so every sidecar encrypted to it, stays the same.
+
+    Raises:
+        WeakPassphraseError: ``passphrase`` is shorter than 12 characters or not bytes.
+        WrongPassphraseError: ``old_passphrase`` does not open ``old_path``.
+        KeyFileError: ``old_path`` cannot be read, or a new file exists or cannot be written.
+    """
+    check_passphrase(passphrase)
+    key = load_private_key(old_path, old_passphrase)
+    _write_pair(key, Path(private_path), Path(public_path), passphrase)
+    log.info("re-protected %s as %s", old_path, private_path)
+    return key.public_key()
+
+
+def _write_pair(
+    key: X25519PrivateKey, private_path: Path, public_path: Path, passphrase: bytes
+) -> None:
+    if private_path.resolve() == public_path.resolve():
+        raise KeyFileError(f"private and public key paths must differ, but both are {private_path}")
+    for path in (private_path, public_path):
+        if path.exists() or path.is_symlink():
+            raise KeyFileError(f"refusing to overwrite existing key file {path}")
+    private_file = keyfile.seal(key.private_bytes_raw(), passphrase)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    write_exclusive(private_path, private_file, 0o600)
+    try:
+        write_exclusive(public_path, public_pem, 0o644)
+    except KeyFileError:
+        # Without its public half the private key is useless to the user and only confusing.
+        private_path.unlink(missing_ok=True)
+        raise
+
+
+def _warn_weak(path: Path, how: str) -> None:
+    log.warning(
+        "private key %s is protected by %s, which is weak against passphrase guessing; "
+        "re-protect it: streamdeid keygen NEW --rewrap %s (then use NEW.key)",
+        path,
+        how,
+        path,
+    )
+
+
+def _load_legacy_pem(path: Path, data: bytes, passphrase: bytes | None) -> X25519PrivateKey:
+    """PKCS#8 PEM as written before the scrypt format (or unencrypted)."""
     encrypted = _ENCRYPTED_PEM in data
     if encrypted and not passphrase:
         raise WrongPassphraseError(f"private key {path} is encrypted, but no passphrase was given")
@@ -144,6 +200,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None) -> 
         raise KeyFileError(
             f"expected an X25519 private key in {path}, but found {type(key).__name__}"
         )
+    _warn_weak(path, "PBKDF2 (PKCS#8 PEM)" if encrypted else "nothing (unencrypted PEM)")
     return key
 
 

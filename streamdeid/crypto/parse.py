@@ -10,6 +10,7 @@ comes from :mod:`streamdeid.crypto.format`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -112,7 +113,7 @@ def read_header(path: Path) -> SidecarHeader:
         if n == 0:
             raise FormatError(f"expected at least one recipient in sidecar {path}, but found 0")
         rest_size = n * fmt.RECIPIENT.size + fmt.HEADER_MAC_SIZE
-        rest = f.read(rest_size)
+        rest = f.read(rest_size) if rest_size <= _remaining(f) else b""
     if len(rest) < rest_size:
         raise _truncated_header(path, len(fixed) + len(rest))
     recipients = [
@@ -145,6 +146,9 @@ def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk
                     f"{fmt.MAX_CHUNK_BODY} bytes) at byte {offset}, but found type {kind} "
                     f"of {length} bytes: the file is corrupt"
                 )
+            # A length field says how much to allocate: never more than the file still holds.
+            if length > _remaining(f):
+                raise _truncated(path, n, offset, mid_chunk=True)
             body = f.read(length)
             if len(body) < length:
                 raise _truncated(path, n, offset, mid_chunk=True)
@@ -152,8 +156,9 @@ def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk
                 yield _parse_region(path, offset, body)
                 n += 1
             else:
-                trailing = len(f.read())
-                yield _parse_end(path, offset, body, trailing)
+                # Whatever follows the marker is only counted (from the file size), never read:
+                # a sparse 1 GiB tail must not become 1 GiB of memory.
+                yield _parse_end(path, offset, body, _remaining(f))
                 return
             offset += fmt.CHUNK_HEAD.size + length
 
@@ -165,7 +170,7 @@ def summarise_tracks(chunks: Iterator[RegionChunk | EndChunk]) -> list[TrackSumm
     what a reviewer looks at first to decide which grant to issue.
 
     Raises:
-        FormatError: A record has a zero time base, or the chunk structure is malformed.
+        FormatError: A record has a time base out of range, or the chunk structure is malformed.
     """
     first: dict[int, fmt.RegionFields] = {}
     last_pts: dict[int, int] = {}
@@ -175,11 +180,10 @@ def summarise_tracks(chunks: Iterator[RegionChunk | EndChunk]) -> list[TrackSumm
             if isinstance(chunk, EndChunk):
                 break
             f = chunk.fields
-            if f.tb_den == 0 or f.tb_num == 0:
-                raise FormatError(
-                    f"expected a positive time base in record seq {f.seq}, "
-                    f"found {f.tb_num}/{f.tb_den}"
-                )
+            try:
+                check_time_base(f.tb_num, f.tb_den)
+            except FormatError as e:
+                raise FormatError(f"record seq {f.seq}: {e}") from None
             first.setdefault(f.track_id, f)
             last_pts[f.track_id] = f.pts
             counts[f.track_id] = counts.get(f.track_id, 0) + 1
@@ -196,6 +200,42 @@ def summarise_tracks(chunks: Iterator[RegionChunk | EndChunk]) -> list[TrackSumm
         )
         for t in sorted(first)
     ]
+
+
+def check_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    """Return ``box`` (x1, y1, x2, y2) if it is non-empty and inside a ``width`` x ``height`` frame.
+
+    For cleartext record fields before they index an image: without a key they are
+    unauthenticated (``tracks``), and even authenticated ones may not fit the video at hand.
+
+    Raises:
+        FormatError: The box is empty, inverted or reaches outside the frame.
+    """
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise FormatError(
+            f"expected a box with 0 <= x1 < x2 <= {width} and 0 <= y1 < y2 <= {height}, "
+            f"got {(x1, y1, x2, y2)}"
+        )
+    return x1, y1, x2, y2
+
+
+def check_time_base(num: int, den: int) -> Fraction:
+    """Return ``num/den`` as a Fraction if both are in 1..2**32-1 (what a record can hold).
+
+    Raises:
+        FormatError: Either is zero, negative or too large (no ZeroDivisionError escapes).
+    """
+    if not (0 < num <= fmt.MAX_U32 and 0 < den <= fmt.MAX_U32):
+        raise FormatError(
+            f"expected a time base num/den with both in 1..{fmt.MAX_U32}, got {num}/{den}"
+        )
+    return Fraction(num, den)
+
+
+def _remaining(f: BinaryIO) -> int:
+    """Bytes of ``f`` after the current position, from its size (nothing is read)."""
+    return max(0, os.fstat(f.fileno()).st_size - f.tell())
 
 
 def _truncated_header(path: Path, size: int) -> TruncatedError:
