@@ -11,10 +11,11 @@ whole video is written, the faces after the cut stay masked, and the error is ra
 
 Example:
     >>> from streamdeid.audit import AuditContext
+    >>> from streamdeid.crypto.signing import load_signing_key
     >>> from streamdeid.reveal import open_sidecar_for_review, reveal_file
-    >>> reader, who = open_sidecar_for_review("out.mp4", key="r.key", passphrase=b"...")
+    >>> reader, who = open_sidecar_for_review("o.mp4", key="r.key", passphrase=b"x")
     >>> ctx = AuditContext(load_signing_key("site.sign.key", b"..."))  # doctest: +SKIP
-    >>> reveal_file("out.mp4", "revealed.mkv", reader, who, audit_ctx=ctx)  # doctest: +SKIP
+    >>> reveal_file("o.mp4", "revealed.mkv", reader, who, audit_ctx=ctx)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -215,13 +215,20 @@ def test_cli_keygen_run_reveal_grant_audit(synthetic, tmp_path: Path) -> None:
     verify = ["audit", str(masked), "--public-key", f"{site}.sign.pub"]
     r = run_cli(*verify)
     assert r.returncode == 0 and "2 entries" in r.stdout, r.stderr
+    check_tamper_and_log_edit(masked, tmp_path, [*signing, "--key", f"{key}.key"], verify, ok)
+
+
+def check_tamper_and_log_edit(
+    masked: Path, tmp_path: Path, unlock: list[str], verify: list[str], ok: dict[str, str]
+) -> None:
+    """A tampered sidecar fails cleanly and leaves no output; an edited log line is named."""
     # tamper with the sidecar: one flipped byte in the middle
     sidecar = Path(f"{masked}.sdeid")
     data = bytearray(sidecar.read_bytes())
     data[len(data) // 2] ^= 0x40
     sidecar.write_bytes(bytes(data))
     out = tmp_path / "b.mkv"
-    r = run_cli("reveal", str(masked), "-o", str(out), "--key", f"{key}.key", *signing, env=ok)
+    r = run_cli("reveal", str(masked), "-o", str(out), *unlock, env=ok)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if "error" in ln]) == 1
     assert not out.exists()  # the partial reveal is removed
