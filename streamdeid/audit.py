@@ -212,6 +212,7 @@ def verify(
     log: str | os.PathLike[str],
     public_keys: Sequence[Ed25519PublicKey],
     expect_head: str | None = None,
+    recording_id: str | None = None,
 ) -> AuditReport:
     """Check every signature and the whole chain; names the first bad line.
 
@@ -219,6 +220,8 @@ def verify(
         log: The audit log file.
         public_keys: Signing keys trusted to write entries (at least one).
         expect_head: A head kept from earlier; the log must still contain it (truncation check).
+        recording_id: If given, every entry must be about this recording (a log copied over from
+            another recording is refused).
 
     Raises:
         AuditError: Missing log, unparsable line, broken chain, unknown signer, bad signature,
@@ -232,7 +235,12 @@ def verify(
     seen = {GENESIS}
     lines = _read(path).splitlines()
     for number, line in enumerate(lines, 1):
-        _check_line(path, number, line, prev, keys)
+        record = _check_line(path, number, line, prev, keys)
+        if recording_id is not None and record.get("recording_id") != recording_id:
+            raise AuditError(
+                f"{path}: line {number} is about recording {record.get('recording_id')}, "
+                f"not {recording_id} (a log of another recording?)"
+            )
         prev = _sha(line)
         seen.add(prev)
     if expect_head is not None and expect_head.strip().lower() not in seen:
@@ -245,7 +253,7 @@ def verify(
 
 def _check_line(
     path: Path, number: int, line: bytes, prev: str, keys: dict[str, Ed25519PublicKey]
-) -> None:
+) -> dict[str, object]:
     where = f"{path}: line {number}"
     try:
         record = json.loads(line)
@@ -271,3 +279,4 @@ def _check_line(
             f"{where}: signature does not verify (the entry or the one before it was "
             "edited, deleted or re-chained)"
         ) from None
+    return record

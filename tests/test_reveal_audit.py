@@ -17,7 +17,7 @@ from streamdeid import anonymize_file, audit
 from streamdeid.audit import AuditContext, AuditError, AuditRequiredError
 from streamdeid.cli import main
 from streamdeid.config import Config
-from streamdeid.crypto import SidecarWriter, generate_keypair, load_public_key
+from streamdeid.crypto import SidecarReader, SidecarWriter, generate_keypair, load_public_key
 from streamdeid.crypto import writer as writer_module
 from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
 from streamdeid.io.sink import VideoSink
@@ -163,11 +163,14 @@ def test_log_follows_the_recording_not_the_copy(rec, copy, tmp_path, monkeypatch
     assert not list(elsewhere.glob("*.audit.jsonl"))
 
 
-def signed_log(rec, tmp_path: Path, n: int = 4) -> Path:
+def signed_log(rec, tmp_path: Path, n: int = 4, rid: str | None = None) -> Path:
+    """A log of ``n`` signed entries about ``rid`` (default: the fixture's recording)."""
     log = tmp_path / "a.jsonl"
     key = load_signing_key(rec["signing"], PASS)
+    rid = rid or SidecarReader(f"{rec['masked']}.sdeid").recording_id
     for i in range(n):
-        audit.append(log, key, {"action": "reveal", "by": f"key:{i}", "tracks": [i]})
+        entry = {"action": "reveal", "by": f"key:{i}", "tracks": [i], "recording_id": rid}
+        audit.append(log, key, entry)
     return log
 
 
@@ -288,3 +291,10 @@ def test_zero_time_base_is_a_clean_error(rec, tmp_path, env, capsys, monkeypatch
     monkeypatch.setenv("STREAMDEID_PASSPHRASE", PASS.decode())
     monkeypatch.setenv("STREAMDEID_SIGNING_PASSPHRASE", PASS.decode())
     check_clean_failure(rec, video, tmp_path, capsys, "time base")
+
+
+def test_log_of_another_recording_is_refused(rec, copy, tmp_path, env, capsys) -> None:
+    log = signed_log(rec, tmp_path, n=2, rid="0" * 32)  # validly signed, other recording
+    cli = ["audit", str(copy), "--public-key", str(rec["keys"] / "site.sign.pub")]
+    assert main([*cli, "--audit-log", str(log)]) == 1
+    assert "line 1 is about recording" in one_error_line(capsys.readouterr().err)

@@ -297,12 +297,14 @@ def cmd_tracks(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Verify signatures and chain; the result (or the head alone) goes to stdout."""
     from streamdeid import audit
+    from streamdeid.crypto import SidecarReader
     from streamdeid.crypto.signing import load_verify_key
-    from streamdeid.reveal import audit_log_for
+    from streamdeid.reveal import audit_log_for, sidecar_for
 
     keys = [load_verify_key(p) for p in args.public_key]
     log = audit_log_for(args.video, args.audit_log)
-    report = audit.verify(log, keys, expect_head=args.expect_head)
+    recording = SidecarReader(sidecar_for(args.video)).recording_id
+    report = audit.verify(log, keys, expect_head=args.expect_head, recording_id=recording)
     if args.head:
         print(report.head_sha256)
     else:
