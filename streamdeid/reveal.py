@@ -188,7 +188,7 @@ def _paste_frames(
             failure = e
             return None
         except ZeroDivisionError:
-            raise RevealError(f"a record of '{video}.sdeid' has a zero time base") from None
+            raise RevealError(f"a record of '{reader.path}' has a zero time base") from None
 
     pending = next_record()
     restored = 0
@@ -265,6 +265,8 @@ def reveal_file(
     if settings is None:
         lossless = Path(output).suffix.lower() == ".mkv"
         settings = EncoderSettings(codec="ffv1") if lossless else EncoderSettings()
+    if os.path.lexists(output):  # refused before logging; O_EXCL below closes the race
+        raise RevealError(f"output '{output}' exists: remove it first")
     entry = _reveal_entry(reader, who, chosen, os.path.basename(os.fspath(output)))
     head = audit.log_first(reader, audit_ctx, entry)
     _create_private(output)
