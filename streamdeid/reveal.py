@@ -2,13 +2,20 @@
 
 The masked video and its sidecar are read in lockstep: records are stored in frame order, so each
 decoded frame takes the records whose timestamp is its own. Only the tracks the key (or grant)
-opens, and that the reviewer asked for, are restored; everyone else stays masked. Every reveal
-and grant is appended to the recording's hash-chained audit log.
+opens, and that the reviewer asked for, are restored; everyone else stays masked.
+
+Every reveal and grant first appends a signed entry to the recording's audit log
+(:mod:`streamdeid.audit`) and decrypts nothing if that fails. A restored video is created 0600
+with ``O_EXCL`` and removed again if the reveal fails (except after a truncated sidecar: then the
+whole video is written, the faces after the cut stay masked, and the error is raised at the end).
 
 Example:
+    >>> from streamdeid.audit import AuditContext
+    >>> from streamdeid.crypto.signing import load_signing_key
     >>> from streamdeid.reveal import open_sidecar_for_review, reveal_file
-    >>> reader = open_sidecar_for_review("out.mp4", key="reviewer.key", passphrase=b"...")
-    >>> reveal_file("out.mp4", "revealed.mkv", reader, tracks=[7])  # doctest: +SKIP
+    >>> reader, who = open_sidecar_for_review("o.mp4", key="r.key", passphrase=b"x")
+    >>> ctx = AuditContext(load_signing_key("site.sign.key", b"..."))  # doctest: +SKIP
+    >>> reveal_file("o.mp4", "revealed.mkv", reader, who, audit_ctx=ctx)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from pathlib import Path
 
 from streamdeid import audit
 from streamdeid.api import sidecar_path
+from streamdeid.audit import AuditContext
 from streamdeid.crypto import (
     CryptoError,
     RevealedRegion,
     SidecarReader,
     TrackSummary,
+    TruncatedError,
     export_grant,
     fingerprint,
     load_private_key,
@@ -98,21 +107,75 @@ def _check_recording(video: str, reader: SidecarReader) -> None:
         log.warning("'%s' carries no recording id; cannot confirm it matches the sidecar", video)
 
 
+def audit_log_for(
+    video: str | os.PathLike[str], explicit: str | os.PathLike[str] | None = None
+) -> Path:
+    """Where reveals of ``video`` are logged (keyed by the recording id in its sidecar)."""
+    reader = SidecarReader(sidecar_for(video))
+    return audit.log_path(reader.path, reader.recording_id, explicit)
+
+
+def _span(reader: SidecarReader, chosen: list[int] | None) -> tuple[float | None, float | None]:
+    """Time range of the tracks to reveal, from the cleartext summaries (no key needed)."""
+    spans = [
+        (float(t.first_pts * t.time_base), float(t.last_pts * t.time_base))
+        for t in reader.tracks()
+        if (chosen is None and reader.can_open(t.track_id)) or (chosen and t.track_id in chosen)
+    ]
+    if not spans:
+        return None, None
+    return min(a for a, _ in spans), max(b for _, b in spans)
+
+
+def _reveal_entry(
+    reader: SidecarReader, who: str, chosen: list[int] | None, output: str | None
+) -> dict[str, object]:
+    try:
+        first_s, last_s = _span(reader, chosen)
+    except (CryptoError, ZeroDivisionError):
+        first_s = last_s = None  # malformed cleartext: the reveal itself will report it
+    entry: dict[str, object] = {
+        "action": "reveal",
+        "by": who,
+        "tracks": chosen if chosen is not None else "all unlocked",
+        "from_s": first_s,
+        "to_s": last_s,
+    }
+    if output is not None:
+        entry["output"] = output
+    return entry
+
+
 def reveal_frames(
     video: str | os.PathLike[str],
     reader: SidecarReader,
     tracks: Iterable[int] | None = None,
     stats: dict[str, object] | None = None,
+    *,
+    audit_ctx: AuditContext | None = None,
+    who: str = "python api",
 ) -> Iterator[Frame]:
     """Decoded frames of the masked ``video`` with the selected tracks' original pixels pasted.
 
+    A signed entry is appended to the audit log when this is called, before anything is
+    decrypted; ``audit_ctx`` is required.
+
     Raises:
-        RevealError: a record's timestamp has no frame in the video (wrong or edited video).
+        AuditRequiredError, AuditError: no audit context, or the entry cannot be written.
+        RevealError: a record's timestamp has no frame in the video (wrong or edited video), or
+            its box does not fit the frame.
         CryptoError: a record was tampered with, or the sidecar is truncated (after every
             intact frame has been yielded).
     """
-    wanted = None if tracks is None else set(tracks)
-    records = reader.records(wanted)
+    wanted = None if tracks is None else sorted({int(t) for t in tracks})
+    audit.log_first(reader, audit_ctx, _reveal_entry(reader, who, wanted, None))
+    return _paste_frames(os.fspath(video), reader, wanted, stats)
+
+
+def _paste_frames(
+    video: str, reader: SidecarReader, wanted: list[int] | None, stats: dict[str, object] | None
+) -> Iterator[Frame]:
+    records = reader._verified_records(wanted)
     failure: CryptoError | None = None
 
     def next_record() -> RevealedRegion | None:
@@ -124,6 +187,8 @@ def reveal_frames(
         except CryptoError as e:
             failure = e
             return None
+        except ZeroDivisionError:
+            raise RevealError(f"a record of '{reader.path}' has a zero time base") from None
 
     pending = next_record()
     restored = 0
@@ -133,7 +198,7 @@ def reveal_frames(
         for frame in source.frames():
             t = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1))
             while pending is not None:
-                rt = Fraction(pending.pts) * pending.time_base
+                rt = _record_time(pending)
                 if rt > t + half:
                     break
                 if rt < t - half:
@@ -141,8 +206,7 @@ def reveal_frames(
                         f"record at {float(rt):.3f} s has no frame in '{video}' "
                         "(edited or different video?)"
                     )
-                x1, y1, x2, y2 = pending.xyxy
-                frame.image[y1:y2, x1:x2] = pending.pixels
+                _paste(frame, pending, video)
                 restored += 1
                 times.append(float(rt))
                 pending = next_record()
@@ -157,6 +221,28 @@ def reveal_frames(
         raise RevealError(f"records continue past the end of '{video}' (video cut short?)")
 
 
+def _record_time(record: RevealedRegion) -> Fraction:
+    tb = record.time_base
+    if not tb.denominator or tb <= 0:
+        raise RevealError(f"record at pts {record.pts} has an invalid time base {tb}")
+    return Fraction(record.pts) * tb
+
+
+def _paste(frame: Frame, record: RevealedRegion, video: str) -> None:
+    """Put a record's pixels back; a box that does not fit the frame is refused, not clipped."""
+    h, w = frame.image.shape[:2]
+    x1, y1, x2, y2 = record.xyxy
+    if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h) or record.pixels.shape[:2] != (
+        y2 - y1,
+        x2 - x1,
+    ):
+        raise RevealError(
+            f"record at pts {record.pts} (track {record.track_id}) has box {record.xyxy}, "
+            f"outside the {w}x{h} frames of '{video}' (wrong video or a writer bug)"
+        )
+    frame.image[y1:y2, x1:x2] = record.pixels
+
+
 def reveal_file(
     video: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -164,10 +250,14 @@ def reveal_file(
     who: str,
     tracks: Iterable[int] | None = None,
     settings: EncoderSettings | None = None,
+    *,
+    audit_ctx: AuditContext | None = None,
 ) -> RevealStats:
-    """Write ``output`` with the selected tracks restored, and log the reveal in the audit log.
+    """Log the reveal, then write ``output`` (new file, 0600) with the selected tracks restored.
 
-    A ``.mkv`` output is lossless (FFV1) by default, so restored faces are bit-exact.
+    A ``.mkv`` output is lossless (FFV1) by default, so restored faces are bit-exact. If the
+    audit entry cannot be written nothing is decrypted and no file is created; if the reveal
+    fails the output is removed, except after a truncated sidecar (see the module docstring).
     """
     video = os.fspath(video)
     _check_recording(video, reader)
@@ -175,22 +265,17 @@ def reveal_file(
     if settings is None:
         lossless = Path(output).suffix.lower() == ".mkv"
         settings = EncoderSettings(codec="ffv1") if lossless else EncoderSettings()
+    if os.path.lexists(output):  # refused before logging; O_EXCL below closes the race
+        raise RevealError(f"output '{output}' exists: remove it first")
+    entry = _reveal_entry(reader, who, chosen, os.path.basename(os.fspath(output)))
+    head = audit.log_first(reader, audit_ctx, entry)
+    _create_private(output)
     info: dict[str, object] = {}
-    frames = 0
-    error: CryptoError | None = None
-    with FileSource(video) as source:
-        sink = VideoSink(
-            output, source.info, settings, audio_from=video, rotation=lambda: source.rotation
-        )
-        try:
-            for frame in reveal_frames(video, reader, chosen, info):
-                sink.write(frame)
-                frames += 1
-        except CryptoError as e:
-            error = e  # every frame is written; frames after the damage stay masked
-        finally:
-            sink.close()
-    head = _log_reveal(video, output, reader, who, chosen, info, error)
+    try:
+        frames, error = _write_revealed(video, output, reader, chosen, settings, info)
+    except BaseException:
+        Path(output).unlink(missing_ok=True)
+        raise
     if error is not None:
         raise error
     return RevealStats(
@@ -201,6 +286,47 @@ def reveal_file(
         info.get("last_s"),
         head,
     )  # type: ignore[arg-type]
+
+
+def _create_private(output: str | os.PathLike[str]) -> None:
+    """Create the output empty, 0600, never over an existing file (or a planted symlink)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(output, flags, 0o600)
+    except FileExistsError:
+        raise RevealError(
+            f"output '{output}' exists: remove it first (revealed footage is never overwritten)"
+        ) from None
+    except OSError as e:
+        raise RevealError(f"cannot create output '{output}': {e.strerror}") from None
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+
+
+def _write_revealed(
+    video: str,
+    output: str | os.PathLike[str],
+    reader: SidecarReader,
+    chosen: list[int] | None,
+    settings: EncoderSettings,
+    info: dict[str, object],
+) -> tuple[int, TruncatedError | None]:
+    """Encode the revealed frames; a truncated sidecar is returned (the file is complete)."""
+    frames = 0
+    error: TruncatedError | None = None
+    with FileSource(video) as source:
+        sink = VideoSink(
+            output, source.info, settings, audio_from=video, rotation=lambda: source.rotation
+        )
+        try:
+            for frame in _paste_frames(video, reader, chosen, info):
+                sink.write(frame)
+                frames += 1
+        except TruncatedError as e:
+            error = e  # every frame is written; frames after the cut stay masked
+        finally:
+            sink.close()
+    return frames, error
 
 
 def _chosen_tracks(
@@ -222,51 +348,30 @@ def _chosen_tracks(
     return chosen
 
 
-def _log_reveal(
-    video: str,
-    output: str | os.PathLike[str],
-    reader: SidecarReader,
-    who: str,
-    chosen: list[int] | None,
-    info: dict[str, object],
-    error: CryptoError | None,
-) -> str:
-    """Append the reveal to the audit log (also a failed one: faces may have been restored)."""
-    return audit.append(
-        video,
-        {
-            "action": "reveal",
-            "by": who,
-            "recording_id": reader.recording_id,
-            "tracks": chosen if chosen is not None else "all unlocked",
-            "from_s": info.get("first_s"),
-            "to_s": info.get("last_s"),
-            "regions": info.get("regions"),
-            "output": os.path.basename(os.fspath(output)),
-            **({"error": str(error)} if error is not None else {}),
-        },
-    )
-
-
 def grant_track(
     video: str | os.PathLike[str],
     reader: SidecarReader,
     who: str,
     track_id: int,
     path: str | os.PathLike[str],
+    *,
+    audit_ctx: AuditContext | None = None,
 ) -> None:
-    """Export a key that opens only ``track_id`` of this recording, and log it."""
+    """Log, then export a key that opens only ``track_id`` of this recording.
+
+    Raises:
+        AuditRequiredError, AuditError: no audit context, or the entry cannot be written (no
+            grant is written then).
+    """
+    reader.make_grant(track_id)  # locked reader or unknown track: fail before logging
+    entry = {
+        "action": "grant",
+        "by": who,
+        "tracks": [int(track_id)],
+        "output": os.path.basename(os.fspath(path)),
+    }
+    audit.log_first(reader, audit_ctx, entry)
     export_grant(reader, track_id, path)
-    audit.append(
-        video,
-        {
-            "action": "grant",
-            "by": who,
-            "recording_id": reader.recording_id,
-            "tracks": [track_id],
-            "output": os.path.basename(os.fspath(path)),
-        },
-    )
 
 
 def list_tracks(video: str | os.PathLike[str]) -> list[TrackSummary]:
@@ -274,39 +379,14 @@ def list_tracks(video: str | os.PathLike[str]) -> list[TrackSummary]:
     return SidecarReader(sidecar_for(video)).tracks()
 
 
-def track_thumbnails(
-    video: str | os.PathLike[str], summaries: list[TrackSummary], folder: str | os.PathLike[str]
-) -> list[Path]:
-    """Crop each track's first box (grown 2×) from the *masked* video into PNGs."""
-    import cv2
-
-    by_pts = {s.first_pts: [] for s in summaries}  # type: dict[int, list[TrackSummary]]
-    for s in summaries:
-        by_pts[s.first_pts].append(s)
-    out_dir = Path(folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with FileSource(video) as source:
-        for frame in source.frames():
-            for s in by_pts.get(frame.pts if frame.pts is not None else -1, []):
-                x1, y1, x2, y2 = s.first_xyxy
-                w, h = x2 - x1, y2 - y1
-                crop = frame.image[
-                    max(0, y1 - h // 2) : y2 + h // 2, max(0, x1 - w // 2) : x2 + w // 2
-                ]
-                path = out_dir / f"track_{s.track_id}.png"
-                cv2.imwrite(str(path), crop)
-                written.append(path)
-    return written
-
-
 __all__ = [
+    "AuditContext",
     "RevealError",
     "RevealStats",
+    "audit_log_for",
     "grant_track",
     "list_tracks",
     "open_sidecar_for_review",
     "reveal_file",
     "reveal_frames",
-    "track_thumbnails",
 ]

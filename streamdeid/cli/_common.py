@@ -46,8 +46,8 @@ examples:
       reviewer key pair: reviewer.pub for the anonymizer, reviewer.key (passphrase) to review
   streamdeid run cam.mp4 -o out.mp4 --recipient reviewer.pub
       reversible: faces masked, originals encrypted into out.mp4.sdeid
-  streamdeid reveal out.mp4 -o review.mkv --key reviewer.key --track 7
-      restore one person (lossless .mkv); logged in out.mp4.audit.jsonl
+  streamdeid reveal out.mp4 -o review.mkv --key reviewer.key --track 7 --signing-key site.sign.key
+      restore one person (lossless .mkv), after a signed entry in the recording's audit log
 
 configs: {configs}
 """

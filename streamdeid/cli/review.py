@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamdeid.cli._common import Subparsers, add_common
 from streamdeid.errors import ConfigError
@@ -31,12 +31,20 @@ def register(sub: Subparsers) -> None:
 def _register_keygen(sub: Subparsers) -> None:
     kg = sub.add_parser(
         "keygen",
-        help="make a reviewer key pair (NAME.key, NAME.pub)",
+        help="make a reviewer key pair (NAME.key, NAME.pub) or a signing key (--signing)",
         description="Make an X25519 key pair for reviewing reversible recordings. "
         "NAME.pub goes to the anonymizer (--recipient); NAME.key stays with the "
-        "reviewer, encrypted with a passphrase, mode 0600.",
+        "reviewer, encrypted with a passphrase, mode 0600. With --signing, make the "
+        "Ed25519 key of the operator or site that signs the audit log instead: "
+        "NAME.sign.key (passphrase, 0600; for reveal/grant --signing-key) and "
+        "NAME.sign.pub (for audit --public-key).",
     )
-    kg.add_argument("name", metavar="NAME", help="path prefix for NAME.key and NAME.pub")
+    kg.add_argument("name", metavar="NAME", help="path prefix of the key files")
+    kg.add_argument(
+        "--signing",
+        action="store_true",
+        help="make an audit-log signing key pair (NAME.sign.key, NAME.sign.pub)",
+    )
     _add_passphrase(kg)
     _add_rewrap(kg)
     add_common(kg)
@@ -49,7 +57,10 @@ def _register_reveal(sub: Subparsers) -> None:
         help="restore masked faces of a reversible recording",
         description="Write a copy of VIDEO with the original faces restored for "
         "the tracks you choose (all that your key opens by default). A .mkv "
-        "output is lossless. Every reveal is recorded in VIDEO.audit.jsonl.",
+        "output is lossless; it is created mode 0600 and removed if the reveal fails. "
+        "Before anything is decrypted a signed entry is appended to the recording's "
+        "audit log (RECORDING-ID.audit.jsonl beside the sidecar, or in "
+        "$STREAMDEID_AUDIT_DIR, or --audit-log); if that fails, nothing is revealed.",
     )
     rv.add_argument("video", metavar="VIDEO", help="masked video made with --reversible")
     rv.add_argument("-o", "--output", required=True, help="revealed video (.mkv: lossless)")
@@ -61,6 +72,7 @@ def _register_reveal(sub: Subparsers) -> None:
         help="restore only this track (repeat for several); see 'streamdeid tracks'",
     )
     _add_unlock(rv)
+    _add_signing(rv)
     add_common(rv)
     rv.set_defaults(handler=cmd_reveal)
 
@@ -70,13 +82,15 @@ def _register_grant(sub: Subparsers) -> None:
         "grant",
         help="export a key that reveals one track only",
         description="Export a grant file that opens a single track (one "
-        "person) of this recording and nothing else, to hand to someone.",
+        "person) of this recording and nothing else, to hand to someone. The grant "
+        "is logged (signed) in the audit log first; if that fails, no grant is written.",
     )
     gr.add_argument("video", metavar="VIDEO")
     gr.add_argument("--track", type=int, required=True, metavar="ID")
     gr.add_argument("-o", "--output", required=True, metavar="FILE.grant")
     gr.add_argument("--key", required=True, metavar="KEY", help="reviewer private key")
     _add_passphrase(gr)
+    _add_signing(gr)
     add_common(gr)
     gr.set_defaults(handler=cmd_grant)
 
@@ -97,11 +111,24 @@ def _register_tracks(sub: Subparsers) -> None:
 def _register_audit(sub: Subparsers) -> None:
     au = sub.add_parser(
         "audit",
-        help="verify the reveal audit log of a recording",
-        description="Check the hash chain of VIDEO.audit.jsonl and print its "
-        "head hash (keep it elsewhere to detect later truncation).",
+        help="verify the signed reveal audit log of a recording",
+        description="Check every signature and the hash chain of VIDEO's audit log "
+        "and print its head hash (keep it elsewhere: --expect-head detects a log that "
+        "was cut off later). The first bad entry is named by line number.",
     )
     au.add_argument("video", metavar="VIDEO")
+    au.add_argument(
+        "--public-key",
+        action="append",
+        required=True,
+        metavar="NAME.sign.pub",
+        help="signing public key trusted to write entries (repeatable)",
+    )
+    au.add_argument("--head", action="store_true", help="print only the verified head hash")
+    au.add_argument(
+        "--expect-head", metavar="HASH", help="fail unless the log still contains this head"
+    )
+    _add_audit_log(au)
     add_common(au)
     au.set_defaults(handler=cmd_audit)
 
@@ -126,34 +153,85 @@ def _add_unlock(p: argparse.ArgumentParser) -> None:
     _add_passphrase(p)
 
 
-def _passphrase(args: argparse.Namespace, confirm: bool = False) -> bytes:
+def _add_signing(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--signing-key",
+        metavar="NAME.sign.key",
+        help="operator/site key that signs the audit entry (required; 'keygen --signing')",
+    )
+    p.add_argument(
+        "--signing-passphrase-file",
+        metavar="FILE",
+        help="passphrase of the signing key (else $STREAMDEID_SIGNING_PASSPHRASE, else a prompt)",
+    )
+    _add_audit_log(p)
+
+
+def _add_audit_log(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="audit log file (default: RECORDING-ID.audit.jsonl in $STREAMDEID_AUDIT_DIR, "
+        "else beside the sidecar)",
+    )
+
+
+def _audit_context(args: argparse.Namespace) -> Any:
+    """The signing key and log of a reveal or grant; no key, no reveal (unsigned entries could
+    be rewritten by anyone who can write the log, so they would prove nothing)."""
+    from streamdeid.audit import AuditContext
+    from streamdeid.crypto.signing import load_signing_key
+
+    if not args.signing_key:
+        raise ConfigError(
+            f"{args.command} needs --signing-key NAME.sign.key: every reveal and grant is "
+            "logged with a signed entry first (make one with 'streamdeid keygen --signing NAME')"
+        )
+    passphrase = _passphrase(
+        args,
+        file=args.signing_passphrase_file,
+        env="STREAMDEID_SIGNING_PASSPHRASE",
+        prompt="signing key passphrase: ",
+    )
+    key = load_signing_key(args.signing_key, passphrase)
+    return AuditContext(key, Path(args.audit_log) if args.audit_log else None)
+
+
+def _passphrase(
+    args: argparse.Namespace,
+    confirm: bool = False,
+    *,
+    file: str | None = None,
+    env: str = "STREAMDEID_PASSPHRASE",
+    prompt: str = "passphrase: ",
+) -> bytes:
     """Secrets only from a file, the environment or the terminal; never from argv (ps shows it)."""
-    if args.passphrase_file:
+    file = file if file is not None else args.passphrase_file
+    if file:
         try:
-            return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
+            return Path(file).read_bytes().rstrip(b"\r\n")
         except OSError as e:
-            raise ConfigError(
-                f"cannot read passphrase file '{args.passphrase_file}': {e.strerror}"
-            ) from e
-    env = os.environ.get("STREAMDEID_PASSPHRASE")
-    if env:
-        return env.encode()
+            raise ConfigError(f"cannot read passphrase file '{file}': {e.strerror}") from e
+    value = os.environ.get(env)
+    if value:
+        return value.encode()
     if sys.stdin.isatty():
         import getpass
 
-        first = getpass.getpass("passphrase: ").encode()
+        first = getpass.getpass(prompt).encode()
         if confirm and getpass.getpass("again: ").encode() != first:
             raise ConfigError("passphrases differ")
         return first
     raise ConfigError(
-        "a passphrase is needed: expected --passphrase-file FILE, "
-        "$STREAMDEID_PASSPHRASE or a terminal, got none"
+        f"a passphrase is needed: expected a passphrase file, ${env} or a terminal, got none"
     )
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from streamdeid.crypto import fingerprint, generate_keypair
 
+    if args.signing:
+        return _keygen_signing(args)
     key, pub = Path(f"{args.name}.key"), Path(f"{args.name}.pub")
     if args.rewrap:
         public = _rewrap(args, key, pub)
@@ -213,17 +291,18 @@ def cmd_reveal(args: argparse.Namespace) -> int:
             f"output '{out}' exists: remove it first (revealed footage is "
             "never overwritten silently)"
         )
+    audit_ctx = _audit_context(args)
     passphrase = _passphrase(args) if args.key else None
     reader, who = open_sidecar_for_review(
         args.video, key=args.key, passphrase=passphrase, grants=args.grant
     )
-    stats = reveal_file(args.video, out, reader, who, tracks=args.track)
+    stats = reveal_file(args.video, out, reader, who, tracks=args.track, audit_ctx=audit_ctx)
     span = (
         "" if stats.first_s is None else f" between {stats.first_s:.2f} s and {stats.last_s:.2f} s"
     )
     print(
         f"{out}: {stats.frames} frames, {stats.regions_restored} regions restored{span}; "
-        f"logged in the audit log",
+        f"logged in the audit log (head {stats.audit_head})",
         file=sys.stderr,
     )
     return 0
@@ -232,15 +311,16 @@ def cmd_reveal(args: argparse.Namespace) -> int:
 def cmd_grant(args: argparse.Namespace) -> int:
     from streamdeid.reveal import grant_track, open_sidecar_for_review
 
+    audit_ctx = _audit_context(args)
     reader, who = open_sidecar_for_review(args.video, key=args.key, passphrase=_passphrase(args))
-    grant_track(args.video, reader, who, args.track, args.output)
+    grant_track(args.video, reader, who, args.track, args.output, audit_ctx=audit_ctx)
     print(f"wrote {args.output}: opens track {args.track} of this recording only", file=sys.stderr)
     return 0
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:
     """The track table goes to stdout (it is the result); the thumbnail note to stderr."""
-    from streamdeid.reveal import list_tracks, track_thumbnails
+    from streamdeid.reveal import list_tracks
 
     tracks = list_tracks(args.video)
     print(f"{'track':>6}  {'from s':>8}  {'to s':>8}  {'regions':>7}")
@@ -250,17 +330,75 @@ def cmd_tracks(args: argparse.Namespace) -> int:
             f"{float(t.last_pts * t.time_base):>8.2f}  {t.count:>7}"
         )
     if args.thumbnails:
-        paths = track_thumbnails(args.video, tracks, args.thumbnails)
+        paths = _track_thumbnails(args.video, tracks, args.thumbnails)
         print(f"wrote {len(paths)} thumbnails to {args.thumbnails}", file=sys.stderr)
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    """Verify signatures and chain; the result (or the head alone) goes to stdout."""
     from streamdeid import audit
+    from streamdeid.crypto import SidecarReader
+    from streamdeid.crypto.signing import load_verify_key
+    from streamdeid.reveal import audit_log_for, sidecar_for
 
-    report = audit.verify(args.video)
+    keys = [load_verify_key(p) for p in args.public_key]
+    log = audit_log_for(args.video, args.audit_log)
+    recording = SidecarReader(sidecar_for(args.video)).recording_id
+    report = audit.verify(log, keys, expect_head=args.expect_head, recording_id=recording)
+    if args.head:
+        print(report.head_sha256)
+    else:
+        print(
+            f"{log}: signatures and chain intact, {report.entries} entries, "
+            f"head {report.head_sha256}"
+        )
+    return 0
+
+
+def _keygen_signing(args: argparse.Namespace) -> int:
+    from streamdeid.audit import signer_fingerprint
+    from streamdeid.crypto.signing import generate_signing_key
+
+    key, pub = Path(f"{args.name}.sign.key"), Path(f"{args.name}.sign.pub")
+    public = generate_signing_key(key, pub, _passphrase(args, confirm=True))
     print(
-        f"{audit.audit_path(args.video)}: chain intact, {report.entries} entries, "
-        f"head {report.head_sha256}"
+        f"wrote {key} (private, for reveal --signing-key) and {pub} (for audit --public-key); "
+        f"fingerprint {signer_fingerprint(public)}",
+        file=sys.stderr,
     )
     return 0
+
+
+def _track_thumbnails(
+    video: str | os.PathLike[str], summaries: list[Any], folder: str | os.PathLike[str]
+) -> list[Path]:
+    """Crop each track's first box (grown 2×) from the *masked* video into PNGs."""
+    import cv2
+
+    from streamdeid.crypto.errors import FormatError
+    from streamdeid.crypto.parse import check_box
+    from streamdeid.io.source import FileSource
+
+    by_pts = {s.first_pts: [] for s in summaries}  # type: dict[int, list[Any]]
+    for s in summaries:
+        by_pts[s.first_pts].append(s)
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with FileSource(video) as source:
+        for frame in source.frames():
+            for s in by_pts.get(frame.pts if frame.pts is not None else -1, []):
+                try:  # keyless, so unauthenticated: an edited box must not crash the listing
+                    x1, y1, x2, y2 = check_box(s.first_xyxy, frame.width, frame.height)
+                except FormatError as e:
+                    print(f"track {s.track_id}: no thumbnail: {e}", file=sys.stderr)
+                    continue
+                w, h = x2 - x1, y2 - y1
+                crop = frame.image[
+                    max(0, y1 - h // 2) : y2 + h // 2, max(0, x1 - w // 2) : x2 + w // 2
+                ]
+                path = out_dir / f"track_{s.track_id}.png"
+                cv2.imwrite(str(path), crop)
+                written.append(path)
+    return written

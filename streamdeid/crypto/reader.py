@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from streamdeid import audit
 from streamdeid.crypto import format as fmt
 from streamdeid.crypto.errors import (
     GrantMismatchError,
@@ -145,30 +146,58 @@ class SidecarReader:
         """Whether the keys given so far decrypt ``track_id`` (without reading any record)."""
         return self._keys.can_open(int(track_id))
 
-    def records(self, track_ids: Iterable[int] | None = None) -> Iterator[RevealedRegion]:
+    def records(
+        self,
+        track_ids: Iterable[int] | None = None,
+        *,
+        audit_ctx: audit.AuditContext | None = None,
+        who: str = "python api",
+    ) -> Iterator[RevealedRegion]:
         """Yield the verified, decrypted regions of every track the keys open, in file order.
 
-        Every record is authenticated before anything of it is returned. Errors are raised at the
-        point they are found, after all earlier intact records were yielded: a file cut by a
-        crash yields everything it holds and then raises :class:`TruncatedError`.
+        The decryption is first logged: a signed entry is appended to the recording's audit log
+        (see :mod:`streamdeid.audit`) *before* this returns; if it cannot be written, nothing is
+        decrypted. Every record is authenticated before anything of it is returned. Errors are
+        raised at the point they are found, after all earlier intact records were yielded: a file
+        cut by a crash yields everything it holds and then raises :class:`TruncatedError`.
 
         Args:
             track_ids: Only yield these tracks (the others the key opens are still verified).
+            audit_ctx: Signing key and log location; required.
+            who: Who decrypts, for the log entry (a name or key fingerprint; never a secret).
 
         Raises:
+            AuditRequiredError: No ``audit_ctx`` was given.
+            AuditError: The audit entry cannot be written (nothing was decrypted).
             LockedError: Neither :meth:`unlock` nor :meth:`unlock_track` was called.
             TamperedError: A record, its position, or the end marker fails verification.
             TruncatedError: The file ends before the end marker (raised last).
             FormatError: The chunk structure is malformed.
         """
+        self._check_unlocked()
+        wanted = None if track_ids is None else sorted({int(t) for t in track_ids})
+        entry = {
+            "action": "decrypt",
+            "by": who,
+            "tracks": "all unlocked" if wanted is None else wanted,
+        }
+        audit.log_first(self, audit_ctx, entry)
+        return self._verified_records(wanted)
+
+    def _verified_records(self, track_ids: Iterable[int] | None) -> Iterator[RevealedRegion]:
+        """The decrypting pass itself, without logging: only for callers that logged already
+        (:mod:`streamdeid.reveal` writes its own, more detailed entry first)."""
+        self._check_unlocked()
+        wanted = None if track_ids is None else {int(t) for t in track_ids}
+        verifier = RecordVerifier(self._path, self._header.recording_id, self._keys)
+        return verifier.verify(self._scan(), wanted)
+
+    def _check_unlocked(self) -> None:
         if not self._keys.unlocked:
             raise LockedError(
                 f"expected sidecar {self._path} to be unlocked before reading records, "
                 "but no private key or grant was given"
             )
-        wanted = None if track_ids is None else {int(t) for t in track_ids}
-        verifier = RecordVerifier(self._path, self._header.recording_id, self._keys)
-        return verifier.verify(self._scan(), wanted)
 
     def _scan(self) -> Iterator[RegionChunk | EndChunk]:
         return scan_chunks(self._path, len(self._header.raw))

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from streamdeid.audit import AuditContext
 from streamdeid.crypto import RevealedRegion, SidecarWriter
 from streamdeid.crypto import format as fmt
 from streamdeid.crypto.parse import RegionChunk, scan_chunks
 from streamdeid.types import Region
 
 TIME_BASE = Fraction(1, 90000)
+# Decrypting is always logged (streamdeid.audit); these tests look at the cryptography, so their
+# entries go to a throwaway log signed with a throwaway key.
+AUDIT = AuditContext(
+    Ed25519PrivateKey.generate(), Path(tempfile.mkdtemp(prefix="sdeid-audit-")) / "audit.jsonl"
+)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from crypto_helpers import small_sidecar
+from crypto_helpers import AUDIT, small_sidecar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from streamdeid.crypto import FormatError, SidecarReader, codec
@@ -108,5 +108,5 @@ def test_authentic_record_with_a_huge_png_header_is_a_format_error(
     reader = SidecarReader(tmp_path / "s.sdeid")
     reader.unlock(alice)
     with pytest.raises(FormatError, match=f"header says {HUGE}x{HUGE}") as info:
-        next(iter(reader.records()))
+        next(iter(reader.records(audit_ctx=AUDIT)))
     assert "\n" not in str(info.value)

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 from crypto_helpers import (
+    AUDIT,
     Expected,
     assert_matches,
     forge_chunk,
@@ -160,7 +161,7 @@ def _read_all(path: Path, c: Corpus, full: bool) -> list:
         reader.unlock(c.key)
     else:
         reader.unlock_track(c.grant)
-    return list(reader.records())
+    return list(reader.records(audit_ctx=AUDIT))
 
 
 @settings(
@@ -182,7 +183,7 @@ def test_mutated_sidecars_raise_only_project_errors(corpus: Corpus, data: st.Dat
         try:
             reader = SidecarReader(path)
             reader.unlock(corpus.key)
-            for region in reader.records():
+            for region in reader.records(audit_ctx=AUDIT):
                 got.append(region)
         except StreamDeidError as e:
             event(f"full key: {type(e).__name__}")

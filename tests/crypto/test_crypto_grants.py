@@ -4,7 +4,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from crypto_helpers import assert_matches, chunk_spans, header_size, small_sidecar
+from crypto_helpers import AUDIT, assert_matches, chunk_spans, header_size, small_sidecar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from streamdeid.crypto import (
@@ -34,9 +34,9 @@ def test_grant_opens_its_track_and_nothing_else(tmp_path: Path, alice: X25519Pri
 
     reader = SidecarReader(tmp_path / "s.sdeid")
     reader.unlock_track(tmp_path / "t7.grant")
-    assert_matches(list(reader.records()), [e for e in expected if e.track_id == 7])
+    assert_matches(list(reader.records(audit_ctx=AUDIT)), [e for e in expected if e.track_id == 7])
     # Asking for another track yields nothing: the grant has no key for it.
-    assert list(reader.records(track_ids=[1])) == []
+    assert list(reader.records(audit_ctx=AUDIT, track_ids=[1])) == []
     with pytest.raises(LockedError, match="private key"):
         export_grant(reader, 1, tmp_path / "t1.grant")
 
@@ -53,7 +53,9 @@ def test_several_grants_combine_and_untracked_is_track_0(
     reader = SidecarReader(tmp_path / "s.sdeid")
     reader.unlock_track(full.make_grant(0))
     reader.unlock_track(full.make_grant(1))
-    assert_matches(list(reader.records()), [e for e in expected if e.track_id in (0, 1)])
+    assert_matches(
+        list(reader.records(audit_ctx=AUDIT)), [e for e in expected if e.track_id in (0, 1)]
+    )
 
 
 def test_grant_for_another_recording_is_refused(tmp_path: Path, alice: X25519PrivateKey) -> None:
@@ -64,7 +66,7 @@ def test_grant_for_another_recording_is_refused(tmp_path: Path, alice: X25519Pri
     with pytest.raises(GrantMismatchError, match="expected a grant for recording"):
         reader.unlock_track(tmp_path / "a7.grant")
     with pytest.raises(LockedError):
-        list(reader.records())
+        list(reader.records(audit_ctx=AUDIT))
 
 
 def test_unknown_track_existing_file_and_corrupt_grant(
@@ -103,7 +105,7 @@ def test_grant_holder_detects_a_removed_record_and_an_edited_header(
     reader = SidecarReader(tmp_path / "cut.sdeid")
     reader.unlock_track(grant)
     with pytest.raises(TamperedError):
-        list(reader.records())
+        list(reader.records(audit_ctx=AUDIT))
 
     # Edit Bob's header entry: Alice's grant pins the header digest.
     edited = bytearray(data)

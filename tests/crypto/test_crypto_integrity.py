@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from crypto_helpers import (
+    AUDIT,
     Expected,
     assert_matches,
     forge_chunk,
@@ -52,7 +53,7 @@ def _read(
             reader.unlock(key)
         if grant is not None:
             reader.unlock_track(grant)
-        got.extend(reader.records())
+        got.extend(reader.records(audit_ctx=AUDIT))
     except CryptoError as e:
         return got, e
     return got, None
@@ -291,7 +292,7 @@ def test_round_trip_across_bucket_boundaries_is_bit_exact(
     expected = write_sidecar(path, [alice], frames, lossy=lossy)
     reader = SidecarReader(path)
     reader.unlock(alice)
-    got = list(reader.records())
+    got = list(reader.records(audit_ctx=AUDIT))
     if lossy:
         assert [g.xyxy for g in got] == [e.xyxy for e in expected]
     else:
@@ -328,7 +329,7 @@ def test_issue_12_forged_track_in_a_real_recording_is_refused(
     track = max((t for t in counts if t), key=counts.__getitem__)
     reader = SidecarReader(sidecar)
     reader.unlock(key)
-    authentic = list(reader.records())
+    authentic = list(reader.records(audit_ctx=AUDIT))
     grant = reader.make_grant(track)
 
     forged = tmp_path / "forged.sdeid"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from crypto_helpers import TIME_BASE, textured_frame
+from crypto_helpers import AUDIT, TIME_BASE, textured_frame
 
 from streamdeid.crypto import (
     SidecarReader,
@@ -50,7 +50,7 @@ def test_no_plaintext_pixels_or_secrets_on_disk_or_in_logs(
         reader = SidecarReader(tmp_path / "s.sdeid")
         reader.unlock(load_private_key(tmp_path / "r.key", passphrase))
         grant = export_grant(reader, 1, tmp_path / "t1.grant")
-        revealed = list(reader.records())
+        revealed = list(reader.records(audit_ctx=AUDIT))
     assert len(revealed) == 3
 
     on_disk: set[bytes] = set()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from crypto_helpers import chunk_spans, header_size, small_sidecar
+from crypto_helpers import AUDIT, chunk_spans, header_size, small_sidecar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from streamdeid.crypto import FormatError, SidecarReader, TamperedError, TruncatedError, parse
@@ -67,7 +67,7 @@ def test_sparse_gib_tail_is_counted_not_read(
     assert peak < 8 << 20
     reader.unlock(alice)
     with pytest.raises(TamperedError, match=f"followed by {GIB} more bytes"):
-        list(reader.records())
+        list(reader.records(audit_ctx=AUDIT))
 
 
 def test_chunk_length_beyond_the_file_is_not_allocated(

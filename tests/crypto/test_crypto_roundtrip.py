@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from crypto_helpers import (
+    AUDIT,
     TIME_BASE,
     assert_matches,
     small_sidecar,
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _read_all(path: Path, key: X25519PrivateKey, **kwargs: object) -> list:
     reader = SidecarReader(path)
     reader.unlock(key)
-    return list(reader.records(**kwargs))
+    return list(reader.records(audit_ctx=AUDIT, **kwargs))
 
 
 def test_lossless_round_trip_is_bit_exact(tmp_path: Path, alice: X25519PrivateKey) -> None:
@@ -85,7 +86,7 @@ def test_each_of_two_recipients_can_unlock_and_others_cannot(
     with pytest.raises(WrongKeyError, match="expected a private key for one of"):
         reader.unlock(mallory)
     with pytest.raises(LockedError):
-        reader.records()
+        reader.records(audit_ctx=AUDIT)
 
 
 def test_tracks_are_summarised_without_a_key(tmp_path: Path, alice: X25519PrivateKey) -> None:
@@ -133,13 +134,13 @@ def test_flushed_records_are_readable_before_close(tmp_path: Path, alice: X25519
     reader.unlock(alice)
     got = []
     with pytest.raises(TruncatedError, match="no end marker") as info:
-        got.extend(reader.records())
+        got.extend(reader.records(audit_ctx=AUDIT))
     assert [g.pts for g in got] == [0, 1, 2]
     assert info.value.records_read == 3
     assert [t.count for t in reader.tracks()] == [3]  # summarised, warning only
     writer.close()
     writer.close()  # idempotent
-    assert [g.pts for g in reader.records()] == [0, 1, 2]
+    assert [g.pts for g in reader.records(audit_ctx=AUDIT)] == [0, 1, 2]
 
 
 def test_killed_writer_leaves_every_flushed_frame_readable(
@@ -177,7 +178,7 @@ def test_killed_writer_leaves_every_flushed_frame_readable(
     reader.unlock(alice)
     got = []
     with pytest.raises(TruncatedError) as info:
-        got.extend(reader.records())
+        got.extend(reader.records(audit_ctx=AUDIT))
     assert [g.pts for g in got] == [0, 1, 2]
     assert all((g.pixels == 7).all() for g in got)
     assert info.value.records_read == 3

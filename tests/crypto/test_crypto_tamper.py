@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from crypto_helpers import (
+    AUDIT,
     Expected,
     assert_matches,
     chunk_spans,
@@ -38,7 +39,7 @@ def _read(
             reader.unlock(key)
         if grant is not None:
             reader.unlock_track(grant)
-        got.extend(reader.records())
+        got.extend(reader.records(audit_ctx=AUDIT))
     except CryptoError as e:
         return got, e
     return got, None
