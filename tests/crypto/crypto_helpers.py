@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streamdeid.audit import AuditContext
-from streamdeid.crypto import RevealedRegion, SidecarWriter
+from streamdeid.crypto import CryptoError, RevealedRegion, SidecarReader, SidecarWriter, TrackGrant
 from streamdeid.crypto import format as fmt
 from streamdeid.crypto.parse import RegionChunk, scan_chunks
 from streamdeid.types import Region
@@ -88,6 +88,23 @@ def assert_matches(got: Sequence[RevealedRegion], expected: Sequence[Expected]) 
         assert (g.pts, g.track_id, g.xyxy, g.time_base) == (e.pts, e.track_id, e.xyxy, TIME_BASE)
         assert g.pixels.dtype == np.uint8
         np.testing.assert_array_equal(g.pixels, e.pixels)
+
+
+def read_all(
+    path: Path, key: X25519PrivateKey | None = None, grant: TrackGrant | None = None
+) -> tuple[list[RevealedRegion], CryptoError | None]:
+    """Everything a reader yields before it stops, and the error it stopped with."""
+    got: list[RevealedRegion] = []
+    try:
+        reader = SidecarReader(path)
+        if key is not None:
+            reader.unlock(key)
+        if grant is not None:
+            reader.unlock_track(grant)
+        got.extend(reader.records(audit_ctx=AUDIT))
+    except CryptoError as e:
+        return got, e
+    return got, None
 
 
 def chunk_spans(data: bytes, header_size: int) -> list[tuple[int, int, int]]:

@@ -14,6 +14,7 @@ from crypto_helpers import (
     assert_matches,
     forge_chunk,
     header_size,
+    read_all,
     region_chunks,
     textured_frame,
     write_sidecar,
@@ -24,8 +25,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from streamdeid import anonymize_file
 from streamdeid.config import Config
 from streamdeid.crypto import (
-    CryptoError,
-    RevealedRegion,
     SidecarReader,
     TamperedError,
     TrackGrant,
@@ -41,22 +40,6 @@ from helpers import ScriptedDetector
 
 FRAMES = 10
 TRACK = 2  # the granted track, as in the issue
-
-
-def _read(
-    path: Path, key: X25519PrivateKey | None = None, grant: TrackGrant | None = None
-) -> tuple[list[RevealedRegion], CryptoError | None]:
-    got: list[RevealedRegion] = []
-    try:
-        reader = SidecarReader(path)
-        if key is not None:
-            reader.unlock(key)
-        if grant is not None:
-            reader.unlock_track(grant)
-        got.extend(reader.records(audit_ctx=AUDIT))
-    except CryptoError as e:
-        return got, e
-    return got, None
 
 
 @pytest.fixture
@@ -124,7 +107,7 @@ def test_grant_holder_cannot_forge_records_for_a_full_key_reader(
     out = tmp_path / "forged.sdeid"
     _rebuild(path, forged, out)
 
-    got, error = _read(out, alice)
+    got, error = read_all(out, alice)
     first = min(forged)
     first_pts = expected[first].pts
     assert isinstance(error, TamperedError)
@@ -141,13 +124,13 @@ def test_grant_reader_cannot_tell_a_forgery_by_a_holder_of_the_same_grant(
 ) -> None:
     """The documented boundary: GCM under a shared track key is all a grant reader can check."""
     path, expected, grant = recording
-    got, error = _read(path, grant=grant)
+    got, error = read_all(path, grant=grant)
     assert error is None
     assert_matches(got, [e for e in expected if e.track_id == TRACK])  # the grant still reads
 
     out = tmp_path / "forged.sdeid"
     _rebuild(path, _forge_track(path, grant, "track key"), out)
-    got, error = _read(out, grant=grant)
+    got, error = read_all(out, grant=grant)
     assert error is None and len(got) == FRAMES
     assert all((g.pixels == 200).all() for g in got)
 
@@ -165,7 +148,7 @@ def test_removed_or_reordered_records_are_detected_even_with_the_grant_holders_h
     # Remove one of the track's records: the next record's MACed seq exposes the gap.
     removed = mine[3]
     _rebuild(path, {removed: None}, out)
-    got, error = _read(out, alice)
+    got, error = read_all(out, alice)
     assert isinstance(error, TamperedError) and error.seq == removed + 1
     assert f"expected record seq {removed}" in str(error)
     assert_matches(got, expected[:removed])
@@ -178,7 +161,7 @@ def test_removed_or_reordered_records_are_detected_even_with_the_grant_holders_h
         mine[2]: _reencrypt(grant, a, dataclasses.replace(a.fields, seq=b.fields.seq)),
     }
     _rebuild(path, swap, out)
-    got, error = _read(out, alice)
+    got, error = read_all(out, alice)
     assert isinstance(error, TamperedError) and error.seq == mine[1]
     assert "record MAC" in str(error)
     assert_matches(got, expected[: mine[1]])
@@ -191,7 +174,7 @@ def test_removed_or_reordered_records_are_detected_even_with_the_grant_holders_h
     tail: dict[int, bytes | None] = {i: None for i in range(cut, len(chunks))}
     tail[len(chunks)] = _forged_end(end, grant, dropped)
     _rebuild(path, tail, out)
-    got, error = _read(out, alice)
+    got, error = read_all(out, alice)
     assert isinstance(error, TamperedError) and "end marker" in str(error)
     assert_matches(got, expected[:cut])
 
@@ -243,7 +226,7 @@ def test_ciphertext_lengths_are_padded_to_buckets(
     # Distinct crops, distinct compressed sizes, far fewer distinct ciphertext sizes.
     assert len(set(compressed)) == len(crops)
     assert len(set(sealed)) <= len(set(compressed)) // 2
-    got, error = _read(path, alice)
+    got, error = read_all(path, alice)
     assert error is None and len(got) == len(expected)
     if not lossy:
         assert_matches(got, expected)
@@ -298,7 +281,7 @@ def test_round_trip_across_bucket_boundaries_is_bit_exact(
     else:
         assert_matches(got, expected)
     grant = reader.make_grant(1)
-    mine, error = _read(path, grant=grant)
+    mine, error = read_all(path, grant=grant)
     assert error is None
     want = [e for e in expected if e.track_id == 1]
     if not lossy:
@@ -334,7 +317,7 @@ def test_issue_12_forged_track_in_a_real_recording_is_refused(
 
     forged = tmp_path / "forged.sdeid"
     _rebuild(sidecar, _forge_track(sidecar, grant, "track key"), forged)
-    got, error = _read(forged, key)
+    got, error = read_all(forged, key)
     first = next(i for i, c in enumerate(chunks) if c.fields.track_id == track)
     assert isinstance(error, TamperedError) and error.seq == first
     assert f"record seq {first} " in str(error) and f"track {track}," in str(error)
@@ -342,5 +325,5 @@ def test_issue_12_forged_track_in_a_real_recording_is_refused(
     assert len(got) == first
     for g, a in zip(got, authentic, strict=False):
         np.testing.assert_array_equal(g.pixels, a.pixels)
-    mine, error = _read(sidecar, grant=grant)
+    mine, error = read_all(sidecar, grant=grant)
     assert error is None and len(mine) == counts[track]

@@ -7,42 +7,23 @@ from pathlib import Path
 
 import pytest
 from crypto_helpers import (
-    AUDIT,
     Expected,
     assert_matches,
     chunk_spans,
     header_size,
+    read_all,
     small_sidecar,
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from streamdeid.crypto import (
-    CryptoError,
     FormatError,
     RevealedRegion,
     SidecarReader,
     TamperedError,
-    TrackGrant,
     TruncatedError,
 )
 from streamdeid.crypto import format as fmt
-
-
-def _read(
-    path: Path, key: X25519PrivateKey | None = None, grant: TrackGrant | None = None
-) -> tuple[list[RevealedRegion], CryptoError | None]:
-    """Everything a reader yields before it stops, and the error it stopped with."""
-    got: list[RevealedRegion] = []
-    try:
-        reader = SidecarReader(path)
-        if key is not None:
-            reader.unlock(key)
-        if grant is not None:
-            reader.unlock_track(grant)
-        got.extend(reader.records(audit_ctx=AUDIT))
-    except CryptoError as e:
-        return got, e
-    return got, None
 
 
 def _assert_prefix(got: Sequence[RevealedRegion], expected: Sequence[Expected]) -> None:
@@ -69,7 +50,7 @@ def test_every_single_byte_flip_is_detected(
             flipped = bytearray(data)
             flipped[pos] ^= mask
             path.write_bytes(flipped)
-            got, error = _read(path, alice)
+            got, error = read_all(path, alice)
             if error is None:
                 undetected.append((pos, mask))
             _assert_prefix(got, expected)
@@ -96,7 +77,7 @@ def test_grant_holder_detects_flips_in_header_own_records_and_never_misreveals(
         flipped = bytearray(data)
         flipped[pos] ^= 0x01
         path.write_bytes(flipped)
-        got, error = _read(path, grant=grant)
+        got, error = read_all(path, grant=grant)
         _assert_prefix(got, mine)
         if error is None and pos in must_detect:
             undetected.append(pos)
@@ -124,7 +105,7 @@ def test_swapped_duplicated_removed_and_appended_records_are_detected(
     for name, variant in variants.items():
         path = tmp_path / f"{name}.sdeid"
         path.write_bytes(variant)
-        got, error = _read(path, alice)
+        got, error = read_all(path, alice)
         assert isinstance(error, TamperedError), name
         _assert_prefix(got, expected)
         if name.startswith(("swap", "duplicate", "replay", "remove middle")):
@@ -159,7 +140,7 @@ def test_records_of_another_recording_are_detected(
     for name, variant in variants.items():
         path = tmp_path / f"{name}.sdeid"
         path.write_bytes(variant)
-        got, error = _read(path, alice)
+        got, error = read_all(path, alice)
         assert isinstance(error, TamperedError), name
         _assert_prefix(got, expected)
 
@@ -172,7 +153,7 @@ def test_truncation_at_every_offset_yields_the_intact_prefix(
     path = tmp_path / "cut.sdeid"
     for cut in range(spans[-3][1], len(data)):  # the last two records and the end marker
         path.write_bytes(data[:cut])
-        got, error = _read(path, alice)
+        got, error = read_all(path, alice)
         intact = sum(1 for kind, _, end in spans if kind == fmt.CHUNK_REGION and end <= cut)
         assert isinstance(error, TruncatedError), cut
         assert error.records_read == intact
@@ -187,7 +168,7 @@ def test_truncation_inside_the_header_is_a_clean_error(
     path = tmp_path / "cut.sdeid"
     for cut in range(header_size(2)):
         path.write_bytes(data[:cut])
-        got, error = _read(path, alice)
+        got, error = read_all(path, alice)
         assert got == []
         assert isinstance(error, FormatError if cut == 0 else TruncatedError), cut
 
