@@ -103,7 +103,7 @@ def decode(path: Path, size: tuple[int, int] | None, limit: int | None) -> Itera
 
 def build(config: Any, gated: bool) -> tuple[Any, Any]:
     """(detector, inner) for a config with motion off; the inner is warmed up (model loaded)."""
-    from streamdeid.api import make_detector
+    from streamdeid.build import make_detector
     from streamdeid.detect.focus import FocusDetector
 
     inner = make_detector(config.override({"detector.focus.enabled": False}))

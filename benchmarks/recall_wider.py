@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     import streamdeid
-    from streamdeid.api import make_detector
+    from streamdeid.build import make_detector
 
     root = data_root(args.data)
     images = load_gt(root, args.limit)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-# The factories are re-exported here: they were first public in this module (Stages is not).
+# What a run is built from lives in streamdeid.build; this module only runs it.
 from streamdeid.build import (
     Stages,
     build_stages,

@@ -331,10 +331,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if path is None:
         return Config()
     p = Path(path)
-    if not p.exists() and not p.suffix:
-        bundled = bundled_configs()
-        if str(p) in bundled:
-            return _parse_yaml(bundled[str(p)], f"bundled config '{p}'")
+    if not p.exists() and not p.suffix and p.name == str(p):
+        bundled = resources.files(CONFIG_PACKAGE) / f"{p}.yaml"
+        if bundled.is_file():  # only the one asked for is read
+            return _parse_yaml(bundled.read_text(encoding="utf-8"), f"bundled config '{p}'")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as e:

@@ -106,7 +106,7 @@ def independent_detector(
         }
     det["focus"] = {"enabled": False}  # the checker looks at all of every frame it checks
     config = parse_config({"detector": det}, source=f"eval {name} detector")
-    from streamdeid.api import make_detector
+    from streamdeid.build import make_detector
 
     try:
         return make_detector(config)

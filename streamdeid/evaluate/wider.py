@@ -164,7 +164,7 @@ def wider_recall(
 
 def _default_detector(config: Config | None) -> tuple[Detector, str]:
     """``make_detector`` for ``config`` (the default config when None), and its label."""
-    from streamdeid.api import make_detector
+    from streamdeid.build import make_detector
 
     config = config or Config()
     return make_detector(config), config.detector.backend

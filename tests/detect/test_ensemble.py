@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamdeid.api import make_detector
+from streamdeid.build import make_detector
 from streamdeid.config import load_config
 from streamdeid.detect.base import Detector
 from streamdeid.detect.blazeface import BlazeFaceDetector

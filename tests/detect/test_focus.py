@@ -606,7 +606,8 @@ def test_face_that_walks_in_and_stands_still_stays_masked(tmp_path: Path, backen
     # A fixed 720p camera. One face walks in from the left and then stands perfectly still for
     # 3x the tracker's coast time; another sits still from the first frame on. Periodic full
     # scans are off: what keeps a still face masked must be the windows around known faces.
-    from streamdeid.api import anonymize_file, make_detector
+    from streamdeid.api import anonymize_file
+    from streamdeid.build import make_detector
     from streamdeid.config import load_config
     from streamdeid.errors import MissingExtraError
     from streamdeid.testing.clip import write_clip
