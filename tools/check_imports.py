@@ -74,7 +74,15 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # What the commands run: live cameras, evaluation, reveal, synthetic clips.
     (
         "applications",
-        ("streamdeid.live", "streamdeid.evaluate", "streamdeid.reveal", "streamdeid.testing"),
+        (
+            "streamdeid.live",
+            "streamdeid.evaluate",
+            "streamdeid.reveal",
+            "streamdeid.reveal_records",
+            "streamdeid.reveal_source",
+            "streamdeid.grant_package",
+            "streamdeid.testing",
+        ),
     ),
     (
         "cli",

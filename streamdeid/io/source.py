@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -133,6 +133,13 @@ class FileSource:
             )
         self.rotation: int = 0
         self.corrupt_frames = 0
+        # Called with every demuxed packet before it is decoded (reversible masking keeps them).
+        self.packet_hook: Callable[[av.Packet], None] | None = None
+
+    @property
+    def stream(self) -> av.video.stream.VideoStream:
+        """The video stream being decoded (see :mod:`streamdeid.io.packet_decoder`)."""
+        return self._stream
 
     @property
     def estimated_frames(self) -> int | None:
@@ -154,6 +161,8 @@ class FileSource:
         step = _pts_step(self.info.time_base, self.info.frame_rate)
         try:
             for packet in self._container.demux(self._stream):
+                if self.packet_hook is not None and packet.size:
+                    self.packet_hook(packet)
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError as e:

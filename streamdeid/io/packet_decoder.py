@@ -1,0 +1,88 @@
+"""Decoding a video stream from packets held in memory, to the very pixels a file source gives.
+
+Reversible masking can keep the input's own packets (:mod:`streamdeid.crypto.source`); restoring
+from them must reproduce, bit for bit, the frames the anonymizer decoded. So this decodes the way
+:class:`~streamdeid.io.source.FileSource` does: the same decoder with the stream's extradata, frame
+threading, corrupt packets skipped, and the same ``bgr24`` conversion. Nothing touches disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+import av
+import numpy as np
+
+from streamdeid.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+class StreamParamsLike(Protocol):
+    codec: str
+    extradata: bytes
+    width: int
+    height: int
+
+
+class PacketLike(Protocol):
+    pts: int | None
+    dts: int | None
+    data: bytes
+
+
+class PacketRun(Protocol):
+    params: StreamParamsLike
+    packets: list[PacketLike]
+
+
+def stream_params(stream: av.video.stream.VideoStream) -> tuple[str, bytes, int, int]:
+    """(codec name, extradata, width, height) of a demuxed stream: what :func:`decode_runs`
+    needs to decode its packets without the container."""
+    cc = stream.codec_context
+    return cc.name, bytes(cc.extradata or b""), cc.width, cc.height
+
+
+def decode_runs(runs: Iterable[PacketRun]) -> Iterator[np.ndarray]:
+    """Decoded (H, W, 3) uint8 BGR frames of the packets in ``runs``, in presentation order.
+
+    Raises:
+        SourceError: The codec is unknown to this FFmpeg, or decoding fails outright.
+    """
+    decoder: av.CodecContext | None = None
+    for run in runs:
+        if decoder is None:
+            decoder = _open_decoder(run.params)
+        for p in run.packets:
+            packet = av.Packet(p.data)
+            packet.pts, packet.dts = p.pts, p.dts
+            yield from _decode(decoder, packet)
+    if decoder is not None:
+        yield from _decode(decoder, None)
+
+
+def _open_decoder(params: StreamParamsLike) -> av.CodecContext:
+    try:
+        decoder = av.CodecContext.create(params.codec, "r")
+    except (av.error.FFmpegError, ValueError) as e:
+        raise SourceError(f"cannot decode the kept source: codec '{params.codec}' ({e})") from e
+    if params.extradata:
+        decoder.extradata = params.extradata
+    decoder.width, decoder.height = params.width, params.height
+    decoder.thread_type = "AUTO"
+    return decoder
+
+
+def _decode(decoder: av.CodecContext, packet: av.Packet | None) -> Iterator[np.ndarray]:
+    try:
+        frames = decoder.decode(packet)
+    except av.error.InvalidDataError as e:
+        # FileSource skips the same packet the same way, so the frame count still agrees.
+        log.warning("kept source: skipped a corrupt packet (%s)", e)
+        return
+    except av.error.FFmpegError as e:
+        raise SourceError(f"decoding the kept source failed: {e.strerror or e}") from e
+    for vf in frames:
+        yield np.ascontiguousarray(vf.to_ndarray(format="bgr24"))
