@@ -15,8 +15,8 @@ from streamdeid import anonymize_file, audit
 from streamdeid.audit import AuditContext
 from streamdeid.config import Config
 from streamdeid.crypto import generate_keypair
-from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
 from streamdeid.crypto.parse import SourceChunk, read_header, scan_chunks
+from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
 from streamdeid.reveal import (
     RevealError,
     audit_log_for,
@@ -89,9 +89,7 @@ def test_one_track_revealed_others_stay_masked(recording) -> None:
     tracks = [t.track_id for t in reader.tracks() if t.track_id != 0]
     assert len(tracks) >= 2
     chosen = tracks[0]
-    mine = {
-        r.pts: r.xyxy for r in revealed_regions(reader, [chosen], audit_ctx=recording["ctx"])
-    }
+    mine = {r.pts: r.xyxy for r in revealed_regions(reader, [chosen], audit_ctx=recording["ctx"])}
     revealed = list(
         reveal_frames(recording["masked"], reader, [chosen], audit_ctx=recording["ctx"])
     )
