@@ -172,14 +172,45 @@ class SidecarWriter:
             box, track_id = check_region(region, width, height)
             x1, y1, x2, y2 = box
             crops.append((box, track_id, compress(image[y1:y2, x1:x2], self._lossy, region)))
+        self._write_crops(int(pts), tb_num, tb_den, crops)
+
+    def write_crops(
+        self,
+        pts: int,
+        time_base: Fraction | tuple[int, int],
+        size: tuple[int, int],
+        crops: Iterable[tuple[Region, np.ndarray]],
+    ) -> None:
+        """Like :meth:`write_regions`, from crops copied earlier: (region, its original pixels)
+        for a frame of ``size`` (width, height). Live outputs use it to write originals only
+        for frames that reached the video.
+
+        Raises:
+            ValueError: Writer closed, or a pts, time base, box or crop out of range.
+            SidecarIOError: The file could not be written; the writer is closed.
+        """
+        if self._closed:
+            raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
+        tb_num, tb_den = check_time_base(time_base)
+        if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > MAX_I64:
+            raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
+        checked = []
+        for region, crop in crops:
+            box, track_id = check_region(region, *size)
+            if crop.shape != (box[3] - box[1], box[2] - box[0], 3) or crop.dtype != np.uint8:
+                raise ValueError(f"crop of shape {crop.shape} does not fit region {region.xyxy}")
+            checked.append((box, track_id, compress(crop, self._lossy, region)))
+        self._write_crops(int(pts), tb_num, tb_den, checked)
+
+    def _write_crops(
+        self, pts: int, tb_num: int, tb_den: int, crops: list[tuple[tuple, int, tuple]]
+    ) -> None:
         if not crops:
             return
         with self._lock:
             chunks: list[bytes] = []
             for i, (box, track_id, (codec, plain)) in enumerate(crops):
-                fields = fmt.RegionFields(
-                    self._seq + i, int(pts), tb_num, tb_den, track_id, *box, codec
-                )
+                fields = fmt.RegionFields(self._seq + i, pts, tb_num, tb_den, track_id, *box, codec)
                 packed = fields.pack()
                 aad = fmt.region_aad(self._recording_id, packed)
                 aead = self._track_aead(track_id)

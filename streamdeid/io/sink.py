@@ -129,6 +129,7 @@ class VideoSink(FrameSink):
         self.frames_written = 0
         self._closed = False
         self._rising = RisingPts()
+        self.last_pts: int | None = None
 
     def _open_stream(self, frame: Frame) -> None:
         h, w = frame.image.shape[:2]
@@ -192,6 +193,7 @@ class VideoSink(FrameSink):
             self._open_stream(frame)
         vf = to_video_frame(frame.image, self._stream.pix_fmt)
         vf.pts = None if frame.pts is None else self._rising(frame.pts)
+        self.last_pts = vf.pts  # what the file says this frame's time is (reversible live)
         vf.time_base = self.info.time_base
         try:
             self._mux(self._stream.encode(vf))

@@ -16,6 +16,7 @@ from streamdeid.io.frame_sink import FrameSink
 from streamdeid.live.channels import LatencyClock
 from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
 from streamdeid.live.policy import LiveConfig
+from streamdeid.live.reversible import CaptureOriginalsStage, Originals
 from streamdeid.live.runner import LivePipeline
 from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
@@ -67,9 +68,7 @@ def run_camera(
     Raises:
         StreamDeidError: one-line errors: bad outputs, unreachable source, a failed stage.
     """
-    config = camera.config
-    if config.reversible.enabled:
-        raise ConfigError("live: reversible masking is not supported for live sources yet")
+    originals = _reversible_originals(camera, make_sink)
     if make_sink is None:
         check_outputs(camera.outputs, overwrite=overwrite)
     extra = {"camera": camera.name}
@@ -82,10 +81,10 @@ def run_camera(
             source,
             prefix=camera.name,
             on_event=_output_events(extra),
+            originals=originals,
         )
-        pipeline = _wire(
-            camera, source, stats, stop, detector_factory, LiveSinkStage(sinks, stats, clock)
-        )
+        encode = LiveSinkStage(sinks, stats, clock)
+        pipeline = _wire(camera, source, stats, stop, detector_factory, encode, originals)
         log.info(
             "running (%s policy)",
             "live" if source.live else "file",
@@ -104,6 +103,7 @@ def _wire(
     stop: threading.Event,
     detector_factory: Callable[[], Detector] | None,
     encode: LiveSinkStage,
+    originals: Originals | None = None,
 ) -> LivePipeline:
     """The camera's pipeline: the stages :func:`streamdeid.build.build_stages` makes for its
     mode, then the encoder. A file read as fast as it decodes is a file: pipeline.* schedules
@@ -116,9 +116,10 @@ def _wire(
         live=camera.live,
         stats=stats,
     )
+    capture = [] if originals is None else [CaptureOriginalsStage(originals)]
     return LivePipeline(
         source.frames,
-        [stages.detect, stages.track, stages.obscure, encode],
+        [stages.detect, stages.track, *capture, stages.obscure, encode],
         live=live,
         policy=camera.live,
         stats=stats,
@@ -126,6 +127,20 @@ def _wire(
         stop=stop,
         label=camera.name,
     )
+
+
+def _reversible_originals(
+    camera: Camera, make_sink: Callable[[Frame], FrameSink] | None
+) -> Originals | None:
+    """The crop store of a reversible camera; refused without a file output to put it beside."""
+    if not camera.config.reversible.enabled:
+        return None
+    if make_sink is None and not any(spec.kind == "file" for spec in camera.outputs):
+        raise ConfigError(
+            f"camera {camera.name}: reversible masking writes OUTPUT.sdeid beside a file output, "
+            "but this camera has none (segments and RTSP get no sidecar): add a file output"
+        )
+    return Originals()
 
 
 def _open_source(camera: Camera, stop: threading.Event, extra: dict[str, Any]) -> LiveInput:
