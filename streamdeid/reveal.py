@@ -35,10 +35,10 @@ from streamdeid.crypto import (
     SidecarReader,
     TrackSummary,
     TruncatedError,
-    export_grant,
     fingerprint,
     load_private_key,
 )
+from streamdeid.crypto.reader import write_grant
 from streamdeid.grant_package import package_path, source_regions, write_package
 from streamdeid.io.sink import EncoderSettings, VideoSink
 from streamdeid.io.source import FileSource
@@ -358,7 +358,7 @@ def grant_track(
     if reader.keeps_source():
         write_package(reader, track_id, path, lossy=lossy)
     try:
-        export_grant(reader, track_id, path)
+        write_grant(reader.make_grant(track_id), path)
     except BaseException:
         package_path(path).unlink(missing_ok=True)
         raise

@@ -304,3 +304,15 @@ def test_log_of_another_recording_is_refused(rec, copy, tmp_path, env, capsys) -
     cli = ["audit", str(copy), "--public-key", str(rec["keys"] / "site.sign.pub")]
     assert main([*cli, "--audit-log", str(log)]) == 1
     assert "line 1 is about recording" in one_error_line(capsys.readouterr().err)
+
+
+def test_exporting_a_grant_through_the_library_is_logged_first(rec, copy, tmp_path) -> None:
+    from streamdeid.crypto import export_grant
+
+    reader, _ = unlocked(rec, copy)
+    with pytest.raises(AuditRequiredError):
+        export_grant(reader, 1, tmp_path / "t.grant")
+    assert not (tmp_path / "t.grant").exists()
+    export_grant(reader, 1, tmp_path / "t.grant", audit_ctx=ctx(rec))
+    entries = [json.loads(line) for line in audit_log_for(copy).read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["grant"] and entries[0]["tracks"] == [1]

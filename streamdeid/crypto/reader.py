@@ -124,7 +124,8 @@ class SidecarReader:
         log.debug("unlocked track %d of sidecar %s with a grant", grant.track_id, self._path)
 
     def make_grant(self, track_id: int) -> TrackGrant:
-        """Derive the grant for one track (see :func:`export_grant`).
+        """Derive the grant for one track, in memory and unlogged: hand it out only through
+        :func:`export_grant` or :func:`streamdeid.reveal.grant_track`, which log it first.
 
         Raises:
             LockedError: Not unlocked with a private key.
@@ -268,27 +269,56 @@ class SidecarReader:
 
 
 def export_grant(
-    reader_unlocked: SidecarReader, track_id: int, path: str | os.PathLike[str]
+    reader_unlocked: SidecarReader,
+    track_id: int,
+    path: str | os.PathLike[str],
+    *,
+    audit_ctx: audit.AuditContext | None = None,
+    who: str = "python api",
 ) -> TrackGrant:
-    """Write a grant opening only ``track_id`` of the reader's recording (mode 0600, no overwrite).
+    """Log, then write a grant opening only ``track_id`` of the reader's recording (mode 0600,
+    no overwrite). Handing out a key is logged like a decryption: no entry, no grant.
 
     Args:
         reader_unlocked: A reader unlocked with a private key (a grant cannot issue grants).
         track_id: The person to hand out; 0 is the bucket of untracked regions.
         path: New file to create.
+        audit_ctx: Signing key and log; required.
+        who: Who issues it, for the log entry.
 
     Returns:
         The grant written.
 
     Raises:
+        AuditRequiredError, AuditError: No ``audit_ctx``, or the entry cannot be written.
         LockedError: The reader was not unlocked with a private key.
         UnknownTrackError: The track does not occur in the sidecar.
         KeyFileError: ``path`` exists or cannot be written.
     """
-    grant = reader_unlocked.make_grant(track_id)
+    grant = reader_unlocked.make_grant(track_id)  # locked or unknown track: fail before logging
+    entry = {
+        "action": "grant",
+        "by": who,
+        "tracks": [int(track_id)],
+        "output": os.path.basename(os.fspath(path)),
+    }
+    audit.log_first(reader_unlocked, audit_ctx, entry)
+    return write_grant(grant, path)
+
+
+def write_grant(grant: TrackGrant, path: str | os.PathLike[str]) -> TrackGrant:
+    """Write ``grant`` (mode 0600, no overwrite) without logging: only for callers that logged
+    the grant already (:func:`streamdeid.reveal.grant_track`).
+
+    Raises:
+        KeyFileError: ``path`` exists or cannot be written.
+    """
     path = Path(path)
     write_exclusive(path, grant.to_bytes(), 0o600)
     log.info(
-        "wrote grant %s for track %d of recording %s", path, track_id, grant.recording_id.hex()
+        "wrote grant %s for track %d of recording %s",
+        path,
+        grant.track_id,
+        grant.recording_id.hex(),
     )
     return grant
