@@ -31,6 +31,7 @@ from streamdeid.crypto.keys import fingerprint, write_exclusive
 from streamdeid.crypto.parse import (
     Chunk,
     EndChunk,
+    IndexChunk,
     RegionChunk,
     SourceChunk,
     TrackSummary,
@@ -214,11 +215,11 @@ class SidecarReader:
 
     def keeps_source(self) -> bool:
         """Whether the originals are kept as the input's packets (read without a key, up to the
-        first record that holds pixels)."""
+        first packet run, index or region record)."""
         try:
             for chunk in self._scan():
-                if isinstance(chunk, SourceChunk | RegionChunk):
-                    return isinstance(chunk, SourceChunk)
+                if isinstance(chunk, SourceChunk | IndexChunk | RegionChunk):
+                    return not isinstance(chunk, RegionChunk)
         except CryptoError:
             pass  # structural damage: the verifying pass reports it
         return False
