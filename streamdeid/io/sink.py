@@ -48,6 +48,7 @@ CODECS = {
 _DEFAULT_CODEC_BY_SUFFIX = {".webm": "vp9", ".gif": "gif", ".avi": "mpeg4"}
 _AUDIO_FALLBACK = {".webm": "libopus", ".avi": "libmp3lame", ".mp3": "libmp3lame"}
 _NO_PTS_CONTAINERS = frozenset({".avi", ".flv"})
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 6: "5.1", 8: "7.1"}
 # FFmpeg's MPEG-TS muxer has no codec table, so PyAV's supported_codecs under-reports it.
 _TS_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"})
 _EXTRA_AUDIO = {".ts": _TS_AUDIO, ".mts": _TS_AUDIO, ".m2ts": _TS_AUDIO}
@@ -241,6 +242,16 @@ class VideoSink(FrameSink):
             raise self._sink_error(error) from error
 
 
+def _named_layout(layout: Any) -> Any:
+    """``layout``, or the usual one for its channel count when its channel order is unknown.
+
+    G.711 and PCM audio in AVI (DVR exports) often say only "1 channels"; encoders refuse that.
+    """
+    if not layout.name.endswith("channels"):
+        return layout
+    return _LAYOUTS.get(layout.nb_channels, layout)
+
+
 class _AudioCopier:
     """Re-reads the input's audio packets and interleaves them by time with the video.
 
@@ -280,7 +291,7 @@ class _AudioCopier:
             return None
         log.info("audio %s re-encoded to %s for this container", codec, encoder)
         out_stream = container.add_stream(encoder, rate=in_stream.codec_context.sample_rate)
-        out_stream.layout = in_stream.codec_context.layout
+        out_stream.layout = _named_layout(in_stream.codec_context.layout)
         return cls(source, in_stream, out_stream, encode=True)
 
     def mux_until(self, t_s: float) -> None:
