@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +268,7 @@ class _AudioCopier:
         self._packets = source.demux(in_stream)
         self._pending: Any = None
         self._done = False
+        self._next_sample: int | None = None  # re-encoding: pts of the next decoded frame
 
     @classmethod
     def open(cls, path: str, container: Any, mode: str, suffix: str) -> _AudioCopier | None:
@@ -321,8 +323,15 @@ class _AudioCopier:
             frames = packet.decode()
         except av.error.InvalidDataError:
             return
+        if self._next_sample is None:  # from the first packet's time, not from 0
+            rate = self._in.codec_context.sample_rate
+            self._next_sample = round((packet.pts or 0) * packet.time_base * rate)
         for frame in frames:
-            frame.pts = None
+            # Sample counts without gaps: PyAV re-frames audio for the encoder's frame size and
+            # refuses a pts that does not follow on.
+            frame.pts = self._next_sample
+            frame.time_base = Fraction(1, frame.sample_rate)
+            self._next_sample += frame.samples
             container.mux(self._out.encode(frame))
 
     def close(self) -> None:
