@@ -25,7 +25,7 @@ import av.error
 from streamdeid.errors import OutputNotWritableError, SinkError
 from streamdeid.io.frame_sink import FrameSink
 from streamdeid.io.pixfmt import choose_pix_fmt, to_video_frame
-from streamdeid.io.pts import RisingPts
+from streamdeid.io.pts import RisingPts, jump_limit
 from streamdeid.io.source import SourceInfo
 from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.types import Frame
@@ -167,6 +167,7 @@ class VideoSink(FrameSink):
                 self._container,
                 self.settings.audio,
                 Path(self.path).suffix.lower(),
+                self.info,
             )
 
     def _encoder_options(self) -> dict[str, str]:
@@ -260,7 +261,9 @@ class _AudioCopier:
     costs no queue slots and memory stays bounded however far the video lags behind.
     """
 
-    def __init__(self, source: Any, in_stream: Any, out_stream: Any, encode: bool) -> None:
+    def __init__(
+        self, source: Any, in_stream: Any, out_stream: Any, encode: bool, info: SourceInfo
+    ) -> None:
         self._source = source
         self._in = in_stream
         self._out = out_stream
@@ -268,10 +271,17 @@ class _AudioCopier:
         self._packets = source.demux(in_stream)
         self._pending: Any = None
         self._done = False
+        # The video's timing rule and shift, so a clock restart or a shifted start moves the
+        # audio with the pictures.
+        tb = Fraction(in_stream.time_base or Fraction(1, in_stream.codec_context.sample_rate))
+        self._rising = RisingPts(jump_limit(tb, info.clock_restarts), round(info.start_shift / tb))
+        self._last_duration = 0
         self._next_sample: int | None = None  # re-encoding: pts of the next decoded frame
 
     @classmethod
-    def open(cls, path: str, container: Any, mode: str, suffix: str) -> _AudioCopier | None:
+    def open(
+        cls, path: str, container: Any, mode: str, suffix: str, info: SourceInfo
+    ) -> _AudioCopier | None:
         try:
             source = av.open(path, mode="r")
         except av.error.FFmpegError as e:
@@ -285,7 +295,7 @@ class _AudioCopier:
         allowed = container.supported_codecs | _EXTRA_AUDIO.get(suffix, frozenset())
         if mode == "copy" and codec in allowed:
             out_stream = container.add_stream_from_template(in_stream)
-            return cls(source, in_stream, out_stream, encode=False)
+            return cls(source, in_stream, out_stream, False, info)
         encoder = _AUDIO_FALLBACK.get(suffix, "aac")
         if av.codec.Codec(encoder, "w").name not in allowed:
             log.warning("audio dropped: output container takes neither %s nor %s", codec, encoder)
@@ -294,24 +304,35 @@ class _AudioCopier:
         log.info("audio %s re-encoded to %s for this container", codec, encoder)
         out_stream = container.add_stream(encoder, rate=in_stream.codec_context.sample_rate)
         out_stream.layout = _named_layout(in_stream.codec_context.layout)
-        return cls(source, in_stream, out_stream, encode=True)
+        return cls(source, in_stream, out_stream, True, info)
 
     def mux_until(self, t_s: float) -> None:
         """Mux audio up to time ``t_s`` (seconds); the muxer interleaves the rest."""
         while not self._done:
-            packet = self._pending or next(self._packets, None)
+            packet = self._pending or self._next_packet()
             self._pending = None
             if packet is None:
                 self._done = True
                 if self._encode:
                     self._out.container.mux(self._out.encode(None))
                 return
-            if packet.dts is None or packet.size == 0:
-                continue
             if float(packet.dts * packet.time_base) > t_s:
                 self._pending = packet
                 return
             self._write(packet)
+
+    def _next_packet(self) -> Any:
+        """The next audio packet with data, retimed by the video's rule; None at the end."""
+        for packet in self._packets:
+            if packet.dts is None or packet.size == 0:
+                continue
+            dts = self._rising(packet.dts, self._last_duration or None)
+            if packet.pts is not None:
+                packet.pts += dts - packet.dts
+            packet.dts = dts
+            self._last_duration = packet.duration or 0
+            return packet
+        return None
 
     def _write(self, packet: Any) -> None:
         container = self._out.container
