@@ -259,6 +259,7 @@ class FileSource:
 
 
 def _describe(path: str, container: Any, stream: Any) -> SourceInfo:
+    """What the sink needs to know of the input, read from its headers."""
     cc = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
     tb = Fraction(stream.time_base or PTS_TIME_BASE)

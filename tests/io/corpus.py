@@ -211,6 +211,15 @@ def dvr_avi(folder: Path, size: tuple[int, int] = SIZE, n: int = FRAMES) -> Clip
     return Clip("avi_h264_bframes", path, boxes, True)
 
 
+def _raw_h264(folder: Path) -> Clip:
+    # A raw H.264 stream (DVRs export ".264" files): no container, so no timestamps at all.
+    images, boxes = scene()
+    path = folder / "raw.h264"
+    spec = VideoSpec(options={"bf": "3", "g": "12"})
+    write_video(path, images, _cfr(len(images)), spec, fmt="h264")
+    return Clip("h264_raw_no_pts", path, boxes, False)
+
+
 def _mjpeg_avi(folder: Path) -> Clip:
     images, boxes = scene()
     path = folder / "mjpeg.avi"
@@ -349,6 +358,7 @@ def _corrupt_mp4(folder: Path) -> Clip:
 
 MAKERS: dict[str, Callable[[Path], Clip]] = {
     "avi_h264_bframes": dvr_avi,
+    "h264_raw_no_pts": _raw_h264,
     "avi_mjpeg": _mjpeg_avi,
     "mp4_vfr": _vfr_mp4,
     "ts_discontinuity": _ts_discontinuity,

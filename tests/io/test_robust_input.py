@@ -39,6 +39,7 @@ from helpers import masked_share, split_by_edge
 # What the run must say it repaired, per file; every other file must report nothing.
 EXPECTED_REPAIRS = {
     "avi_h264_bframes": ["timing repaired: "],
+    "h264_raw_no_pts": ["timing repaired: 30 frames had missing or out-of-order pts"],
     "ts_discontinuity": ["2 clock restart(s) closed"],
     "ts_pts_wrap": ["timestamps moved by 0.500 s to start at 0"],
     "ts_corrupt_packets": ["decoded with errors concealed"],
