@@ -22,18 +22,8 @@ import pytest
 from streamdeid.cli import main
 from streamdeid.io.source import FileSource
 
-from corpus import (
-    MAKERS,
-    Clip,
-    CodeDetector,
-    audio_only,
-    decode,
-    dvr_avi,
-    outputs,
-    read_code,
-    undecodable,
-    zero_frames,
-)
+from corpus import MAKERS, Clip, audio_only, decode, dvr_avi, outputs, undecodable, zero_frames
+from frame_code import CodeDetector, read_code
 from helpers import masked_share, split_by_edge
 
 # What the run must say it repaired, per file; every other file must report nothing.
