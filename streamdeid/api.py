@@ -73,16 +73,24 @@ class RunStats:
     fps: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    # What was wrong with the input and repaired (FileSource.repairs); counts for scripts.
+    timing_repaired: int = 0
+    clock_restarts: int = 0
+    damaged_frames: int = 0
+    repairs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def summary(self) -> str:
-        return (
+        line = (
             f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
             f"{self.faces_detected} face detections, {self.tracks} tracks, "
             f"{self.regions} regions masked"
         )
+        if self.repairs:
+            line += "\n  input repaired: " + "; ".join(self.repairs)
+        return line
 
 
 def anonymize_file(
@@ -226,6 +234,10 @@ def _fill_video_stats(
     stats.tracks = built.track.tracker.total_tracks
     stats.regions = built.track.regions
     stats.corrupt_packets = source.corrupt_frames
+    stats.timing_repaired = source.clock.repaired
+    stats.clock_restarts = source.clock.jumps
+    stats.damaged_frames = source.damaged_frames
+    stats.repairs = source.repairs()
     stats.stage_seconds = {"decode": round(pipeline.source_busy_s, 3)} | {
         s.name: round(s.busy_s, 3) for s in pipeline.stages
     }

@@ -78,11 +78,12 @@ def _open_decoder(params: StreamParamsLike) -> av.CodecContext:
 def _decode(decoder: av.CodecContext, packet: av.Packet | None) -> Iterator[np.ndarray]:
     try:
         frames = decoder.decode(packet)
-    except av.error.InvalidDataError as e:
-        # FileSource skips the same packet the same way, so the frame count still agrees.
-        log.warning("kept source: skipped a corrupt packet (%s)", e)
-        return
-    except av.error.FFmpegError as e:
+    except av.error.MemoryError as e:
         raise SourceError(f"decoding the kept source failed: {e.strerror or e}") from e
+    except av.error.FFmpegError as e:
+        # FileSource skips a packet that fails to decode the same way (whatever the error), so
+        # the frame count still agrees.
+        log.warning("kept source: skipped a packet that fails to decode (%s)", e)
+        return
     for vf in frames:
         yield np.ascontiguousarray(vf.to_ndarray(format="bgr24"))
