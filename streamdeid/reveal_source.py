@@ -78,7 +78,6 @@ class _Lockstep:
         self.alive = True  # originals still coming
         self.failure: CryptoError | StreamDeidError | None = None
         self.frames_seen = 0
-        self.stopped_early = False
 
     def original(self) -> np.ndarray | None:
         """The next decoded original frame, or None once the kept source ends or breaks, or
@@ -87,7 +86,6 @@ class _Lockstep:
             return None
         if self._index_done and self._pending is None:
             self.alive = False
-            self.stopped_early = True
             return None
         try:
             image = next(self._originals, None)
@@ -114,20 +112,23 @@ class _Lockstep:
         return None
 
     def finish(self, video: str, frame_count: int) -> None:
-        """Drain both passes (which verifies the end marker) and report what does not match."""
+        """Drain the index (which verifies the end marker) and report entries past the video.
+
+        More *packets* than frames is normal: a run stopped by Ctrl-C has demuxed ahead of the
+        frames it wrote. Index entries past the last frame are not: the video was cut short or
+        is another one.
+        """
         if self.failure is not None:
             raise self.failure
-        extra = (
-            self._pending if self._pending and self._pending.frame_index >= frame_count else None
-        )
+        pending = self._pending
+        extra = pending if pending and pending.frame_index >= frame_count else None
         extra = extra or (None if self._index_done else next(self._index, None))
         for _ in self._index:
             pass
-        more = self.alive and not self.stopped_early and next(self._originals, None) is not None
-        if extra is not None or more:
+        if extra is not None:
             raise SourceRevealError(
-                f"the sidecar holds frames past the {frame_count} of '{video}' (video cut "
-                "short, or another video?)"
+                f"the sidecar names frame {extra.frame_index}, past the {frame_count} frames of "
+                f"'{video}' (video cut short, or another video?)"
             )
 
 

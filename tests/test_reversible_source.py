@@ -202,3 +202,39 @@ def test_intra_only_input_keeps_per_region_crops(synthetic, rec, tmp_path: Path)
     )
     reader = SidecarReader(f"{out}.sdeid")
     assert not reader.keeps_source() and reader.tracks()
+
+
+def test_an_interrupted_run_reveals_what_it_wrote(synthetic, rec, tmp_path: Path) -> None:
+    """Ctrl-C mid-run: the sidecar holds packets demuxed ahead of the last written frame."""
+    import threading
+
+    clip, gt = synthetic
+    stop = threading.Event()
+    out = tmp_path / "cut.mp4"
+    pub = rec["key"].with_suffix(".pub")
+    config = Config().override({"reversible.enabled": True, "reversible.recipients": [str(pub)]})
+
+    def progress(done: int, total: int | None) -> None:
+        if done >= 20:
+            stop.set()
+
+    from streamdeid.errors import Interrupted
+
+    with pytest.raises(Interrupted):
+        anonymize_file(
+            clip,
+            out,
+            config,
+            progress=progress,
+            stop=stop,
+            detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt]),
+        )
+    source, masked = decode_frames(clip), decode_frames(out)
+    assert 20 <= len(masked) < 50
+    reader, _ = open_sidecar_for_review(out, key=rec["key"], passphrase=PASS)
+    revealed = list(reveal_frames(out, reader, audit_ctx=rec["ctx"]))
+    assert len(revealed) == len(masked)
+    assert any(not np.array_equal(r.image, m) for r, m in zip(revealed, masked, strict=True))
+    for r in revealed:
+        changed = np.any(r.image != masked[r.index], axis=2)
+        np.testing.assert_array_equal(r.image[changed], source[r.index][changed])
