@@ -98,7 +98,7 @@ def source_frames(
     entries = reader.frame_boxes(track_ids)
     pending = next(entries, None)
     if pending is not None:
-        for index, image in enumerate(decode_runs(reader.source_runs())):
+        for index, image in decode_runs(reader.source_runs()):
             while pending is not None and pending.frame_index < index:
                 pending = next(entries, None)  # not reached with an intact, monotonic index
             if pending is None:

@@ -1,11 +1,12 @@
 """Restoring faces from originals kept as the input's packets (:mod:`streamdeid.crypto.source`).
 
-Three streams advance in lockstep, one frame at a time: the masked video, the original frames
-decoded from the sidecar's packets, and the sidecar's index of masked boxes. Frame *i* of each
-is the same moment: the anonymizer writes one output frame per decoded input frame, and the index
-names its frames by that count. The index also carries each frame's timestamp, which must agree
-with the masked frame's, so a sidecar paired with another video is refused. Only the boxes of the
-selected tracks are copied from the original; every other pixel stays as masked.
+Three streams advance together as the masked video plays: its frames, the sidecar's index of
+masked boxes, and the original frames decoded from the sidecar's packets. The index is in the
+video's order and carries the video's timestamp of each frame, so each masked frame takes the
+entry at its own time; an entry that falls between frames means another or an edited video and
+is refused. The entry names its original by decode count, so frames a live camera dropped (and
+packets demuxed past the last frame written) are simply decoded and passed over. Only the boxes
+of the selected tracks are copied from the original; every other pixel stays as masked.
 
 Both sidecar passes are lazy: memory holds one run of compressed packets and one decoded frame,
 whatever the length of the recording.
@@ -51,10 +52,10 @@ def paste_from_source(
     with FileSource(video) as source:
         half = Fraction(1, 2) / (source.info.frame_rate or DEFAULT_FRAME_RATE)
         for frame in source.frames():
-            boxes = state.boxes_for(frame.index)
-            original = state.original()
-            if boxes is not None and boxes.boxes and original is not None:
-                _check_pairing(frame, boxes, original.shape, half, video)
+            boxes = state.boxes_at(_time(frame), half, video)
+            original = None if boxes is None else state.original(boxes.frame_index)
+            if boxes is not None and original is not None:
+                _check_size(frame, original.shape, video)
                 for _, (x1, y1, x2, y2) in boxes.boxes:
                     frame.image[y1:y2, x1:x2] = original[y1:y2, x1:x2]
                 restored += len(boxes.boxes)
@@ -64,86 +65,96 @@ def paste_from_source(
         stats.update(
             regions=restored, first_s=min(times, default=None), last_s=max(times, default=None)
         )
-    state.finish(video, frame_count=state.frames_seen)
+    state.finish(video)
+
+
+def _time(frame: Frame) -> Fraction:
+    return Fraction(frame.pts or 0) * (frame.time_base or Fraction(1))
 
 
 class _Lockstep:
-    """The sidecar side: decoded originals and index entries, each pulled once per frame."""
+    """The sidecar side, pulled forward as the masked video plays.
+
+    Index entries are in the video's order and carry its timestamps, so each masked frame takes
+    the entry at its own time (frames a camera dropped have none). An entry names the decoded
+    original by its index, and originals are decoded forward to it; the packets of frames that
+    never reached the video are decoded and passed over.
+    """
 
     def __init__(self, reader: SidecarReader, wanted: list[int] | None) -> None:
         self._originals = decode_runs(reader.source_runs())
         self._index = reader.frame_boxes(wanted)
         self._pending: FrameBoxes | None = None
         self._index_done = False
-        self.alive = True  # originals still coming
+        self._sources_done = False
         self.failure: CryptoError | StreamDeidError | None = None
-        self.frames_seen = 0
 
-    def original(self) -> np.ndarray | None:
-        """The next decoded original frame, or None once the kept source ends or breaks, or
-        once no selected box is left (the rest of the source is then never decrypted)."""
-        if not self.alive:
-            return None
-        if self._index_done and self._pending is None:
-            self.alive = False
-            return None
-        try:
-            image = next(self._originals, None)
-        except (CryptoError, StreamDeidError) as e:
-            self.failure = self.failure or e
-            image = None
-        if image is None:
-            self.alive = False
-        return image
+    def boxes_at(self, t: Fraction, half: Fraction, video: str) -> FrameBoxes | None:
+        """The index entry of the masked frame at time ``t``, or None when it has none.
 
-    def boxes_for(self, index: int) -> FrameBoxes | None:
-        """The index entry of frame ``index``, or None when nothing was masked on it."""
-        self.frames_seen = index + 1
-        while not self._index_done and (self._pending is None or self._pending.frame_index < index):
+        Raises:
+            SourceRevealError: An entry falls between frames (another or an edited video).
+        """
+        if self._pending is None and not self._index_done:
             try:
                 self._pending = next(self._index, None)
             except (CryptoError, StreamDeidError) as e:
                 self.failure = self.failure or e
-                self._pending = None
-            if self._pending is None:
-                self._index_done = True
-        if self._pending is not None and self._pending.frame_index == index:
-            return self._pending
+            self._index_done = self._pending is None
+        entry = self._pending
+        if entry is None:
+            return None
+        rt = Fraction(entry.pts) * entry.time_base
+        if rt > t + half:
+            return None
+        if rt < t - half:
+            raise SourceRevealError(
+                f"the sidecar's frame {entry.frame_index} at {float(rt):.3f} s has no frame in "
+                f"'{video}' (edited or different video?)"
+            )
+        self._pending = None
+        return entry
+
+    def original(self, index: int) -> np.ndarray | None:
+        """The decoded original with this index, or None once the kept source ends or breaks."""
+        while not self._sources_done:
+            try:
+                item = next(self._originals, None)
+            except (CryptoError, StreamDeidError) as e:
+                self.failure = self.failure or e
+                item = None
+            if item is None:
+                self._sources_done = True
+                break
+            if item[0] == index:
+                return item[1]
+            if item[0] > index:
+                break  # the source skipped it (cannot happen with an intact file)
         return None
 
-    def finish(self, video: str, frame_count: int) -> None:
+    def finish(self, video: str) -> None:
         """Drain the index (which verifies the end marker) and report entries past the video.
 
-        More *packets* than frames is normal: a run stopped by Ctrl-C has demuxed ahead of the
-        frames it wrote. Index entries past the last frame are not: the video was cut short or
-        is another one.
+        More *packets* than frames is normal: a camera drops frames, and a run stopped by
+        Ctrl-C has demuxed ahead of the frames it wrote. Index entries past the last frame are
+        not: the video was cut short or is another one.
         """
         if self.failure is not None:
             raise self.failure
-        pending = self._pending
-        extra = pending if pending and pending.frame_index >= frame_count else None
-        extra = extra or (None if self._index_done else next(self._index, None))
+        extra = self._pending or (None if self._index_done else next(self._index, None))
         for _ in self._index:
             pass
         if extra is not None:
             raise SourceRevealError(
-                f"the sidecar names frame {extra.frame_index}, past the {frame_count} frames of "
-                f"'{video}' (video cut short, or another video?)"
+                f"the sidecar names frame {extra.frame_index} (at "
+                f"{float(extra.pts * extra.time_base):.3f} s), past the end of '{video}' (video "
+                "cut short, or another video?)"
             )
 
 
-def _check_pairing(
-    frame: Frame, boxes: FrameBoxes, shape: tuple[int, ...], half: Fraction, video: str
-) -> None:
+def _check_size(frame: Frame, shape: tuple[int, ...], video: str) -> None:
     if shape != frame.image.shape:
         raise SourceRevealError(
             f"the kept source has {shape[1]}x{shape[0]} frames, '{video}' has "
             f"{frame.image.shape[1]}x{frame.image.shape[0]}: another video?"
-        )
-    t = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1))
-    rt = Fraction(boxes.pts) * boxes.time_base
-    if abs(rt - t) > half:
-        raise SourceRevealError(
-            f"frame {frame.index} of '{video}' is at {float(t):.3f} s, but the sidecar's frame "
-            f"{boxes.frame_index} is at {float(rt):.3f} s (edited or different video?)"
         )

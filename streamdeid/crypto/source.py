@@ -31,14 +31,19 @@ MAX_CODEC_NAME = 32
 MAX_EXTRADATA = 1 << 20
 NO_PTS = -(1 << 63)  # stored for a packet without pts or dts
 
-_PARAMS = struct.Struct(">IIII")  # width, height, time_base num, den
+_PARAMS = struct.Struct(">IIIIq")  # width, height, time_base num, den, first frame (-1: none)
 _PACKET = struct.Struct(">qqBI")  # pts, dts, 1 if keyframe, size
 _U32 = struct.Struct(">I")
 
 
 @dataclass(frozen=True, slots=True)
 class StreamParams:
-    """What a decoder needs besides the packets: codec, its extradata (SPS/PPS), picture size."""
+    """What a decoder needs besides the packets: codec, its extradata (SPS/PPS), picture size.
+
+    ``first_frame`` is -1, except on the run where the anonymizer opened a new decoder (a live
+    camera reconnected): there a reader opens a new decoder too, and numbers its first frame
+    so, whatever the old decoder still held.
+    """
 
     codec: str
     extradata: bytes
@@ -46,6 +51,7 @@ class StreamParams:
     height: int
     tb_num: int
     tb_den: int
+    first_frame: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,9 @@ def pack_run(params: StreamParams, packets: list[SourcePacket]) -> bytes:
     """Plaintext of one run: the stream parameters (every run decodes on its own), then packets."""
     name = params.codec.encode()
     parts = [bytes([len(name)]), name, _U32.pack(len(params.extradata)), params.extradata]
-    parts.append(_PARAMS.pack(params.width, params.height, params.tb_num, params.tb_den))
+    parts.append(
+        _PARAMS.pack(params.width, params.height, params.tb_num, params.tb_den, params.first_frame)
+    )
     for p in packets:
         pts = NO_PTS if p.pts is None else p.pts
         dts = NO_PTS if p.dts is None else p.dts

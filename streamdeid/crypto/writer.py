@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -222,14 +223,19 @@ class SidecarWriter:
         """Whether originals are kept as source packets (:meth:`begin_source` was called)."""
         return self._source is not None
 
-    def begin_source(self, params: StreamParams) -> None:
+    def begin_source(self, params: StreamParams, first_frame: int = 0) -> None:
         """Keep the originals as the input's packets from here on (:mod:`~.source`).
 
-        Call before the first packet; afterwards use :meth:`write_packet` for every packet the
-        demuxer reads and :meth:`write_index` for every frame with regions.
+        Call before the first packet, and again whenever the anonymizer opens a new decoder
+        (a camera reconnected), with the index its first frame will get; in between, use
+        :meth:`write_packet` for every packet the demuxer reads and :meth:`write_index` for
+        every frame with regions.
         """
         key = fmt.source_key(self._content_key, self._recording_id)
-        self._source = (params, AESGCM(key))
+        with self._lock:
+            if self._runs.packets:
+                self._seal_run()
+            self._source = (replace(params, first_frame=int(first_frame)), AESGCM(key))
 
     def write_packet(self, packet: SourcePacket) -> None:
         """Buffer one input packet; a run is sealed, written and flushed at each keyframe.
@@ -349,6 +355,7 @@ class SidecarWriter:
         """Encrypt and write the buffered packets as one source chunk, then flush (lock held)."""
         assert self._source is not None
         params, aead = self._source
+        self._source = (replace(params, first_frame=-1), aead)  # later runs continue it
         first, packets = self._runs.take()
         packed = fmt.SOURCE_FIELDS.pack(self._seq, first, len(packets), int(packets[0].keyframe))
         aad = fmt.region_aad(self._recording_id, packed)

@@ -25,6 +25,7 @@ class StreamParamsLike(Protocol):
     extradata: bytes
     width: int
     height: int
+    first_frame: int  # -1, or: open a new decoder here, its first frame has this index
 
 
 class PacketLike(Protocol):
@@ -45,22 +46,39 @@ def stream_params(stream: av.video.stream.VideoStream) -> tuple[str, bytes, int,
     return cc.name, bytes(cc.extradata or b""), cc.width, cc.height
 
 
-def decode_runs(runs: Iterable[PacketRun]) -> Iterator[np.ndarray]:
-    """Decoded (H, W, 3) uint8 BGR frames of the packets in ``runs``, in presentation order.
+def decode_runs(runs: Iterable[PacketRun]) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, (H, W, 3) uint8 BGR image) of the packets in ``runs``, in presentation
+    order, numbered as the anonymizer numbered them.
+
+    A run whose ``first_frame`` is set starts a new decoder, as the anonymizer did after a
+    reconnect: what the old one still holds is flushed, up to that index (the anonymizer's old
+    decoder may have lost the rest with its connection), and numbering resumes there.
 
     Raises:
         SourceError: The codec is unknown to this FFmpeg, or decoding fails outright.
     """
     decoder: av.CodecContext | None = None
+    index = 0
     for run in runs:
-        if decoder is None:
+        restart = run.params.first_frame
+        if decoder is None or restart >= 0:
+            if decoder is not None:
+                for image in _decode(decoder, None):
+                    if index < restart:
+                        yield index, image
+                        index += 1
+            index = max(index, restart)
             decoder = _open_decoder(run.params)
         for p in run.packets:
             packet = av.Packet(p.data)
             packet.pts, packet.dts = p.pts, p.dts
-            yield from _decode(decoder, packet)
+            for image in _decode(decoder, packet):
+                yield index, image
+                index += 1
     if decoder is not None:
-        yield from _decode(decoder, None)
+        for image in _decode(decoder, None):
+            yield index, image
+            index += 1
 
 
 def _open_decoder(params: StreamParamsLike) -> av.CodecContext:

@@ -240,6 +240,7 @@ class SinkFactory:
     prefix: str = "cam"
     on_event: Callable[[str, str], None] | None = None
     originals: Any = None  # live.reversible.Originals when reversible masking is on
+    sidecars: dict[str, Any] = field(default_factory=dict)  # file target -> its SidecarWriter
     made: list[Any] = field(default_factory=list)
 
     def __call__(self, frame: Frame) -> FrameSink:
@@ -285,9 +286,8 @@ class SinkFactory:
     def _file(self, target: str, info: Any, settings: Any) -> FrameSink:
         """A file output; with reversible masking, one that writes ``TARGET.sdeid`` beside it."""
         sink = VideoSink(target, info, settings)
-        if self.originals is None:
+        if self.originals is None or target not in self.sidecars:
             return sink
-        from streamdeid.api import open_sidecar
         from streamdeid.live.reversible import ReversibleFileSink
 
-        return ReversibleFileSink(sink, open_sidecar(target, self.config), self.originals)
+        return ReversibleFileSink(sink, self.sidecars[target], self.originals)

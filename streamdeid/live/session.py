@@ -10,13 +10,14 @@ from typing import Any
 
 from streamdeid.build import build_stages
 from streamdeid.config import Config
+from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
 from streamdeid.io.frame_sink import FrameSink
 from streamdeid.live.channels import LatencyClock
 from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
 from streamdeid.live.policy import LiveConfig
-from streamdeid.live.reversible import CaptureOriginalsStage, Originals
+from streamdeid.live.reversible import CaptureOriginalsStage, Originals, SourceKeeper
 from streamdeid.live.runner import LivePipeline
 from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
@@ -74,7 +75,10 @@ def run_camera(
     extra = {"camera": camera.name}
     source = _open_source(camera, stop, extra)
     stats.attach_source(source.source)
+    sidecars: dict[str, SidecarWriter] = {}
     try:
+        if originals is not None:
+            sidecars = _open_sidecars(camera, source, originals)
         sinks = make_sink or SinkFactory(
             camera.outputs,
             camera.config,
@@ -82,6 +86,7 @@ def run_camera(
             prefix=camera.name,
             on_event=_output_events(extra),
             originals=originals,
+            sidecars=sidecars,
         )
         encode = LiveSinkStage(sinks, stats, clock)
         pipeline = _wire(camera, source, stats, stop, detector_factory, encode, originals)
@@ -93,6 +98,8 @@ def run_camera(
         pipeline.run()
     finally:
         source.close()
+        for writer in sidecars.values():
+            writer.close()  # idempotent: the file output closed it already, unless never opened
     return pipeline
 
 
@@ -141,6 +148,22 @@ def _reversible_originals(
             "but this camera has none (segments and RTSP get no sidecar): add a file output"
         )
     return Originals()
+
+
+def _open_sidecars(
+    camera: Camera, source: LiveInput, originals: Originals
+) -> dict[str, SidecarWriter]:
+    """One sidecar per file output, opened before the camera connects: its packets are kept
+    from the first one on."""
+    from streamdeid.api import open_sidecar
+
+    writers = {
+        spec.target: open_sidecar(spec.target, camera.config)
+        for spec in camera.outputs
+        if spec.kind == "file"
+    }
+    SourceKeeper(list(writers.values()), originals).attach(source.source)
+    return writers
 
 
 def _open_source(camera: Camera, stop: threading.Event, extra: dict[str, Any]) -> LiveInput:

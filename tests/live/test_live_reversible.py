@@ -19,8 +19,10 @@ import pytest
 from streamdeid.audit import AuditContext
 from streamdeid.crypto import SidecarReader, generate_keypair, load_private_key
 from streamdeid.crypto.signing import generate_signing_key, load_signing_key
+from streamdeid.detect.base import Detector
 from streamdeid.io.source import FileSource
 from streamdeid.reveal import reveal_frames, revealed_regions
+from streamdeid.types import Detections, Frame
 
 REPO = Path(__file__).resolve().parents[2]
 PASS = b"correct horse battery staple"
@@ -54,7 +56,7 @@ def test_live_camera_writes_originals_that_restore_bit_exact(synthetic, tmp_path
     assert sidecar.exists()
     reader = SidecarReader(sidecar)
     reader.unlock(load_private_key(tmp_path / "r.key", PASS))
-    assert not reader.keeps_source()  # live: per-region crops, paired by the file's timestamps
+    assert reader.keeps_source()  # the camera's own packets, indexed by the file's timestamps
     ctx = AuditContext(load_signing_key(tmp_path / "s.key", PASS))
     source, masked = frames_by_time(clip), frames_by_time(out)
     regions = list(revealed_regions(reader, audit_ctx=ctx))
@@ -92,3 +94,77 @@ def test_reversible_camera_without_a_file_output_is_refused(synthetic, tmp_path:
 def test_live_help_mentions_reversible(flag: str) -> None:
     r = run_live("--help")
     assert r.returncode == 0 and flag in r.stdout
+
+
+class RecordingDetector(Detector):
+    """Masks one fixed box on every frame and keeps a copy of each frame it saw, by index:
+    the pixels the anonymizer decoded, to compare the kept packets' replay with."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.seen: dict[int, np.ndarray] = {}
+
+    def detect(self, frame: Frame | np.ndarray) -> Detections:
+        assert isinstance(frame, Frame)
+        self.seen[frame.index] = frame.image.copy()
+        box = np.array([[200.0, 100.0, 360.0, 260.0]])
+        return Detections(xyxy=box, confidence=np.array([0.99]))
+
+
+@pytest.mark.slow
+def test_rtsp_camera_reconnect_keeps_packets_that_replay_exactly(rtsp_server, tmp_path) -> None:
+    """The server restarts mid-run: the camera opens a new decoder, and so must the replay."""
+    import threading
+    import time
+
+    from streamdeid.config import Config
+    from streamdeid.grant_package import source_frames
+    from streamdeid.live.endpoints import classify_output
+    from streamdeid.live.policy import LiveConfig
+    from streamdeid.live.session import Camera, run_camera
+    from streamdeid.live.stats import LiveStats
+
+    generate_keypair(tmp_path / "r.key", tmp_path / "r.pub", PASS)
+    config = Config().override(
+        {
+            "obscure.method": "solid",
+            "pipeline.detect_every": 1,
+            "reversible.enabled": True,
+            "reversible.recipients": [str(tmp_path / "r.pub")],
+        }
+    )
+    policy = LiveConfig(
+        source={"backoff_initial_s": 0.25, "backoff_max_s": 1.0, "open_timeout_s": 10}
+    )
+    out = tmp_path / "cam.mkv"
+    cam = Camera("cam", f"{rtsp_server.url}/cam", [classify_output(str(out))], config, policy)
+    detector = RecordingDetector()
+    stats, stop = LiveStats("cam"), threading.Event()
+    runner = threading.Thread(
+        target=run_camera, args=(cam, stats, stop), kwargs={"detector_factory": lambda: detector}
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 90
+        while stats.snapshot().frames_out < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = max(detector.seen, default=-1)
+        rtsp_server.restart(down_s=0.5)
+        while stats.snapshot().frames_out < 90 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        runner.join(60)
+    assert stats.snapshot().reconnects == 1
+    reader = SidecarReader(f"{out}.sdeid")
+    reader.unlock(load_private_key(tmp_path / "r.key", PASS))
+    checked = {"before": 0, "after": 0}
+    for boxes, image in source_frames(reader, None):
+        if boxes.frame_index in detector.seen:
+            np.testing.assert_array_equal(image, detector.seen[boxes.frame_index])
+            checked["before" if boxes.frame_index <= first else "after"] += 1
+    assert checked["before"] > 10 and checked["after"] > 10, checked
+    generate_signing_key(tmp_path / "s.key", tmp_path / "s.pub", PASS)
+    ctx = AuditContext(load_signing_key(tmp_path / "s.key", PASS))
+    assert len(list(reveal_frames(out, reader, audit_ctx=ctx))) == stats.snapshot().frames_out
