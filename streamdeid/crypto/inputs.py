@@ -23,10 +23,14 @@ def check_frame(
 ) -> tuple[int, int]:
     """Validate one frame's stamp and image; return the time base as (num, den)."""
     tb = check_time_base(time_base)
-    if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > MAX_I64:
-        raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
+    check_pts(pts)
     check_image(image)
     return tb
+
+
+def check_pts(pts: int) -> None:
+    if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > MAX_I64:
+        raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
 
 
 def check_region(region: Region, width: int, height: int) -> tuple[tuple[int, int, int, int], int]:

@@ -1,13 +1,12 @@
-"""Appending encrypted original pixels of masked regions to a new sidecar.
+"""Appending encrypted originals to a new sidecar: the input's packets, or per-region crops.
 
 The writer runs inside the anonymizer with only reviewers' public keys: it draws a random content
-key, wraps it for each reviewer in the header, and appends one AES-256-GCM record per masked
-region, encrypted under a per-track key derived from the content key. Each plaintext is padded to
-a size bucket (its length no longer confirms a guessed original), and each record carries a MAC
-under a content-key-only key, so a grant holder (who has a track key) cannot forge one. The file
-is append-only and every record is self-contained, so a flush per frame is all it takes for a
-killed process to leave a file readable up to its last frame. ``close()`` appends an
-authenticated end marker; its absence is how a reader tells a cut file from a complete one.
+key and wraps it for each reviewer in the header. Then it appends AES-256-GCM records: runs of
+the input's packets plus an index of masked boxes (:mod:`~streamdeid.crypto.source`), or one
+crop per region under a per-track key. Plaintexts are padded to size buckets, and every record
+carries a MAC under a content-key-only key, so a grant holder cannot forge one. The file is
+append-only and flushed per frame and per run, so a killed process leaves it readable up to
+there; ``close()`` appends the authenticated end marker that tells a complete file from a cut one.
 """
 
 from __future__ import annotations
@@ -28,8 +27,8 @@ from streamdeid.crypto import format as fmt
 from streamdeid.crypto.errors import SidecarIOError
 from streamdeid.crypto.header import build_header, check_recipients, create_sidecar
 from streamdeid.crypto.inputs import (
-    MAX_I64,
     check_frame,
+    check_pts,
     check_region,
     check_time_base,
     compress,
@@ -193,8 +192,7 @@ class SidecarWriter:
         if self._closed:
             raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
         tb_num, tb_den = check_time_base(time_base)
-        if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > MAX_I64:
-            raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
+        check_pts(pts)
         checked = []
         for region, crop in crops:
             box, track_id = check_region(region, *size)
@@ -271,8 +269,7 @@ class SidecarWriter:
         if self._closed:
             raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
         tb_num, tb_den = check_time_base(time_base)
-        if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > MAX_I64:
-            raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
+        check_pts(pts)
         boxes = [check_region(r, *size) for r in regions]
         if not boxes:
             return

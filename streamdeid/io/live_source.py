@@ -13,7 +13,7 @@ returns within about 0.1 s of the stop event being set. That holds even while th
 stuck in a network read. The reader then leaves on its own within ``read_timeout_s``, the one
 timeout FFmpeg can enforce on a blocked read.
 
-Why this module is ~430 lines, over the project's ~400: what is left is one class whose reader
+Why this module is ~445 lines, over the project's ~400: what is left is one class whose reader
 methods share its stop event, counters, timeline and queue; opening (``live_url``), timestamps
 (``live_timeline``) and the hand-over queue (``live_handover``) are already apart.
 """
