@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from streamdeid.batch.driver import WorkFailure, WorkKey
+from streamdeid.batch.driver import WorkFailure, WorkKey, failure_of
 from streamdeid.batch.work import ChunkTask, FileTask, WorkResult, run_chunk, run_file
-from streamdeid.errors import BatchError, ChunkMismatchError, MissingClusterError, StreamDeidError
+from streamdeid.errors import BatchError, MissingClusterError
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,13 @@ class RayExecutor:
         try:
             return self._ray.get(ref)
         except exceptions.RayTaskError as e:
-            cause = e.cause
-            if isinstance(cause, ChunkMismatchError):
-                return WorkFailure(str(cause), run_whole=True)
-            if isinstance(cause, StreamDeidError):
-                return WorkFailure(str(cause))
-            return WorkFailure(f"internal error: {type(cause).__name__}: {cause}")
+            return failure_of(e.cause)
         except exceptions.WorkerCrashedError:
             return WorkFailure(
                 f"its worker process died {self.max_retries + 1} times (killed, or out of memory)"
             )
         except exceptions.RayError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            return WorkFailure(f"Ray failed: {type(e).__name__}: {first}")
+            return WorkFailure(f"Ray failed: {type(e).__name__}: {one_line(e)}")
 
     def cancel(self) -> None:
         for ref in self._refs:
@@ -128,5 +122,10 @@ def _init(ray: Any, address: str | None) -> None:
             ray.init(address=address, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BatchError(f"cannot connect to {where}: {first}") from e
+        raise BatchError(f"cannot connect to {where}: {one_line(e)}") from e
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """Ray's multi-line messages as one line for the CLI (the full text is in Ray's logs)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

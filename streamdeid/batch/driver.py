@@ -31,7 +31,7 @@ from streamdeid.batch.store import (
 )
 from streamdeid.batch.work import ChunkTask, FileTask, WorkResult, sha256
 from streamdeid.config import Config
-from streamdeid.errors import Interrupted, StreamDeidError
+from streamdeid.errors import ChunkMismatchError, Interrupted, StreamDeidError
 from streamdeid.io.chunk_source import probe_packets
 from streamdeid.io.source import is_image_path
 
@@ -51,6 +51,15 @@ class WorkFailure:
 
     reason: str
     run_whole: bool = False
+
+
+def failure_of(error: BaseException) -> WorkFailure:
+    """The failure a task's exception stands for (the executor found it on the worker)."""
+    if isinstance(error, ChunkMismatchError):
+        return WorkFailure(str(error), run_whole=True)
+    if isinstance(error, StreamDeidError):
+        return WorkFailure(str(error))
+    return WorkFailure(f"internal error: {type(error).__name__}: {error}")
 
 
 class Executor(Protocol):
@@ -252,7 +261,12 @@ class Batch:
         self.manifest.drop_chunks(f.row.id)
         remove_parts(self.out_dir, f.row.id)
         f.specs, f.done = [], {}
+        self._unqueue(f.row.id)
         self._queue.appendleft(((f.row.id, WHOLE), self._file_task(f.job)))
+
+    def _unqueue(self, file_id: int) -> None:
+        """Forget the tasks of a file not submitted yet (it failed, or now runs whole)."""
+        self._queue = deque(item for item in self._queue if item[0][0] != file_id)
 
     def _settle_chunk(self, f: _File, index: int, result: WorkResult) -> None:
         data = result.files[""]
@@ -297,6 +311,7 @@ class Batch:
         log.info("%s: done (%s frames)", f.job.output, stats.get("frames"))
 
     def _fail(self, f: _File, reason: str) -> None:
+        self._unqueue(f.row.id)
         self.manifest.mark_file(f.row.id, "failed", error=reason)
         f.settled = True
         self.progress.files_failed += 1

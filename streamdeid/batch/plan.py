@@ -27,7 +27,6 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from typing import Any
 
 from streamdeid.io.chunk_source import VideoPackets
@@ -150,11 +149,3 @@ def schedule_period(detect_every: int, full_scan_every: int | None) -> int:
         (100, 3)
     """
     return math.lcm(detect_every, full_scan_every or 1)
-
-
-def duration_s(packets: VideoPackets) -> float:
-    """Seconds from the first to the last frame's pts (0 for one frame or none)."""
-    known = [p for p in packets.pts if p is not None]
-    if len(known) < 2:
-        return 0.0
-    return float((max(known) - min(known)) * Fraction(packets.time_base))

@@ -11,6 +11,7 @@ SUMMED = (
     "frames",
     "faces_detected",
     "regions",
+    "frames_masked_whole",
     "tracks",
     "detector_runs",
     "detection_failures",

@@ -139,6 +139,9 @@ def run_chunk(task: ChunkTask) -> WorkResult:
         "frames_fed": spec.feed_end - spec.warm,
         "faces_detected": write.faces,
         "regions": write.regions,
+        # Look-ahead masks a frame whole when no detector run came before it (or after it):
+        # the warm-up exists so that this stays 0, as in a whole-file run.
+        "frames_masked_whole": getattr(built.track, "whole_frames", 0),
         "tracks": len(write.track_ids),
         "detector_runs": built.detect.runs,
         "detection_failures": built.detect.failures,

@@ -120,7 +120,9 @@ def _copy_packets(
                 f"part '{src.name}': expected pts after {first_pts}, its first packet has "
                 f"{packet.pts}"
             )
-        if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+        if packet.dts is None:  # Matroska keeps no decode times: any rising dts <= pts does
+            packet.dts = packet.pts if last_dts is None else min(packet.pts, last_dts + 1)
+        if last_dts is not None and packet.dts <= last_dts:
             # A part's first packets are decoded before they are shown (B-frames), so their
             # dts may reach back into the previous part; nudge them forward, never past pts.
             packet.dts = min(last_dts + 1, packet.pts)

@@ -1,0 +1,257 @@
+"""``streamdeid batch`` on a real two-node Ray cluster on this machine.
+
+The cluster is two ``ray start`` processes (a head and a second node, one CPU each) with a
+private temporary folder; they and everything they started are killed by pid at the end. The
+test process joins it as the driver (its worker processes stay warm from test to test), except
+where the driver itself is to be killed: that one is a ``streamdeid batch`` subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamdeid import anonymize_file
+from streamdeid.batch import run_batch
+from streamdeid.batch.manifest import MANIFEST_NAME
+from streamdeid.batch.store import PARTS_DIR
+from streamdeid.config import Config
+from streamdeid.testing.synthetic import synthetic_clip
+
+from batch_helpers import (
+    RayCluster,
+    assert_same_timing,
+    frame_differences,
+    start_cluster,
+    worker_pids,
+)
+from helpers import decode_frames, probe, solid, unmasked
+
+ray = pytest.importorskip(
+    "ray", reason="Ray is not installed (pip install 'streamdeid[cluster]'): no cluster tests"
+)
+
+CHUNK_S = 1.0  # clips have a keyframe every second
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RayCluster]:
+    started = start_cluster()
+    try:
+        os.environ.update(started.env)
+        ray.init(address=started.address, logging_level="WARNING")
+        yield started
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two 4 s clips (a keyframe every second, audio on one) and their single-process runs."""
+    folder = tmp_path_factory.mktemp("ray_in")
+    made = {}
+    for name, size, audio in (("a.mp4", (640, 360), True), ("b.mkv", (480, 270), False)):
+        synthetic_clip(folder / name, n_frames=100, size=size, gop=25, audio=audio)
+        made[name] = folder / name
+    return made
+
+
+@pytest.fixture(scope="module")
+def references(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("ray_ref")
+    for name, path in clips.items():
+        anonymize_file(path, folder / name, Config())
+    return {name: folder / name for name in clips}
+
+
+def test_a_folder_of_mixed_files_completes(
+    cluster: RayCluster, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    # The command in its own process, joining through Ray Client (ray://).
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    synthetic_clip(folder / "long.mp4", n_frames=75, gop=25)
+    synthetic_clip(folder / "sub" / "short.mov", n_frames=12, size=(320, 180), audio=False)
+    (folder / "sub" / "still.png").write_bytes(_png(clips["a.mp4"]))
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamdeid",
+            "batch",
+            str(folder),
+            "-o",
+            str(out),
+            "--address",
+            cluster.client_address,
+            "--chunk-seconds",
+            str(CHUNK_S),
+        ],
+        env={**os.environ, **cluster.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr  # one file failed, the others are written
+    assert "4 files (3 done, 0 done before, 1 failed; 1 chunked)" in done.stderr
+    assert "failed: " in done.stderr and "broken.mp4" in done.stderr
+    for name, frames in (("long.mp4", 75), ("sub/short.mov", 12), ("sub/still.png", 1)):
+        assert len(decode_frames(str(out / name))) == frames, name
+    assert not (out / "broken.mp4").exists() and not (out / PARTS_DIR).exists()
+    with sqlite3.connect(out / MANIFEST_NAME) as db:
+        rows = dict(db.execute("SELECT output, state FROM files").fetchall())
+        chunks = db.execute("SELECT state, attempts FROM chunks").fetchall()
+    assert rows == {
+        "broken.mp4": "failed",
+        "long.mp4": "done",
+        "sub/short.mov": "done",
+        "sub/still.png": "done",
+    }
+    assert chunks == [("done", 1)] * 3
+
+
+def _png(clip: Path) -> bytes:
+    import av
+
+    with av.open(str(clip)) as c:
+        frame = next(c.decode(video=0))
+    import cv2
+
+    return cv2.imencode(".png", frame.to_ndarray(format="bgr24"))[1].tobytes()
+
+
+def test_a_killed_worker_is_retried_and_every_file_completes_once(
+    cluster: RayCluster, clips: dict[str, Path], references: dict, tmp_path: Path
+) -> None:
+    killed: list[int] = []
+    done = threading.Event()
+
+    def kill_one_chunk_worker() -> None:
+        while not done.is_set() and not killed:
+            busy = worker_pids(cluster, "ray::run_chunk")
+            if busy:
+                time.sleep(0.3)  # mid-chunk
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_chunk_worker, daemon=True)
+    killer.start()
+    try:
+        report = run_batch(list(clips.values()), tmp_path, chunk_seconds=CHUNK_S)
+    finally:
+        done.set()
+        killer.join(5)
+    assert killed, "no chunk worker was seen running"
+    assert [f.state for f in report.files] == ["done", "done"], [f.error for f in report.files]
+    assert report.submitted == sum(f.chunks for f in report.files) == 8  # each chunk once
+    with sqlite3.connect(tmp_path / MANIFEST_NAME) as db:
+        assert db.execute("SELECT COUNT(*), SUM(attempts) FROM files").fetchone() == (2, 2)
+        assert set(db.execute("SELECT state, attempts FROM chunks")) == {("done", 1)}
+    for name in clips:
+        assert_same_timing(references[name], tmp_path / name)
+        assert max(frame_differences(references[name], tmp_path / name)) < 3.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*clips, MANIFEST_NAME, "streamdeid-batch.json"]
+    )
+
+
+def test_resume_after_the_driver_is_killed_redoes_nothing_finished(
+    cluster: RayCluster, clips: dict[str, Path], references: dict, tmp_path: Path
+) -> None:
+    # The driver joins by GCS address: it is the job, and the job dies with it. (Through Ray
+    # Client the job would live on in the client server, waiting for the driver to reconnect.)
+    out, clip = tmp_path / "out", clips["a.mp4"]  # four chunks
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamdeid",
+            "batch",
+            str(clip),
+            "-o",
+            str(out),
+            "--address",
+            cluster.address,
+            "--chunk-seconds",
+            str(CHUNK_S),
+            "--no-progress",
+        ],
+        env={**os.environ, **cluster.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        finished = _wait_for_done_chunks(out / MANIFEST_NAME, 2, driver)
+    finally:
+        driver.kill()  # SIGKILL: no cleanup at all
+        _, stderr = driver.communicate(timeout=30)
+    assert finished, f"the driver finished no chunk: {stderr.decode()[-2000:]}"
+    resumed = run_batch([clip], out, chunk_seconds=CHUNK_S, resume=True)
+    assert [f.state for f in resumed.files] == ["done"]
+    with sqlite3.connect(out / MANIFEST_NAME) as db:
+        after = {
+            (f, i): (s, a, h)
+            for f, i, s, a, h in db.execute(
+                "SELECT file_id, idx, state, attempts, sha256 FROM chunks"
+            )
+        }
+    for key, (attempts, digest) in finished.items():
+        assert after[key][1:] == (attempts, digest), f"chunk {key} was done again"
+    assert len(after) == 4 and resumed.submitted == len(after) - len(finished)
+    assert_same_timing(references["a.mp4"], out / "a.mp4")
+
+
+def _wait_for_done_chunks(
+    manifest: Path, count: int, driver: subprocess.Popen, timeout_s: float = 90
+) -> dict[tuple[int, int], tuple[int, str]]:
+    """Chunks done once ``count`` are (polled read-only), or {} if the driver ended first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and driver.poll() is None:
+        if manifest.exists():
+            try:
+                with sqlite3.connect(f"file:{manifest}?mode=ro", uri=True) as db:
+                    rows = db.execute(
+                        "SELECT file_id, idx, attempts, sha256 FROM chunks WHERE state = 'done'"
+                    ).fetchall()
+            except sqlite3.Error:
+                rows = []
+            if len(rows) >= count:
+                return {(f, i): (a, h) for f, i, a, h in rows}
+        time.sleep(0.1)
+    return {}
+
+
+def test_a_face_crossing_a_chunk_boundary_is_masked_on_every_frame(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    # Full passes every 8 frames: each chunk after the first warms up from a frame inside the
+    # clip (with the default 100-frame schedule period they would all start at frame 0).
+    clip = tmp_path / "faces.mp4"
+    gt = synthetic_clip(clip, n_frames=100, gop=25)
+    config = solid(**{"detector.focus.full_scan_every": 8})
+    out = tmp_path / "out"
+    report = run_batch([clip], out, config, chunk_seconds=CHUNK_S, warmup_seconds=0.5)
+    (outcome,) = report.files
+    chunks = outcome.stats["chunks"]
+    assert outcome.chunks == 4 and all(c["frames_fed"] > c["frames"] for c in chunks[1:])
+    assert all(gt[i]["boxes"] for i in (24, 25, 49, 50, 74, 75))  # faces across each cut
+    original, masked = decode_frames(str(clip)), decode_frames(str(out / "faces.mp4"))
+    assert unmasked(original, masked, gt) == []
+    assert probe(str(out / "faces.mp4"))["pts"] == probe(str(clip))["pts"]
+    # Each chunk's first frames had a detector run before them (in the warm-up): none was
+    # masked whole, as none is in the whole-file run.
+    assert [c["frames_masked_whole"] for c in chunks] == [0, 0, 0, 0]
