@@ -3,16 +3,19 @@
 The cluster is two ``ray start`` processes (a head and a second node, one CPU each) with a
 private temporary folder; they and everything they started are killed by pid at the end. The
 test process joins it as the driver (its worker processes stay warm from test to test), except
-where the driver itself is to be killed: that one is a ``streamdeid batch`` subprocess.
+where the driver itself is to be killed: that one is a ``streamdeid batch`` subprocess. One
+more subprocess runs the default, a local Ray instance started by the command itself.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -47,9 +50,11 @@ CHUNK_S = 1.0  # clips have a keyframe every second
 def cluster() -> Iterator[RayCluster]:
     started = start_cluster()
     try:
-        os.environ.update(started.env)
-        ray.init(address=started.address, logging_level="WARNING")
-        yield started
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in started.env.items():
+                env.setenv(name, value)
+            ray.init(address=started.address, logging_level="WARNING")
+            yield started
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -75,10 +80,40 @@ def references(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory)
     return {name: folder / name for name in clips}
 
 
+def test_without_an_address_a_local_instance_runs_the_batch(tmp_path: Path) -> None:
+    # The default: Ray started inside the command for this run (and stopped with it). Ray's
+    # session files go to a private folder (RAY_TMPDIR; its socket paths must stay short).
+    synthetic_clip(tmp_path / "in.mkv", n_frames=12, size=(320, 180), audio=False)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="sdray-", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamdeid",
+                "batch",
+                str(tmp_path / "in.mkv"),
+                "-o",
+                str(tmp_path / "out"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    assert "1 files (1 done, 0 done before, 0 failed; 0 chunked), 12 frames" in done.stderr
+    assert len(decode_frames(str(tmp_path / "out" / "in.mkv"))) == 12
+
+
 def test_a_folder_of_mixed_files_completes(
-    cluster: RayCluster, clips: dict[str, Path], tmp_path: Path
+    cluster: RayCluster, clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    # The command in its own process, joining through Ray Client (ray://).
+    from streamdeid.cli import main
+
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     synthetic_clip(folder / "long.mp4", n_frames=75, gop=25)
@@ -86,28 +121,11 @@ def test_a_folder_of_mixed_files_completes(
     (folder / "sub" / "still.png").write_bytes(_png(clips["a.mp4"]))
     (folder / "broken.mp4").write_bytes(b"not a video")
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamdeid",
-            "batch",
-            str(folder),
-            "-o",
-            str(out),
-            "--address",
-            cluster.client_address,
-            "--chunk-seconds",
-            str(CHUNK_S),
-        ],
-        env={**os.environ, **cluster.env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1, done.stderr  # one file failed, the others are written
-    assert "4 files (3 done, 0 done before, 1 failed; 1 chunked)" in done.stderr
-    assert "failed: " in done.stderr and "broken.mp4" in done.stderr
+    argv = ["batch", str(folder), "-o", str(out), "--address", cluster.address]
+    assert main([*argv, "--chunk-seconds", str(CHUNK_S)]) == 1  # one failed, others written
+    err = capsys.readouterr().err
+    assert "4 files (3 done, 0 done before, 1 failed; 1 chunked)" in err
+    assert "failed: " in err and "broken.mp4" in err
     for name, frames in (("long.mp4", 75), ("sub/short.mov", 12), ("sub/still.png", 1)):
         assert len(decode_frames(str(out / name))) == frames, name
     assert not (out / "broken.mp4").exists() and not (out / PARTS_DIR).exists()
