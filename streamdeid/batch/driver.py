@@ -20,7 +20,7 @@ from typing import Protocol
 
 from streamdeid.batch.inputs import Job
 from streamdeid.batch.manifest import FileRow, Manifest
-from streamdeid.batch.plan import ChunkSpec, plan_chunks, schedule_period
+from streamdeid.batch.plan import ChunkSpec, plan_chunks
 from streamdeid.batch.report import BatchProgress, BatchReport, FileOutcome, sum_chunk_stats
 from streamdeid.batch.store import (
     file_sha256,
@@ -210,15 +210,12 @@ class Batch:
         f.frames = len(packets.pts)
         if cfg.reversible.enabled or Path(job.output).suffix.lower() not in CHUNKABLE:
             return  # reversible: one sidecar per output, written by the whole-file API
-        focus = cfg.detector.focus
         plan = plan_chunks(
             packets,
             self.settings.chunk_s,
             warmup_s=self.settings.warmup_s,
+            warmup_frames=cfg.tracker.max_coast_frames + cfg.pipeline.detect_every,
             detect_every=cfg.pipeline.detect_every,
-            period=schedule_period(
-                cfg.pipeline.detect_every, focus.full_scan_every if focus.enabled else None
-            ),
         )
         if plan.chunked:
             f.specs = plan.chunks

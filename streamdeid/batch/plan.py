@@ -4,13 +4,15 @@ Pure functions of the packet list (:func:`streamdeid.io.chunk_source.probe_packe
 no decoding. A chunk writes frames ``start .. end - 1``, but it feeds the detector and tracker
 more than that:
 
-* **Warm-up** (``warm .. start - 1``): about ``warmup_s`` of frames before the chunk are decoded,
-  detected, tracked and masked, and not written. A face that crosses the boundary is then a
-  known track at ``start``, as it is in a whole-file run, and the frames before the first
-  detector run of the chunk are masked with the run before them instead of whole. ``warm`` is
-  rounded down to a multiple of ``period`` (the detector's schedule: ``detect_every`` and the
-  focus full pass), so the detector runs on the frames, and makes its full passes on the
-  phase, of a whole-file run.
+* **Warm-up** (``warm .. start - 1``): ``warmup_s`` of frames before the chunk, and at least
+  ``warmup_frames`` (the tracker's memory: a track coasts that long), are decoded, detected,
+  tracked and masked, and not written. A face that crosses the boundary is then a known track
+  at ``start``, as it is in a whole-file run, and the frames before the chunk's first detector
+  run are masked with the run before them instead of whole. ``warm`` is rounded down to a
+  multiple of ``detect_every``, so the detector runs on the frames a whole-file run runs it on.
+  (Its first run is a full pass, wherever a whole-file run had its last one: the full passes
+  of the focus detector also follow cuts and its own cost rule, so their phase cannot be
+  matched, and aligning to it would only lengthen the warm-up.)
 * **Tail** (``end .. feed_end - 1``): frames up to the next scheduled detector run after the
   chunk are fed too, so the chunk's last frames are masked with the run after them (look-ahead),
   not only with the run before.
@@ -102,8 +104,8 @@ def plan_chunks(
     chunk_s: float,
     *,
     warmup_s: float = 2.0,
+    warmup_frames: int = 0,
     detect_every: int = 1,
-    period: int = 1,
 ) -> Plan:
     """Cut at clean keyframes about every ``chunk_s`` seconds (see the module docstring).
 
@@ -131,21 +133,12 @@ def plan_chunks(
     for i, (start, end) in enumerate(zip(starts, ends, strict=True)):
         warm = 0
         if start > 0:
-            warm = max(0, bisect_right(times, times[start] - warmup_s) - 1)
-            warm = warm // period * period
+            by_time = bisect_right(times, times[start] - warmup_s) - 1
+            warm = max(0, min(by_time, start - warmup_frames))
+            warm = warm // detect_every * detect_every
         key = keys[bisect_right(keys, warm) - 1]
         feed_end = n if end == n else min(n, -(-end // detect_every) * detect_every + 1)
         chunks.append(
             ChunkSpec(i, start, end, warm, key, order[key], feed_end, order[start], order[end - 1])
         )
     return Plan(n, chunks)
-
-
-def schedule_period(detect_every: int, full_scan_every: int | None) -> int:
-    """The detector's period in frames: its runs and its full passes repeat after it.
-
-    Example:
-        >>> schedule_period(4, 25), schedule_period(3, None)
-        (100, 3)
-    """
-    return math.lcm(detect_every, full_scan_every or 1)

@@ -211,7 +211,7 @@ def test_without_warm_up_a_chunk_masks_its_first_frames_whole(clip: Path) -> Non
     # 4th frame). With its warm-up it has the run on frame 24 before it; without, the frames up
     # to the next run have none, and look-ahead masks them whole rather than trust nothing.
     packets = probe_packets(clip)
-    planned = plan_chunks(packets, 1.0, detect_every=4, period=4).chunks[1]
+    planned = plan_chunks(packets, 1.0, detect_every=4).chunks[1]
     assert (planned.start, planned.warm) == (25, 0)
     config = Config().model_dump(mode="json")
     warm = run_chunk(ChunkTask(str(clip), ".mp4", config, planned)).stats

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from streamdeid.batch.plan import ChunkSpec, clean_cuts, plan_chunks, schedule_period
+from streamdeid.batch.plan import ChunkSpec, clean_cuts, plan_chunks
 from streamdeid.io.chunk_source import VideoPackets
 
 
@@ -45,7 +45,7 @@ def test_packets_without_distinct_pts_cannot_be_cut(pts: list[int | None]) -> No
 
 def test_chunks_cover_every_frame_once_at_keyframes() -> None:
     p = packets(250, 25)  # 10 s at 25 fps, a keyframe every second
-    plan = plan_chunks(p, 3.0, warmup_s=1.0, detect_every=4, period=4)
+    plan = plan_chunks(p, 3.0, warmup_s=1.0, detect_every=4)
     assert [(c.start, c.end) for c in plan.chunks] == [(0, 75), (75, 150), (150, 250)]
     assert plan.frames == 250 and plan.chunked
     for c in plan.chunks:
@@ -56,17 +56,21 @@ def test_chunks_cover_every_frame_once_at_keyframes() -> None:
         assert c.warm % 4 == 0  # on the detector's schedule
 
 
-def test_warm_up_reaches_back_warmup_seconds_then_to_the_schedule() -> None:
-    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=1.0, detect_every=4, period=100)
-    second = plan.chunks[1]  # starts at 75 (3 s); 1 s earlier is frame 50, rounded down to 0
-    assert (second.warm, second.key) == (0, 0)
-    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=1.0, detect_every=4, period=4)
+def test_warm_up_reaches_back_warmup_seconds_and_the_tracker_memory() -> None:
+    # Chunk 1 starts on frame 75 (3 s); 1 s before is frame 50, rounded down to frame 48 (runs
+    # on every 4th frame), decoded from the keyframe on 25.
+    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=1.0, detect_every=4)
     assert (plan.chunks[1].warm, plan.chunks[1].key) == (48, 25)
     assert plan.chunks[0].warm == 0
+    # A tracker that coasts 40 frames needs them: back to 75 - 40 = 35 -> 32, keyframe 25.
+    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=1.0, warmup_frames=40, detect_every=4)
+    assert (plan.chunks[1].warm, plan.chunks[1].key) == (32, 25)
+    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=0.0, detect_every=4)
+    assert plan.chunks[1].warm == 72  # no warm-up asked: still from the run before the start
 
 
 def test_tail_feeds_frames_up_to_the_next_detector_run() -> None:
-    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=1.0, detect_every=4, period=4)
+    plan = plan_chunks(packets(250, 25), 3.0, warmup_s=1.0, detect_every=4)
     first, second, last = plan.chunks
     assert first.feed_end == 77  # end 75 -> next run on frame 76, fed too
     assert second.feed_end == 153  # end 150 -> run on 152
@@ -96,7 +100,7 @@ def test_pts_in_another_time_base_and_order() -> None:
     scaled = VideoPackets(
         [q * 512 for q in base.pts], base.keyframe, Fraction(1, 12800), base.frame_rate
     )
-    plan = plan_chunks(scaled, 2.0, detect_every=4, period=4)
+    plan = plan_chunks(scaled, 2.0, detect_every=4)
     assert [c.start for c in plan.chunks] == [0, 50, 100]
     assert plan.chunks[1].first_pts == 50 * 512 and plan.chunks[1].last_pts == 99 * 512
 
@@ -104,8 +108,3 @@ def test_pts_in_another_time_base_and_order() -> None:
 def test_spec_round_trips_through_json_data() -> None:
     spec = plan_chunks(packets(250, 25), 3.0).chunks[1]
     assert ChunkSpec.from_dict(spec.to_dict()) == spec
-
-
-def test_schedule_period() -> None:
-    assert schedule_period(4, 25) == 100
-    assert schedule_period(1, None) == 1

@@ -9,6 +9,7 @@ more subprocess runs the default, a local Ray instance started by the command it
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,12 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from streamdeid import anonymize_file
 from streamdeid.batch import run_batch
 from streamdeid.batch.manifest import MANIFEST_NAME
 from streamdeid.batch.store import PARTS_DIR
-from streamdeid.config import Config
 from streamdeid.testing.synthetic import synthetic_clip
 
 from batch_helpers import (
@@ -63,20 +64,26 @@ def cluster() -> Iterator[RayCluster]:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two 4 s clips (a keyframe every second, audio on one) and their single-process runs."""
+    """Two 4 s clips (a keyframe every second, audio on one)."""
     folder = tmp_path_factory.mktemp("ray_in")
     made = {}
     for name, size, audio in (("a.mp4", (640, 360), True), ("b.mkv", (480, 270), False)):
-        synthetic_clip(folder / name, n_frames=100, size=size, gop=25, audio=audio)
+        TRUTH[name] = synthetic_clip(folder / name, n_frames=100, size=size, gop=25, audio=audio)
         made[name] = folder / name
     return made
 
 
+TRUTH: dict[str, list[dict]] = {}  # the face boxes of each clip, filled by ``clips``
+# Solid boxes: a face counts as masked when 60 % of its box changed (helpers.unmasked).
+CONFIG = solid()
+
+
 @pytest.fixture(scope="module")
 def references(clips: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``streamdeid run`` of each clip, in one process."""
     folder = tmp_path_factory.mktemp("ray_ref")
     for name, path in clips.items():
-        anonymize_file(path, folder / name, Config())
+        anonymize_file(path, folder / name, CONFIG)
     return {name: folder / name for name in clips}
 
 
@@ -169,7 +176,7 @@ def test_a_killed_worker_is_retried_and_every_file_completes_once(
     killer = threading.Thread(target=kill_one_chunk_worker, daemon=True)
     killer.start()
     try:
-        report = run_batch(list(clips.values()), tmp_path, chunk_seconds=CHUNK_S)
+        report = run_batch(list(clips.values()), tmp_path, CONFIG, chunk_seconds=CHUNK_S)
     finally:
         done.set()
         killer.join(5)
@@ -179,12 +186,30 @@ def test_a_killed_worker_is_retried_and_every_file_completes_once(
     with sqlite3.connect(tmp_path / MANIFEST_NAME) as db:
         assert db.execute("SELECT COUNT(*), SUM(attempts) FROM files").fetchone() == (2, 2)
         assert set(db.execute("SELECT state, attempts FROM chunks")) == {("done", 1)}
-    for name in clips:
+    for name, clip in clips.items():
         assert_same_timing(references[name], tmp_path / name)
-        assert max(frame_differences(references[name], tmp_path / name)) < 3.0
+        original, masked = decode_frames(str(clip)), decode_frames(str(tmp_path / name))
+        assert unmasked(original, masked, TRUTH[name]) == []
+        # A chunk whose warm-up reaches back to the clip's start has the whole-file run's
+        # masks (only the encoder's new GOP at the cut differs). One that warms up later starts
+        # with a shorter track history, so its masks may differ: every face is masked in both.
+        differences = frame_differences(references[name], tmp_path / name)
+        from_start = [s for s in _specs(tmp_path, name) if s["warm"] == 0]
+        assert len(from_start) == 3
+        assert max(max(differences[s["start"] : s["end"]]) for s in from_start) < 3.0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*clips, MANIFEST_NAME, "streamdeid-batch.json"]
     )
+
+
+def _specs(out: Path, output: str) -> list[dict]:
+    with sqlite3.connect(out / MANIFEST_NAME) as db:
+        rows = db.execute(
+            "SELECT spec FROM chunks JOIN files ON files.id = chunks.file_id "
+            "WHERE files.output = ? ORDER BY idx",
+            (output,),
+        ).fetchall()
+    return [json.loads(r[0]) for r in rows]
 
 
 def test_resume_after_the_driver_is_killed_redoes_nothing_finished(
@@ -193,6 +218,8 @@ def test_resume_after_the_driver_is_killed_redoes_nothing_finished(
     # The driver joins by GCS address: it is the job, and the job dies with it. (Through Ray
     # Client the job would live on in the client server, waiting for the driver to reconnect.)
     out, clip = tmp_path / "out", clips["a.mp4"]  # four chunks
+    config_file = tmp_path / "solid.yaml"
+    config_file.write_text(yaml.safe_dump(CONFIG.model_dump(mode="json")))
     driver = subprocess.Popen(
         [
             sys.executable,
@@ -207,6 +234,8 @@ def test_resume_after_the_driver_is_killed_redoes_nothing_finished(
             "--chunk-seconds",
             str(CHUNK_S),
             "--no-progress",
+            "--config",
+            str(config_file),
         ],
         env={**os.environ, **cluster.env},
         stdout=subprocess.DEVNULL,
@@ -218,7 +247,7 @@ def test_resume_after_the_driver_is_killed_redoes_nothing_finished(
         driver.kill()  # SIGKILL: no cleanup at all
         _, stderr = driver.communicate(timeout=30)
     assert finished, f"the driver finished no chunk: {stderr.decode()[-2000:]}"
-    resumed = run_batch([clip], out, chunk_seconds=CHUNK_S, resume=True)
+    resumed = run_batch([clip], out, CONFIG, chunk_seconds=CHUNK_S, resume=True)
     assert [f.state for f in resumed.files] == ["done"]
     with sqlite3.connect(out / MANIFEST_NAME) as db:
         after = {
@@ -256,16 +285,21 @@ def _wait_for_done_chunks(
 def test_a_face_crossing_a_chunk_boundary_is_masked_on_every_frame(
     cluster: RayCluster, tmp_path: Path
 ) -> None:
-    # Full passes every 8 frames: each chunk after the first warms up from a frame inside the
-    # clip (with the default 100-frame schedule period they would all start at frame 0).
+    # 0.5 s of warm-up (with the tracker's 29 frames): chunks 2 and 3 warm up from frames 20
+    # and 44, inside the clip.
     clip = tmp_path / "faces.mp4"
     gt = synthetic_clip(clip, n_frames=100, gop=25)
-    config = solid(**{"detector.focus.full_scan_every": 8})
     out = tmp_path / "out"
-    report = run_batch([clip], out, config, chunk_seconds=CHUNK_S, warmup_seconds=0.5)
+    report = run_batch([clip], out, CONFIG, chunk_seconds=CHUNK_S, warmup_seconds=0.5)
     (outcome,) = report.files
     chunks = outcome.stats["chunks"]
-    assert outcome.chunks == 4 and all(c["frames_fed"] > c["frames"] for c in chunks[1:])
+    assert outcome.chunks == 4
+    assert [c["frames_fed"] - c["frames"] for c in chunks] == [
+        4,  # tail: frames 25 to 28, up to the next detector run
+        25 + 3,  # warm-up from 0 (the clip's start), tail to 52
+        30 + 2,  # warm-up from 20 (75 - 29 tracker frames, on the schedule), tail to 76
+        31,  # warm-up from 44, no tail at the end of the clip
+    ]
     assert all(gt[i]["boxes"] for i in (24, 25, 49, 50, 74, 75))  # faces across each cut
     original, masked = decode_frames(str(clip)), decode_frames(str(out / "faces.mp4"))
     assert unmasked(original, masked, gt) == []
