@@ -112,6 +112,7 @@ class Batch:
         self.keys = keys or {}
         self.on_progress = progress
         self.progress = BatchProgress(files_total=len(jobs))
+        self._frames_known = 0  # frames of the files planned so far
         self.submitted = 0
         self._config_data = config.model_dump(mode="json")
         self._unplanned = deque(jobs)
@@ -132,6 +133,7 @@ class Batch:
             for key, outcome in self.executor.poll(0.5):
                 self._settle(key, outcome)
                 self._report_progress()
+        self._report_progress()
         return BatchReport(self._outcomes(), self.submitted, time.perf_counter() - t0)
 
     def _interrupt(self) -> None:
@@ -168,7 +170,7 @@ class Batch:
             self._skipped.add(row.id)
             self.progress.files_done += 1
             self.progress.frames_done += int((row.stats or {}).get("frames", 0))
-            self.progress.frames_total += int((row.stats or {}).get("frames", 0))
+            self._frames_known += int((row.stats or {}).get("frames", 0))
             return
         self.manifest.mark_file(row.id, "running", submitted=True)
         try:
@@ -176,7 +178,7 @@ class Batch:
         except StreamDeidError as e:
             self._fail(f, str(e))
             return
-        self.progress.frames_total += f.frames
+        self._frames_known += f.frames
         if not f.specs:
             self._queue.append(((row.id, WHOLE), self._file_task(job)))
             return
@@ -187,8 +189,11 @@ class Batch:
                 self.progress.frames_done += spec.frames
             else:
                 self._queue.append(((row.id, spec.index), self._chunk_task(job, spec)))
-        if len(f.done) == len(f.specs):
-            self._join(f)
+        if len(f.done) == len(f.specs):  # the driver died before joining them
+            try:
+                self._join(f)
+            except StreamDeidError as e:
+                self._fail(f, str(e))
 
     def _plan_chunks(self, f: _File) -> None:
         """Chunks of ``f`` (kept from an earlier run, else planned now), or none to run whole."""
@@ -296,8 +301,8 @@ class Batch:
                 write_atomic(output.with_name(output.name + extra), data)
         write_atomic(output, result.files[""])
         stats = dict(result.stats)
-        if not f.frames:
-            self.progress.frames_total += int(stats.get("frames", 0))
+        if not f.frames:  # a URL: its length is known now
+            self._frames_known += int(stats.get("frames", 0))
         self.progress.frames_done += int(stats.get("frames", 0))
         self._finish(f, stats, sha256(result.files[""]))
 
@@ -315,8 +320,13 @@ class Batch:
         log.info("%s failed: %s", f.job.input, reason)  # the report lists it
 
     def _report_progress(self) -> None:
-        if self.on_progress is not None:
-            self.on_progress(self.progress)
+        """Tell ``on_progress``; files not planned yet count as the average planned one."""
+        if self.on_progress is None:
+            return
+        planned = len(self._files)
+        guess = self._frames_known * len(self._unplanned) // planned if planned else 0
+        self.progress.frames_total = self._frames_known + guess
+        self.on_progress(self.progress)
 
     def _outcomes(self) -> list[FileOutcome]:
         outcomes = []

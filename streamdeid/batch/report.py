@@ -39,7 +39,8 @@ class FileOutcome:
 
 @dataclass
 class BatchProgress:
-    """Where a batch is; ``frames_total`` grows as files are planned (an estimate until then)."""
+    """Where a batch is. Files are planned as the batch goes: ``frames_total`` counts the frames
+    of those planned and, for each file not planned yet, the planned files' average."""
 
     files_total: int
     files_done: int = 0

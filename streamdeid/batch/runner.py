@@ -107,8 +107,16 @@ class _Prepared:
                 log.info("removed %d temporary files of an interrupted run", removed)
 
             def run_on(on: Executor) -> BatchReport:
-                batch = Batch(self.jobs, self.out, self.config, manifest, on, self.settings)
-                batch.keys, batch.on_progress = self.keys, progress
+                batch = Batch(
+                    self.jobs,
+                    self.out,
+                    self.config,
+                    manifest,
+                    on,
+                    self.settings,
+                    keys=self.keys,
+                    progress=progress,
+                )
                 return batch.run(stop)
 
             if executor is not None:

@@ -56,10 +56,15 @@ def files_in(folder: Path) -> list[str]:
 
 
 def test_a_chunked_video_is_the_whole_file_video(clip: Path, reference: Path, tmp_path: Path):
-    executor = LocalExecutor()
-    report = run_batch([clip], tmp_path, chunk_seconds=1.0, executor=executor)
+    executor, seen = LocalExecutor(), []
+    report = run_batch(
+        [clip], tmp_path, chunk_seconds=1.0, executor=executor, progress=lambda p: seen.append(p)
+    )
     (outcome,) = report.files
     assert (outcome.state, outcome.chunks, outcome.stats["frames"]) == ("done", 3, 75)
+    last = seen[-1]
+    assert (last.files_done, last.chunks_done, last.chunks_total) == (1, 3, 3)
+    assert last.frames_done == last.frames_total == 75
     assert executor.submitted == [(1, 0), (1, 1), (1, 2)]
     assert_same_timing(reference, tmp_path / "clip.mp4")
     assert max(frame_differences(reference, tmp_path / "clip.mp4")) < 3.0
