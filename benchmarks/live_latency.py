@@ -152,11 +152,13 @@ def check_server() -> None:
         )
 
 
-def run_live(url: str, out: Path, stats: Path, config: str, duration: float) -> dict[str, Any]:
+def run_live(
+    url: str, out: Path, stats: Path, config: str, duration: float, extra: list[str]
+) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "streamdeid", "live", url, "-o", str(out), "-y",
         "--config", config, "--duration", str(duration), "--stats", str(stats),
-        "--stats-interval", "10",
+        "--stats-interval", "10", *extra,
     ]  # fmt: skip
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=duration + 120)
@@ -168,6 +170,18 @@ def run_live(url: str, out: Path, stats: Path, config: str, duration: float) -> 
     report = json.loads(stats.read_text())["cameras"][0]
     report["wall_s"] = round(wall, 2)
     return report
+
+
+def _modes(reversible: bool, tmp: Path) -> list[tuple[str, list[str]]]:
+    """("", no flags), and with ``reversible`` ("+rev", --recipient with a fresh key)."""
+    if not reversible:
+        return [("", [])]
+    from streamdeid.crypto import generate_keypair
+
+    key = tmp / "bench.pub"
+    if not key.exists():
+        generate_keypair(tmp / "bench.key", key, b"benchmark-passphrase-only")
+    return [("", []), ("+rev", ["--recipient", str(key)])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="default", help="streamdeid config (name or YAML path)")
     ap.add_argument("--json", help="write all results to this JSON file")
     ap.add_argument("--keep", help="keep clips and outputs in this folder instead of a temp dir")
+    ap.add_argument(
+        "--reversible",
+        action="store_true",
+        help="run each size twice, without and with --recipient (a generated key): the "
+        "extra drops and latency of reversible masking",
+    )
     args = ap.parse_args(argv)
 
     check_server()
@@ -194,18 +214,19 @@ def main(argv: list[str] | None = None) -> int:
             clip = tmp / f"camera_{name}.mp4"
             # Long enough for model loading plus the whole run: the camera never ends early.
             make_loop_clip(src, clip, SIZES[name], args.duration + 30)
-            server = Server(clip, tmp / f"rtsp_server_{name}.log")
-            try:
-                url = f"{server.url}/cam"
-                print(f"[{name}] streamdeid live {url} for {args.duration:g} s", flush=True)
-                report = run_live(
-                    url, tmp / f"out_{name}.mkv", tmp / f"stats_{name}.json", args.config,
-                    args.duration,
-                )  # fmt: skip
-            finally:
-                server.stop()
-            report["size"] = name
-            results.append(report)
+            for mode, extra in _modes(args.reversible, tmp):
+                server = Server(clip, tmp / f"rtsp_server_{name}.log")
+                try:
+                    url = f"{server.url}/cam"
+                    print(f"[{name}{mode}] streamdeid live {url} for {args.duration:g} s")
+                    report = run_live(
+                        url, tmp / f"out_{name}{mode}.mkv", tmp / f"stats_{name}{mode}.json",
+                        args.config, args.duration, extra,
+                    )  # fmt: skip
+                finally:
+                    server.stop()
+                report["size"] = name + mode
+                results.append(report)
 
     def ms(v: float | None) -> float:
         return float("nan") if v is None else v * 1000

@@ -1,12 +1,14 @@
 """What reversible masking costs: sidecar bytes and speed, next to the same run without it.
 
-For each clip, the same config runs without and with ``--recipient`` (lossless PNG crops, and
-``--lossy-regions`` JPEG q95), interleaved repeat by repeat in one process so that the ratios hold
-on a machine whose speed drifts. Reported per clip and mode:
+For each clip, the same config runs without and with ``--recipient``: originals kept as the
+input's packets (``source``, the default for video input, bit-exact), and per-region crops
+(``--originals regions``: PNG, bit-exact; with ``--lossy-regions`` JPEG q95), interleaved repeat
+by repeat in one process so that the ratios hold on a machine whose speed drifts. Reported per
+clip and mode:
 
 * sidecar bytes ÷ masked-video bytes (issue 12 targets: ≤ 0.5 lossy, ≤ 3 lossless);
-* bytes per face-second: sidecar bytes ÷ (encrypted records ÷ frame rate), one record being one
-  face on one frame;
+* bytes per face-second: sidecar bytes ÷ (masked boxes ÷ frame rate), one box being one face
+  on one frame;
 * fps ratio with/without (target ≥ 0.9) and the extra CPU milliseconds per frame (all threads).
 
 Clips: the dev 1080p clip downscaled to 720p (as benchmarks/throughput.py makes it) and the
@@ -56,20 +58,28 @@ def measure(clip: Path, config_name: str, public_key: Path, repeat: int, work: P
     base = load_config(config_name)
     modes = {
         "off": base,
-        "lossless": base.override(
+        "source": base.override(
             {"reversible.enabled": True, "reversible.recipients": [str(public_key)]}
         ),
-        "lossy": base.override(
+        "regions_png": base.override(
             {
                 "reversible.enabled": True,
                 "reversible.recipients": [str(public_key)],
+                "reversible.originals": "regions",
+            }
+        ),
+        "regions_jpeg": base.override(
+            {
+                "reversible.enabled": True,
+                "reversible.recipients": [str(public_key)],
+                "reversible.originals": "regions",
                 "reversible.lossy": True,
             }
         ),
     }
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(repeat):
-        for mode, config in modes.items():  # interleaved: off, lossless, lossy, off, ...
+        for mode, config in modes.items():  # interleaved: off, source, png, jpeg, off, ...
             out = work / f"{clip.stem}_{mode}.mp4"
             runs[mode].append(_run(clip, out, config))
     import av
@@ -78,7 +88,7 @@ def measure(clip: Path, config_name: str, public_key: Path, repeat: int, work: P
         fps = float(c.streams.video[0].average_rate or 25)
     rows = []
     off_wall = [r["wall_s"] for r in runs["off"]]
-    for mode in ("lossless", "lossy"):
+    for mode in ("source", "regions_png", "regions_jpeg"):
         pairs = [o / r["wall_s"] for o, r in zip(off_wall, runs[mode], strict=True)]
         extra_cpu = statistics.median(
             (r["cpu_s"] - o["cpu_s"]) / r["frames"]

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import av
+
 # What a run is built from lives in streamdeid.build; this module only runs it.
 from streamdeid.build import (
     Stages,
@@ -27,10 +29,12 @@ from streamdeid.build import (
     make_tracker,
 )
 from streamdeid.config import Config
+from streamdeid.crypto.source import COPYABLE_CODECS, SourcePacket, StreamParams
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError, Interrupted, NotAVideoError, StreamDeidError
 from streamdeid.io.image import read_image, write_image
+from streamdeid.io.packet_decoder import stream_params
 from streamdeid.io.sink import VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
 from streamdeid.media import DEFAULT_FRAME_RATE
@@ -69,16 +73,24 @@ class RunStats:
     fps: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    # What was wrong with the input and repaired (FileSource.repairs); counts for scripts.
+    timing_repaired: int = 0
+    clock_restarts: int = 0
+    damaged_frames: int = 0
+    repairs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def summary(self) -> str:
-        return (
+        line = (
             f"{self.output}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps), "
             f"{self.faces_detected} face detections, {self.tracks} tracks, "
             f"{self.regions} regions masked"
         )
+        if self.repairs:
+            line += "\n  input repaired: " + "; ".join(self.repairs)
+        return line
 
 
 def anonymize_file(
@@ -182,7 +194,28 @@ def _encrypt_stage(config: Config, dst: str, source: FileSource, sink: VideoSink
         return []
     writer = open_sidecar(dst, config)
     sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
+    if config.reversible.originals == "auto":
+        keep_source(writer, source)
     return [EncryptStage(writer, Fraction(1) / (source.info.frame_rate or DEFAULT_FRAME_RATE))]
+
+
+def keep_source(writer: SidecarWriter, source: FileSource) -> bool:
+    """Keep the originals as the input's packets when its codec is worth it (inter-frame).
+
+    See :mod:`streamdeid.crypto.source` for why; intra-only input keeps per-region crops.
+    """
+    codec, extradata, width, height = stream_params(source.stream)
+    if codec not in COPYABLE_CODECS:
+        log.info("reversible: %s input keeps per-region crops (not an inter-frame codec)", codec)
+        return False
+    tb = source.info.time_base
+    writer.begin_source(StreamParams(codec, extradata, width, height, tb.numerator, tb.denominator))
+
+    def hook(packet: av.Packet) -> None:
+        writer.write_packet(SourcePacket(packet.pts, packet.dts, packet.is_keyframe, bytes(packet)))
+
+    source.packet_hook = hook
+    return True
 
 
 def _fill_video_stats(
@@ -201,6 +234,10 @@ def _fill_video_stats(
     stats.tracks = built.track.tracker.total_tracks
     stats.regions = built.track.regions
     stats.corrupt_packets = source.corrupt_frames
+    stats.timing_repaired = source.clock.repaired
+    stats.clock_restarts = source.clock.jumps
+    stats.damaged_frames = source.damaged_frames
+    stats.repairs = source.repairs()
     stats.stage_seconds = {"decode": round(pipeline.source_busy_s, 3)} | {
         s.name: round(s.busy_s, 3) for s in pipeline.stages
     }

@@ -80,10 +80,17 @@ class AuditContext:
 
 
 class Recording(Protocol):
-    """What the gate needs of a sidecar reader: where it is and which recording it holds."""
+    """What the gate needs of a sidecar reader: where it is and which recording it holds.
+
+    ``log_anchor`` is the recording's own sidecar, beside which the log lives by default; for a
+    grant package it is the recording's sidecar, not the package.
+    """
 
     @property
     def path(self) -> Path: ...
+
+    @property
+    def log_anchor(self) -> Path: ...
 
     @property
     def recording_id(self) -> str: ...
@@ -103,7 +110,7 @@ def log_first(
             f"decrypting {recording.path} needs an audit context (signing key and log): "
             "every reveal is logged first"
         )
-    log = audit_ctx.log_for(recording.path, recording.recording_id)
+    log = audit_ctx.log_for(recording.log_anchor, recording.recording_id)
     try:
         return append(log, audit_ctx.signing_key, {"recording_id": recording.recording_id, **entry})
     except AuditError as e:

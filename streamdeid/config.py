@@ -196,10 +196,18 @@ class ReversibleConfig(StrictModel):
         description="Reviewers' public key files (streamdeid keygen). Only public keys are "
         "needed here: the anonymizing host cannot reveal anything itself.",
     )
+    originals: Literal["auto", "regions"] = Field(
+        default="auto",
+        description="How originals are kept. auto: the input's own compressed packets when its "
+        "codec is inter-frame (H.264, HEVC, VP8/9, AV1, MPEG-2/4): bit-exact and about the "
+        "size of the input; grants then come with a package of the track's regions. Otherwise, "
+        "and with 'regions': one encrypted crop per region and frame (PNG, or JPEG with lossy), "
+        "10-100x larger, but a grant opens the recording's own sidecar.",
+    )
     lossy: bool = Field(
         default=False,
-        description="Store regions as JPEG q95 (4:4:4) instead of lossless PNG (smaller, not "
-        "bit-exact).",
+        description="Store per-region crops as JPEG q95 (4:4:4) instead of lossless PNG "
+        "(smaller, not bit-exact). Kept source packets are always bit-exact.",
     )
 
     @model_validator(mode="after")

@@ -24,7 +24,6 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from streamdeid import audit
@@ -36,21 +35,18 @@ from streamdeid.crypto import (
     SidecarReader,
     TrackSummary,
     TruncatedError,
-    export_grant,
     fingerprint,
     load_private_key,
 )
-from streamdeid.errors import StreamDeidError
+from streamdeid.crypto.reader import write_grant
+from streamdeid.grant_package import package_path, source_regions, write_package
 from streamdeid.io.sink import EncoderSettings, VideoSink
 from streamdeid.io.source import FileSource
-from streamdeid.media import DEFAULT_FRAME_RATE
+from streamdeid.reveal_records import RevealError, paste_records
+from streamdeid.reveal_source import paste_from_source
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
-
-
-class RevealError(StreamDeidError):
-    """The sidecar does not belong to this video, or a record has no frame to go to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +73,15 @@ def open_sidecar_for_review(
     passphrase: bytes | None = None,
     grants: Iterable[str | os.PathLike[str]] = (),
 ) -> tuple[SidecarReader, str]:
-    """Open and unlock ``video``'s sidecar; returns the reader and who unlocked it (for audit)."""
+    """Open and unlock ``video``'s sidecar; returns the reader and who unlocked it (for audit).
+
+    A grant for a recording that keeps its originals as source packets opens the package
+    written beside the grant (:mod:`streamdeid.grant_package`) instead of the sidecar.
+    """
     reader = SidecarReader(sidecar_for(video))
+    grants = list(grants)
+    if key is None and grants and reader.keeps_source():
+        reader = _package_reader(reader, grants)
     who = []
     if key is not None:
         private = load_private_key(key, passphrase)
@@ -90,6 +93,20 @@ def open_sidecar_for_review(
     if not who:
         raise RevealError("nothing to unlock with: give a private key or a grant file")
     return reader, ",".join(who)
+
+
+def _package_reader(reader: SidecarReader, grants: list[str | os.PathLike[str]]) -> SidecarReader:
+    if len(grants) > 1:
+        raise RevealError(
+            "this recording keeps its originals as source packets: reveal one grant at a time"
+        )
+    package = package_path(grants[0])
+    if not package.exists():
+        raise RevealError(
+            f"this recording keeps its originals as source packets, which no grant opens: "
+            f"expected the grant's package '{package}' beside it (written by 'streamdeid grant')"
+        )
+    return SidecarReader(package, log_anchor=reader.path)
 
 
 def _check_recording(video: str, reader: SidecarReader) -> None:
@@ -146,6 +163,28 @@ def _reveal_entry(
     return entry
 
 
+def revealed_regions(
+    reader: SidecarReader,
+    tracks: Iterable[int] | None = None,
+    *,
+    audit_ctx: AuditContext | None = None,
+    who: str = "python api",
+) -> Iterator[RevealedRegion]:
+    """The verified original pixels of the selected tracks' regions, in frame order, from either
+    kind of sidecar (source packets or per-region crops). Logged first, like every decryption.
+
+    Raises:
+        AuditRequiredError, AuditError: no audit context, or the entry cannot be written.
+        CryptoError: a record was tampered with, or the sidecar is truncated.
+    """
+    if not reader.keeps_source():
+        return reader.records(tracks, audit_ctx=audit_ctx, who=who)
+    wanted = None if tracks is None else sorted({int(t) for t in tracks})
+    entry = {"action": "decrypt", "by": who, "tracks": "all unlocked" if wanted is None else wanted}
+    audit.log_first(reader, audit_ctx, entry)
+    return source_regions(reader, wanted)
+
+
 def reveal_frames(
     video: str | os.PathLike[str],
     reader: SidecarReader,
@@ -175,72 +214,10 @@ def reveal_frames(
 def _paste_frames(
     video: str, reader: SidecarReader, wanted: list[int] | None, stats: dict[str, object] | None
 ) -> Iterator[Frame]:
-    records = reader._verified_records(wanted)
-    failure: CryptoError | None = None
-
-    def next_record() -> RevealedRegion | None:
-        # A tampered or truncated sidecar stops the reveal where it breaks; the rest of the
-        # video still plays, masked, and the error is raised once every frame is out.
-        nonlocal failure
-        try:
-            return next(records, None)
-        except CryptoError as e:
-            failure = e
-            return None
-        except ZeroDivisionError:
-            raise RevealError(f"a record of '{reader.path}' has a zero time base") from None
-
-    pending = next_record()
-    restored = 0
-    times: list[float] = []
-    with FileSource(video) as source:
-        half = Fraction(1, 2) / (source.info.frame_rate or DEFAULT_FRAME_RATE)
-        for frame in source.frames():
-            t = Fraction(frame.pts or 0) * (frame.time_base or Fraction(1))
-            while pending is not None:
-                rt = _record_time(pending)
-                if rt > t + half:
-                    break
-                if rt < t - half:
-                    raise RevealError(
-                        f"record at {float(rt):.3f} s has no frame in '{video}' "
-                        "(edited or different video?)"
-                    )
-                _paste(frame, pending, video)
-                restored += 1
-                times.append(float(rt))
-                pending = next_record()
-            yield frame
-    if stats is not None:
-        stats.update(
-            regions=restored, first_s=min(times, default=None), last_s=max(times, default=None)
-        )
-    if failure is not None:
-        raise failure
-    if pending is not None:
-        raise RevealError(f"records continue past the end of '{video}' (video cut short?)")
-
-
-def _record_time(record: RevealedRegion) -> Fraction:
-    tb = record.time_base
-    if not tb.denominator or tb <= 0:
-        raise RevealError(f"record at pts {record.pts} has an invalid time base {tb}")
-    return Fraction(record.pts) * tb
-
-
-def _paste(frame: Frame, record: RevealedRegion, video: str) -> None:
-    """Put a record's pixels back; a box that does not fit the frame is refused, not clipped."""
-    h, w = frame.image.shape[:2]
-    x1, y1, x2, y2 = record.xyxy
-    if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h) or record.pixels.shape[:2] != (
-        y2 - y1,
-        x2 - x1,
-    ):
-        raise RevealError(
-            f"record at pts {record.pts} (track {record.track_id}) has box {record.xyxy}, "
-            f"outside the {w}x{h} frames of '{video}' (wrong video or a writer bug)"
-        )
-    frame.image[y1:y2, x1:x2] = record.pixels
+    """Restored frames, from the kept source packets or from per-region crops."""
+    if reader.keeps_source():
+        return paste_from_source(video, reader, wanted, stats)
+    return paste_records(video, reader, wanted, stats)
 
 
 def reveal_file(
@@ -356,14 +333,21 @@ def grant_track(
     path: str | os.PathLike[str],
     *,
     audit_ctx: AuditContext | None = None,
+    lossy: bool = False,
 ) -> None:
     """Log, then export a key that opens only ``track_id`` of this recording.
+
+    When the recording keeps its originals as source packets, the track's regions are first
+    cut into a package beside the grant (``PATH.sdeid``; PNG, or JPEG with ``lossy``), which the
+    grant holder needs too.
 
     Raises:
         AuditRequiredError, AuditError: no audit context, or the entry cannot be written (no
             grant is written then).
     """
     reader.make_grant(track_id)  # locked reader or unknown track: fail before logging
+    if os.path.lexists(path):
+        raise RevealError(f"grant '{path}' exists: remove it first")
     entry = {
         "action": "grant",
         "by": who,
@@ -371,7 +355,13 @@ def grant_track(
         "output": os.path.basename(os.fspath(path)),
     }
     audit.log_first(reader, audit_ctx, entry)
-    export_grant(reader, track_id, path)
+    if reader.keeps_source():
+        write_package(reader, track_id, path, lossy=lossy)
+    try:
+        write_grant(reader.make_grant(track_id), path)
+    except BaseException:
+        package_path(path).unlink(missing_ok=True)
+        raise
 
 
 def list_tracks(video: str | os.PathLike[str]) -> list[TrackSummary]:
@@ -389,4 +379,5 @@ __all__ = [
     "open_sidecar_for_review",
     "reveal_file",
     "reveal_frames",
+    "revealed_regions",
 ]

@@ -18,11 +18,17 @@ from streamdeid.audit import AuditContext, AuditError, AuditRequiredError
 from streamdeid.cli import main
 from streamdeid.config import Config
 from streamdeid.crypto import SidecarReader, SidecarWriter, generate_keypair, load_public_key
-from streamdeid.crypto import writer as writer_module
+from streamdeid.crypto import inputs as writer_module
 from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
 from streamdeid.io.sink import VideoSink
 from streamdeid.io.source import FileSource
-from streamdeid.reveal import audit_log_for, open_sidecar_for_review, reveal_file, reveal_frames
+from streamdeid.reveal import (
+    audit_log_for,
+    open_sidecar_for_review,
+    reveal_file,
+    reveal_frames,
+    revealed_regions,
+)
 from streamdeid.types import Region
 
 from helpers import ScriptedDetector
@@ -98,7 +104,7 @@ def test_unwritable_audit_location_reveals_nothing(rec, copy, tmp_path, env, cap
     with pytest.raises(AuditError):
         reveal_frames(copy, reader, audit_ctx=bad)  # raises on the call, before any frame
     with pytest.raises(AuditError):
-        reader.records(audit_ctx=bad)
+        revealed_regions(reader, audit_ctx=bad)
     assert not out.exists()
 
 
@@ -133,13 +139,13 @@ def test_reveal_without_signing_key_is_refused(rec, copy, tmp_path, env, capsys)
 def test_library_api_needs_an_audit_context_and_logs_first(rec, copy) -> None:
     reader, _ = unlocked(rec, copy)
     with pytest.raises(AuditRequiredError):
-        reader.records()
+        revealed_regions(reader)
     with pytest.raises(AuditRequiredError):
         reveal_frames(copy, reader)
     log = audit_log_for(copy)
     assert log.parent == copy.parent and log.name == f"{reader.recording_id}.audit.jsonl"
     assert not log.exists()
-    reader.records([1], audit_ctx=ctx(rec))  # logged on the call, before iterating
+    revealed_regions(reader, [1], audit_ctx=ctx(rec))  # logged on the call, before iterating
     reveal_frames(copy, reader, audit_ctx=ctx(rec))
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["action"] for e in entries] == ["decrypt", "reveal"]
@@ -158,7 +164,7 @@ def test_log_follows_the_recording_not_the_copy(rec, copy, tmp_path, monkeypatch
     shutil.copy(f"{copy}.sdeid", f"{moved}.sdeid")
     assert audit_log_for(moved) == audit_log_for(copy)
     reader, _ = unlocked(rec, moved)
-    reader.records(audit_ctx=ctx(rec))
+    revealed_regions(reader, audit_ctx=ctx(rec))
     assert audit_log_for(copy).parent == central and audit_log_for(copy).exists()
     assert not list(elsewhere.glob("*.audit.jsonl"))
 
@@ -285,7 +291,7 @@ def test_box_outside_the_frame_is_a_clean_error(rec, tmp_path, env, capsys) -> N
 
 
 def test_zero_time_base_is_a_clean_error(rec, tmp_path, env, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(writer_module, "_check_time_base", lambda tb: (1, 0))
+    monkeypatch.setattr(writer_module, "check_time_base", lambda tb: (1, 0))
     video = crafted(rec, tmp_path, (360, 640), (10, 10, 50, 50))
     monkeypatch.undo()
     monkeypatch.setenv("STREAMDEID_PASSPHRASE", PASS.decode())
@@ -298,3 +304,15 @@ def test_log_of_another_recording_is_refused(rec, copy, tmp_path, env, capsys) -
     cli = ["audit", str(copy), "--public-key", str(rec["keys"] / "site.sign.pub")]
     assert main([*cli, "--audit-log", str(log)]) == 1
     assert "line 1 is about recording" in one_error_line(capsys.readouterr().err)
+
+
+def test_exporting_a_grant_through_the_library_is_logged_first(rec, copy, tmp_path) -> None:
+    from streamdeid.crypto import export_grant
+
+    reader, _ = unlocked(rec, copy)
+    with pytest.raises(AuditRequiredError):
+        export_grant(reader, 1, tmp_path / "t.grant")
+    assert not (tmp_path / "t.grant").exists()
+    export_grant(reader, 1, tmp_path / "t.grant", audit_ctx=ctx(rec))
+    entries = [json.loads(line) for line in audit_log_for(copy).read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["grant"] and entries[0]["tracks"] == [1]

@@ -15,6 +15,7 @@ from streamdeid import anonymize_file, audit
 from streamdeid.audit import AuditContext
 from streamdeid.config import Config
 from streamdeid.crypto import generate_keypair
+from streamdeid.crypto.parse import SourceChunk, read_header, scan_chunks
 from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
 from streamdeid.reveal import (
     RevealError,
@@ -22,6 +23,7 @@ from streamdeid.reveal import (
     open_sidecar_for_review,
     reveal_file,
     reveal_frames,
+    revealed_regions,
 )
 
 from helpers import ScriptedDetector, decode_frames
@@ -61,7 +63,7 @@ def test_reveal_is_bit_exact_in_boxes_and_masked_elsewhere(recording) -> None:
     masked = decode_frames(recording["masked"])
     reader, _ = open_sidecar_for_review(recording["masked"], key=recording["key"], passphrase=PASS)
     boxes: dict[int, list] = {}
-    for r in reader.records(audit_ctx=recording["ctx"]):
+    for r in revealed_regions(reader, audit_ctx=recording["ctx"]):
         boxes.setdefault(r.pts, []).append(r.xyxy)
     revealed = list(reveal_frames(recording["masked"], reader, audit_ctx=recording["ctx"]))
     assert len(revealed) == len(source) == len(masked)
@@ -87,7 +89,7 @@ def test_one_track_revealed_others_stay_masked(recording) -> None:
     tracks = [t.track_id for t in reader.tracks() if t.track_id != 0]
     assert len(tracks) >= 2
     chosen = tracks[0]
-    mine = {r.pts: r.xyxy for r in reader.records([chosen], audit_ctx=recording["ctx"])}
+    mine = {r.pts: r.xyxy for r in revealed_regions(reader, [chosen], audit_ctx=recording["ctx"])}
     revealed = list(
         reveal_frames(recording["masked"], reader, [chosen], audit_ctx=recording["ctx"])
     )
@@ -140,7 +142,7 @@ def test_plaintext_faces_never_reach_disk(recording) -> None:
     source = decode_frames(recording["clip"])
     reader, _ = open_sidecar_for_review(recording["masked"], key=recording["key"], passphrase=PASS)
     needles = []
-    for r in reader.records(audit_ctx=recording["ctx"]):
+    for r in revealed_regions(reader, audit_ctx=recording["ctx"]):
         if r.pixels.shape[0] > 8 and r.pixels.shape[1] > 8:
             row = r.pixels[r.pixels.shape[0] // 2]
             needles.append(row.tobytes()[:24])
@@ -247,8 +249,13 @@ def test_truncated_sidecar_reveals_the_intact_prefix(recording, tmp_path: Path) 
 
     masked = tmp_path / "cut.mp4"
     shutil.copy(recording["masked"], masked)
-    data = Path(f"{recording['masked']}.sdeid").read_bytes()
-    Path(f"{masked}.sdeid").write_bytes(data[: len(data) // 2])
+    sidecar = Path(f"{recording['masked']}.sdeid")
+    data = sidecar.read_bytes()
+    # Cut inside the last run of source packets: the runs before it restore, the rest is lost.
+    header = read_header(sidecar)
+    runs = [c.offset for c in scan_chunks(sidecar, len(header.raw)) if isinstance(c, SourceChunk)]
+    assert len(runs) >= 2
+    Path(f"{masked}.sdeid").write_bytes(data[: runs[-1] + 40])
     reader, who = open_sidecar_for_review(masked, key=recording["key"], passphrase=PASS)
     out = tmp_path / "cut.mkv"
     with pytest.raises(TruncatedError):

@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,12 @@ def run_chunk(task: ChunkTask) -> WorkResult:
                 out, source.info, encoder_settings(config), rotation=lambda: source.rotation
             )
             built = build_stages(config, "file")
-            write = WindowSinkStage(sink, spec)
+            # Frames carry the packets' pts plus the source's shift (a start before 0).
+            shift = source.pts_shift
+            write = WindowSinkStage(
+                sink,
+                replace(spec, first_pts=spec.first_pts + shift, last_pts=spec.last_pts + shift),
+            )
             frames = (f for f in source.frames_from(spec.key, spec.key_pts, spec.feed_end))
             warm = (f for f in frames if f.index >= spec.warm)
             Pipeline(
@@ -127,10 +132,11 @@ def run_chunk(task: ChunkTask) -> WorkResult:
                 queue_size=config.pipeline.queue_size,
                 label=f"{Path(task.input).name}#{spec.index}",
             ).run()
-        if sink.frames_written != spec.frames or write.last_pts != spec.last_pts:
+        if sink.frames_written != spec.frames or write.last_pts != write.spec.last_pts:
             raise ChunkMismatchError(
                 f"chunk {spec.index} of '{task.input}': expected {spec.frames} frames ending at "
-                f"pts {spec.last_pts}, wrote {sink.frames_written} ending at {write.last_pts}"
+                f"pts {write.spec.last_pts}, wrote {sink.frames_written} ending at "
+                f"{write.last_pts}"
             )
         data = out.read_bytes()
     seconds = time.perf_counter() - t0

@@ -119,6 +119,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "keep_exif": ("pipeline.keep_exif",),
     "recipient": ("reversible.recipients",),
     "lossy_regions": ("reversible.lossy",),
+    "originals": ("reversible.originals",),
 }
 
 

@@ -89,9 +89,27 @@ def register(sub: Subparsers) -> None:
     )
     _add_input_output(p)
     _add_masking(p)
+    _add_reversible(p)
     _add_monitoring(p)
     add_common(p)
     p.set_defaults(handler=cmd_live)
+
+
+def _add_reversible(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("reversible masking (authorized review)")
+    r.add_argument(
+        "--recipient",
+        action="append",
+        metavar="KEY.pub",
+        help="reviewer public key (repeat for several): each file OUTPUT gets OUTPUT.sdeid with "
+        "the original pixels of every masked face, encrypted (needs a file output)",
+    )
+    r.add_argument(
+        "--lossy-regions",
+        action="store_true",
+        default=None,
+        help="store the crops as JPEG q95 instead of lossless PNG (3x smaller, less CPU)",
+    )
 
 
 def _add_input_output(p: argparse.ArgumentParser) -> None:

@@ -84,12 +84,19 @@ def _register_grant(sub: Subparsers) -> None:
         help="export a key that reveals one track only",
         description="Export a grant file that opens a single track (one "
         "person) of this recording and nothing else, to hand to someone. The grant "
-        "is logged (signed) in the audit log first; if that fails, no grant is written.",
+        "is logged (signed) in the audit log first; if that fails, no grant is written. "
+        "When the recording keeps its originals as source packets (the default for video "
+        "input), that track's regions are also cut into FILE.grant.sdeid: hand over both.",
     )
     gr.add_argument("video", metavar="VIDEO")
     gr.add_argument("--track", type=int, required=True, metavar="ID")
     gr.add_argument("-o", "--output", required=True, metavar="FILE.grant")
     gr.add_argument("--key", required=True, metavar="KEY", help="reviewer private key")
+    gr.add_argument(
+        "--lossy",
+        action="store_true",
+        help="store the package's regions as JPEG q95 (~3x smaller) instead of bit-exact PNG",
+    )
     _add_passphrase(gr)
     _add_signing(gr)
     add_common(gr)
@@ -310,12 +317,20 @@ def cmd_reveal(args: argparse.Namespace) -> int:
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
+    from streamdeid.grant_package import package_path
     from streamdeid.reveal import grant_track, open_sidecar_for_review
 
     audit_ctx = _audit_context(args)
     reader, who = open_sidecar_for_review(args.video, key=args.key, passphrase=_passphrase(args))
-    grant_track(args.video, reader, who, args.track, args.output, audit_ctx=audit_ctx)
-    print(f"wrote {args.output}: opens track {args.track} of this recording only", file=sys.stderr)
+    grant_track(
+        args.video, reader, who, args.track, args.output, audit_ctx=audit_ctx, lossy=args.lossy
+    )
+    package = package_path(args.output)
+    also = f" (with its package {package})" if package.exists() else ""
+    print(
+        f"wrote {args.output}{also}: opens track {args.track} of this recording only",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -152,7 +152,15 @@ def _add_reversible(run: argparse.ArgumentParser) -> None:
         "--lossy-regions",
         action="store_true",
         default=None,
-        help="store regions as JPEG q95 instead of lossless PNG (3x smaller)",
+        help="store per-region crops as JPEG q95 instead of lossless PNG (3x smaller)",
+    )
+    r.add_argument(
+        "--originals",
+        choices=["auto", "regions"],
+        default=None,
+        help="auto (default): keep the input's own packets when it is H.264/HEVC/VP9/AV1/..., "
+        "bit-exact and about the input's size; regions: one encrypted crop per face and frame "
+        "(10-100x larger; grants then need no package)",
     )
 
 

@@ -1,7 +1,10 @@
 """Reversible masking: the original pixels of masked faces, encrypted into a sidecar file.
 
-Before a region is blurred its original pixels are compressed (PNG, bit-exact; or JPEG q95) and
-encrypted into ``<video>.sdeid`` beside the masked video. Reviewers hold X25519 key pairs; the
+For video input in an inter-frame codec the sidecar ``<video>.sdeid`` keeps the input's own
+compressed packets, encrypted in runs, plus a cleartext (MACed) index of the boxes masked on each
+frame (:mod:`~streamdeid.crypto.source`): bit-exact, about the input's size. Otherwise, before a
+region is blurred its original pixels are compressed (PNG, bit-exact; or JPEG q95) and encrypted
+as one record per region. Reviewers hold X25519 key pairs; the
 anonymizer needs only their public keys. A reviewer can restore everything, or export a grant that
 opens one track (one person) and nothing else.
 
@@ -18,10 +21,14 @@ Threat model (format 2), by who holds what:
   Cannot edit, add, remove, reorder, duplicate or splice anything, header included, without a
   key holder noticing. The one exception is cutting off the tail with the end marker: a key
   holder sees a truncated file, as after a crash.
-* **Grant holder** (the key of one track): reads that track. A grant reader checks the header
-  (the grant pins its digest), the GCM tag of its track's records, the sequence numbers of all
-  records, and its track's entry in the end marker. It cannot read other tracks, and it cannot
-  write a record, header or end marker that a full-key reader accepts. Each record carries an
+* **Grant holder** (the key of one track): reads that track's region records. Source packets
+  hold whole frames and are encrypted under a content-key-only key ("streamdeid source"), so no
+  grant opens them; for such recordings a grant comes with a package, a sidecar under the same
+  header and keys holding only that track's regions, cut from the packets by a full-key holder.
+  A grant reader checks the header (the grant pins its digest), the GCM tag of its track's
+  records, the sequence numbers of all records, and its track's entry in the end marker. It
+  cannot read other tracks, and it cannot write a record, header or end marker that a full-key
+  reader accepts. Each record carries an
   HMAC under a key derived from the content key ("streamdeid record"), and the header and end
   marker MACs use their own content-key labels; no grant contains any of these keys. What a
   grant reader *cannot* check is that record MAC. So it cannot tell the anonymizer's records
@@ -65,9 +72,20 @@ File layout (big-endian integers)::
         | 8 track id (0 = no track) | 4 x1 | 4 y1 | 4 x2 | 4 y2 | 1 codec (1 PNG, 2 JPEG)
         | 12 nonce | AES-256-GCM ciphertext of the padded crop + 16 tag | 32 record MAC
         padded crop: 4 length | compressed crop | zeros up to padded_size(4 + length)
+      type 3, source run: 8 seq | 8 index of its first packet | 4 n packets | 1 starts at a
+        keyframe | 12 nonce | AES-256-GCM (source key) of the padded run + 16 tag | 32 record MAC
+        run: 1 codec name length | name | 4 extradata length | extradata | 4 width | 4 height
+        | 4 time_base num | 4 den | n x (8 pts | 8 dts | 1 keyframe | 4 size | packet)
+      type 4, frame index (cleartext): 8 seq | 8 frame index (decode order) | 8 pts | 4 time_base
+        num | 4 den | 4 n | n x (8 track id | 4 x1 | 4 y1 | 4 x2 | 4 y2) | 32 HMAC under the
+        record MAC key over "index" + all of it
       type 2, end marker (written by close(); nothing may follow it):
         8 total records | 4 n tracks | n x (8 track id | 8 count | 16 per-track MAC)
         | 32 HMAC-SHA256 over the marker, key HKDF(content key, "streamdeid end" + rid)
+
+Counts: the end marker's total counts records of every type; a track's count is its boxes (one
+per region record, one per index entry). Source key = HKDF(content key, "streamdeid source" +
+rid); a run's AAD is magic + version + rid + its 21 cleartext field bytes.
 
 Keys. wrap key = HKDF(X25519(ephemeral, recipient), salt = rid, info = "streamdeid wrap" +
 ephemeral pub + recipient pub), AAD = magic + version + rid + fingerprint. Track key =

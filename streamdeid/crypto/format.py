@@ -40,6 +40,9 @@ RECIPIENT = struct.Struct(f">{FINGERPRINT_SIZE}s32s{NONCE_SIZE}s{KEY_SIZE + TAG_
 CHUNK_HEAD = struct.Struct(">BI")
 CHUNK_REGION = 1
 CHUNK_END = 2
+CHUNK_SOURCE = 3  # a run of the input's compressed video packets (see streamdeid.crypto.source)
+CHUNK_INDEX = 4  # which boxes of which frame were masked, for originals kept as source packets
+CHUNK_TYPES = (CHUNK_REGION, CHUNK_END, CHUNK_SOURCE, CHUNK_INDEX)
 MAX_CHUNK_BODY = 1 << 28  # 256 MiB: far above any face crop, far below "length field flipped"
 
 # seq, pts, time_base num, time_base den, track id, x1, y1, x2, y2, codec; then nonce,
@@ -47,6 +50,15 @@ MAX_CHUNK_BODY = 1 << 28  # 256 MiB: far above any face crop, far below "length 
 # MAC is the last RECORD_MAC_SIZE bytes of what follows (see split_sealed).
 REGION_FIELDS = struct.Struct(">QqIIqIIIIB")
 REGION_MIN_BODY = REGION_FIELDS.size + NONCE_SIZE + TAG_SIZE + RECORD_MAC_SIZE
+# seq, first frame index, number of packets, 1 if the first packet is a keyframe; then nonce,
+# ciphertext (source key) and record MAC, as for a region record.
+SOURCE_FIELDS = struct.Struct(">QQIB")
+SOURCE_MIN_BODY = SOURCE_FIELDS.size + NONCE_SIZE + TAG_SIZE + RECORD_MAC_SIZE
+# seq, frame index, pts, time_base num, den, number of boxes; then that many INDEX_BOX entries
+# (track id, x1, y1, x2, y2), then the record MAC. Cleartext, like a region record's fields.
+INDEX_FIELDS = struct.Struct(">QQqIII")
+INDEX_BOX = struct.Struct(">qIIII")
+
 # total number of region records, number of track entries; then entries, then the end MAC
 END_FIXED = struct.Struct(">QI")
 END_ENTRY = struct.Struct(f">qQ{TRACK_END_MAC_SIZE}s")  # track id, record count, per-track MAC
@@ -142,6 +154,17 @@ def track_end_mac(
     key = hkdf(track_key_bytes, b"streamdeid track end" + recording_id)
     msg = PREFIX + recording_id + struct.pack(">QqQ", total, track_id, count)
     return hmac.digest(key, msg, "sha256")[:TRACK_END_MAC_SIZE]
+
+
+def source_key(content_key: bytes, recording_id: bytes) -> bytes:
+    """Key of the source packets: whole frames, so derived from the content key and never from a
+    track key; no grant opens them."""
+    return hkdf(content_key, b"streamdeid source" + recording_id)
+
+
+def index_mac(mac_key: bytes, recording_id: bytes, body: bytes) -> bytes:
+    """MAC of a cleartext index record (everything before the MAC), under the record MAC key."""
+    return hmac.digest(mac_key, PREFIX + recording_id + b"index" + body, "sha256")
 
 
 def record_mac_key(content_key: bytes, recording_id: bytes) -> bytes:

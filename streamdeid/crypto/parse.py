@@ -54,6 +54,38 @@ class RegionChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceChunk:
+    """A run of the input's packets: cleartext fields (``packed``, for the AAD) and ciphertext."""
+
+    offset: int
+    seq: int
+    first_packet: int
+    n_packets: int
+    keyframe: bool
+    packed: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IndexChunk:
+    """The masked boxes of one frame, in the clear; ``body`` is what the record MAC covers."""
+
+    offset: int
+    seq: int
+    frame_index: int
+    pts: int
+    tb_num: int
+    tb_den: int
+    boxes: list[tuple[int, tuple[int, int, int, int]]]  # (track id, (x1, y1, x2, y2))
+    body: bytes
+    mac: bytes
+
+
+Chunk = RegionChunk | SourceChunk | IndexChunk
+
+
+@dataclass(frozen=True, slots=True)
 class EndChunk:
     """The end marker, split into what its MACs cover and the MACs themselves."""
 
@@ -122,7 +154,7 @@ def read_header(path: Path) -> SidecarHeader:
     return SidecarHeader(fixed + rest, recording_id, recipients)
 
 
-def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk]:
+def scan_chunks(path: Path, header_size: int) -> Iterator[Chunk | EndChunk]:
     """Parse the chunks after the header, in file order, without keys.
 
     The file is reopened on every call, so a sidecar still being written is read up to its last
@@ -140,9 +172,9 @@ def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk
             if len(head) < fmt.CHUNK_HEAD.size:
                 raise _truncated(path, n, offset, mid_chunk=bool(head))
             kind, length = fmt.CHUNK_HEAD.unpack(head)
-            if kind not in (fmt.CHUNK_REGION, fmt.CHUNK_END) or length > fmt.MAX_CHUNK_BODY:
+            if kind not in fmt.CHUNK_TYPES or length > fmt.MAX_CHUNK_BODY:
                 raise FormatError(
-                    f"sidecar {path}: expected a chunk (type 1 or 2, at most "
+                    f"sidecar {path}: expected a chunk (type 1 to 4, at most "
                     f"{fmt.MAX_CHUNK_BODY} bytes) at byte {offset}, but found type {kind} "
                     f"of {length} bytes: the file is corrupt"
                 )
@@ -152,8 +184,8 @@ def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk
             body = f.read(length)
             if len(body) < length:
                 raise _truncated(path, n, offset, mid_chunk=True)
-            if kind == fmt.CHUNK_REGION:
-                yield _parse_region(path, offset, body)
+            if kind != fmt.CHUNK_END:
+                yield _PARSERS[kind](path, offset, body)
                 n += 1
             else:
                 # Whatever follows the marker is only counted (from the file size), never read:
@@ -163,7 +195,7 @@ def scan_chunks(path: Path, header_size: int) -> Iterator[RegionChunk | EndChunk
             offset += fmt.CHUNK_HEAD.size + length
 
 
-def summarise_tracks(chunks: Iterator[RegionChunk | EndChunk]) -> list[TrackSummary]:
+def summarise_tracks(chunks: Iterator[Chunk | EndChunk]) -> list[TrackSummary]:
     """One summary per track id, sorted, from the region records before the end marker.
 
     A truncated file is summarised up to the cut (a warning is logged, nothing raised): this is
@@ -172,34 +204,38 @@ def summarise_tracks(chunks: Iterator[RegionChunk | EndChunk]) -> list[TrackSumm
     Raises:
         FormatError: A record has a time base out of range, or the chunk structure is malformed.
     """
-    first: dict[int, fmt.RegionFields] = {}
+    first: dict[int, tuple[int, Fraction, tuple[int, int, int, int]]] = {}
     last_pts: dict[int, int] = {}
     counts: dict[int, int] = {}
     try:
         for chunk in chunks:
             if isinstance(chunk, EndChunk):
                 break
-            f = chunk.fields
-            try:
-                check_time_base(f.tb_num, f.tb_den)
-            except FormatError as e:
-                raise FormatError(f"record seq {f.seq}: {e}") from None
-            first.setdefault(f.track_id, f)
-            last_pts[f.track_id] = f.pts
-            counts[f.track_id] = counts.get(f.track_id, 0) + 1
+            for track_id, pts, tb_num, tb_den, box in _boxes_of(chunk):
+                try:
+                    tb = check_time_base(tb_num, tb_den)
+                except FormatError as e:
+                    seq = chunk.fields.seq if isinstance(chunk, RegionChunk) else chunk.seq
+                    raise FormatError(f"record seq {seq}: {e}") from None
+                first.setdefault(track_id, (pts, tb, box))
+                last_pts[track_id] = pts
+                counts[track_id] = counts.get(track_id, 0) + 1
     except TruncatedError as e:
         log.warning("%s; summarising the %d complete records", e, e.records_read)
     return [
-        TrackSummary(
-            t,
-            first[t].pts,
-            last_pts[t],
-            counts[t],
-            Fraction(first[t].tb_num, first[t].tb_den),
-            (first[t].x1, first[t].y1, first[t].x2, first[t].y2),
-        )
+        TrackSummary(t, first[t][0], last_pts[t], counts[t], first[t][1], first[t][2])
         for t in sorted(first)
     ]
+
+
+def _boxes_of(chunk: Chunk) -> list[tuple[int, int, int, int, tuple[int, int, int, int]]]:
+    """(track id, pts, time base num, den, box) of every masked box a chunk names."""
+    if isinstance(chunk, RegionChunk):
+        f = chunk.fields
+        return [(f.track_id, f.pts, f.tb_num, f.tb_den, (f.x1, f.y1, f.x2, f.y2))]
+    if isinstance(chunk, IndexChunk):
+        return [(t, chunk.pts, chunk.tb_num, chunk.tb_den, box) for t, box in chunk.boxes]
+    return []
 
 
 def check_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
@@ -273,6 +309,40 @@ def _parse_region(path: Path, offset: int, body: bytes) -> RegionChunk:
     )
 
 
+def _parse_source(path: Path, offset: int, body: bytes) -> SourceChunk:
+    if len(body) < fmt.SOURCE_MIN_BODY:
+        raise FormatError(
+            f"sidecar {path}: expected a source record of at least {fmt.SOURCE_MIN_BODY} "
+            f"bytes at byte {offset}, but found {len(body)}: the file is corrupt"
+        )
+    size = fmt.SOURCE_FIELDS.size
+    seq, first, n, key = fmt.SOURCE_FIELDS.unpack_from(body)
+    packed, nonce = body[:size], body[size : size + fmt.NONCE_SIZE]
+    return SourceChunk(
+        offset, seq, first, n, bool(key), packed, nonce, body[size + fmt.NONCE_SIZE :]
+    )
+
+
+def _parse_index(path: Path, offset: int, body: bytes) -> IndexChunk:
+    fixed = fmt.INDEX_FIELDS.size
+    n = fmt.INDEX_FIELDS.unpack_from(body)[5] if len(body) >= fixed else 0
+    expected = fixed + n * fmt.INDEX_BOX.size + fmt.RECORD_MAC_SIZE
+    if len(body) < fixed or len(body) != expected:
+        raise FormatError(
+            f"sidecar {path}: expected an index record of {expected} bytes at byte {offset}, "
+            f"but found {len(body)}: the file is corrupt"
+        )
+    seq, frame_index, pts, tb_num, tb_den, _ = fmt.INDEX_FIELDS.unpack_from(body)
+    boxes = []
+    for i in range(n):
+        track_id, *box = fmt.INDEX_BOX.unpack_from(body, fixed + i * fmt.INDEX_BOX.size)
+        boxes.append((track_id, tuple(box)))
+    mac_at = len(body) - fmt.RECORD_MAC_SIZE
+    return IndexChunk(
+        offset, seq, frame_index, pts, tb_num, tb_den, boxes, body[:mac_at], body[mac_at:]
+    )
+
+
 def _parse_end(path: Path, offset: int, body: bytes, trailing: int) -> EndChunk:
     fixed = fmt.END_FIXED.size
     if len(body) >= fixed:
@@ -293,3 +363,10 @@ def _parse_end(path: Path, offset: int, body: bytes, trailing: int) -> EndChunk:
         entries[track_id] = (count, mac)
     mac_at = len(body) - fmt.END_MAC_SIZE
     return EndChunk(offset, total, entries, body[:mac_at], body[mac_at:], trailing)
+
+
+_PARSERS = {
+    fmt.CHUNK_REGION: _parse_region,
+    fmt.CHUNK_SOURCE: _parse_source,
+    fmt.CHUNK_INDEX: _parse_index,
+}

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from streamdeid import audit
 from streamdeid.crypto import format as fmt
 from streamdeid.crypto.errors import (
+    CryptoError,
+    FormatError,
     GrantMismatchError,
     LockedError,
     TamperedError,
@@ -27,8 +29,11 @@ from streamdeid.crypto.errors import (
 from streamdeid.crypto.grants import TrackGrant, load_grant
 from streamdeid.crypto.keys import fingerprint, write_exclusive
 from streamdeid.crypto.parse import (
+    Chunk,
     EndChunk,
+    IndexChunk,
     RegionChunk,
+    SourceChunk,
     TrackSummary,
     read_header,
     scan_chunks,
@@ -36,6 +41,7 @@ from streamdeid.crypto.parse import (
 )
 from streamdeid.crypto.unwrap import unwrap_content_key
 from streamdeid.crypto.verify import RecordVerifier, RevealedRegion, TrackKeys
+from streamdeid.crypto.verify_packets import FrameBoxes, SourceRun
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +58,23 @@ class SidecarReader:
         TruncatedError: The file ends inside the header.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, log_anchor: str | os.PathLike[str] | None = None
+    ) -> None:
         self._path = Path(path)
+        self._log_anchor = Path(log_anchor) if log_anchor is not None else self._path
         self._header = read_header(self._path)
         self._keys = TrackKeys(self._header.recording_id)
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def log_anchor(self) -> Path:
+        """The recording's sidecar, beside which its audit log lives by default (for a grant
+        package opened with ``log_anchor``, the recording's sidecar rather than the package)."""
+        return self._log_anchor
 
     @property
     def recording_id(self) -> str:
@@ -110,7 +125,8 @@ class SidecarReader:
         log.debug("unlocked track %d of sidecar %s with a grant", grant.track_id, self._path)
 
     def make_grant(self, track_id: int) -> TrackGrant:
-        """Derive the grant for one track (see :func:`export_grant`).
+        """Derive the grant for one track, in memory and unlogged: hand it out only through
+        :func:`export_grant` or :func:`streamdeid.reveal.grant_track`, which log it first.
 
         Raises:
             LockedError: Not unlocked with a private key.
@@ -175,6 +191,11 @@ class SidecarReader:
             FormatError: The chunk structure is malformed.
         """
         self._check_unlocked()
+        if self.keeps_source():
+            raise FormatError(
+                f"sidecar {self._path} keeps its originals as source packets, which only decode "
+                "with a video decoder: use streamdeid.reveal.revealed_regions (or reveal_frames)"
+            )
         wanted = None if track_ids is None else sorted({int(t) for t in track_ids})
         entry = {
             "action": "decrypt",
@@ -192,6 +213,51 @@ class SidecarReader:
         verifier = RecordVerifier(self._path, self._header.recording_id, self._keys)
         return verifier.verify(self._scan(), wanted)
 
+    def keeps_source(self) -> bool:
+        """Whether the originals are kept as the input's packets (read without a key, up to the
+        first packet run, index or region record)."""
+        try:
+            for chunk in self._scan():
+                if isinstance(chunk, SourceChunk | IndexChunk | RegionChunk):
+                    return not isinstance(chunk, RegionChunk)
+        except CryptoError:
+            pass  # structural damage: the verifying pass reports it
+        return False
+
+    def source_runs(self) -> Iterator[SourceRun]:
+        """The input's packets, verified and decrypted, in order (full key only; no logging:
+        for callers that logged already, like :mod:`streamdeid.reveal`)."""
+        self._check_content_key("read the source packets")
+        verifier = RecordVerifier(self._path, self._header.recording_id, self._keys)
+        for item in verifier.verify(self._scan(), set(), source=True):
+            if isinstance(item, SourceRun):
+                yield item
+
+    def frame_boxes(self, track_ids: Iterable[int] | None) -> Iterator[FrameBoxes]:
+        """The verified masked boxes per frame, of ``track_ids`` (None: all), in frame order;
+        frames without a box of those tracks are left out. The whole file is verified, end
+        marker included, when the iterator is exhausted."""
+        self._check_content_key("read the frame index")
+        wanted = None if track_ids is None else {int(t) for t in track_ids}
+        verifier = RecordVerifier(self._path, self._header.recording_id, self._keys)
+        for item in verifier.verify(self._scan(), wanted, index=True):
+            if isinstance(item, FrameBoxes) and item.boxes:
+                yield item
+
+    def package_keys(self) -> tuple[bytes, bytes, bytes]:
+        """(header bytes, recording id, content key): only for writing a grant package
+        (:mod:`streamdeid.grant_package`), which must verify under this recording's keys."""
+        self._check_content_key("write a grant package")
+        assert self._keys.content_key is not None
+        return self._header.raw, self._header.recording_id, self._keys.content_key
+
+    def _check_content_key(self, what: str) -> None:
+        if self._keys.content_key is None:
+            raise LockedError(
+                f"expected sidecar {self._path} unlocked with a private key to {what}, "
+                "but it is locked or opened with grants only"
+            )
+
     def _check_unlocked(self) -> None:
         if not self._keys.unlocked:
             raise LockedError(
@@ -199,32 +265,61 @@ class SidecarReader:
                 "but no private key or grant was given"
             )
 
-    def _scan(self) -> Iterator[RegionChunk | EndChunk]:
+    def _scan(self) -> Iterator[Chunk | EndChunk]:
         return scan_chunks(self._path, len(self._header.raw))
 
 
 def export_grant(
-    reader_unlocked: SidecarReader, track_id: int, path: str | os.PathLike[str]
+    reader_unlocked: SidecarReader,
+    track_id: int,
+    path: str | os.PathLike[str],
+    *,
+    audit_ctx: audit.AuditContext | None = None,
+    who: str = "python api",
 ) -> TrackGrant:
-    """Write a grant opening only ``track_id`` of the reader's recording (mode 0600, no overwrite).
+    """Log, then write a grant opening only ``track_id`` of the reader's recording (mode 0600,
+    no overwrite). Handing out a key is logged like a decryption: no entry, no grant.
 
     Args:
         reader_unlocked: A reader unlocked with a private key (a grant cannot issue grants).
         track_id: The person to hand out; 0 is the bucket of untracked regions.
         path: New file to create.
+        audit_ctx: Signing key and log; required.
+        who: Who issues it, for the log entry.
 
     Returns:
         The grant written.
 
     Raises:
+        AuditRequiredError, AuditError: No ``audit_ctx``, or the entry cannot be written.
         LockedError: The reader was not unlocked with a private key.
         UnknownTrackError: The track does not occur in the sidecar.
         KeyFileError: ``path`` exists or cannot be written.
     """
-    grant = reader_unlocked.make_grant(track_id)
+    grant = reader_unlocked.make_grant(track_id)  # locked or unknown track: fail before logging
+    entry = {
+        "action": "grant",
+        "by": who,
+        "tracks": [int(track_id)],
+        "output": os.path.basename(os.fspath(path)),
+    }
+    audit.log_first(reader_unlocked, audit_ctx, entry)
+    return write_grant(grant, path)
+
+
+def write_grant(grant: TrackGrant, path: str | os.PathLike[str]) -> TrackGrant:
+    """Write ``grant`` (mode 0600, no overwrite) without logging: only for callers that logged
+    the grant already (:func:`streamdeid.reveal.grant_track`).
+
+    Raises:
+        KeyFileError: ``path`` exists or cannot be written.
+    """
     path = Path(path)
     write_exclusive(path, grant.to_bytes(), 0o600)
     log.info(
-        "wrote grant %s for track %d of recording %s", path, track_id, grant.recording_id.hex()
+        "wrote grant %s for track %d of recording %s",
+        path,
+        grant.track_id,
+        grant.recording_id.hex(),
     )
     return grant

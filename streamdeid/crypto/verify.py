@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from streamdeid.crypto import format as fmt
 from streamdeid.crypto.codec import CodecError, decode
 from streamdeid.crypto.errors import FormatError, TamperedError
-from streamdeid.crypto.parse import EndChunk, RegionChunk
+from streamdeid.crypto.parse import Chunk, EndChunk, RegionChunk
+from streamdeid.crypto.verify_packets import FrameBoxes, SourceRun, verify_packets
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +110,17 @@ class RecordVerifier:
         self._keys = keys
 
     def verify(
-        self, chunks: Iterator[RegionChunk | EndChunk], wanted: set[int] | None
-    ) -> Iterator[RevealedRegion]:
-        """Yield the decrypted regions of ``wanted`` tracks (None: all the keys open).
+        self,
+        chunks: Iterator[Chunk | EndChunk],
+        wanted: set[int] | None,
+        *,
+        source: bool = False,
+        index: bool = False,
+    ) -> Iterator[RevealedRegion | SourceRun | FrameBoxes]:
+        """Yield the decrypted regions of ``wanted`` tracks (None: all the keys open), and with
+        ``source``/``index`` the source runs and frame boxes (full key only).
+
+        Every record is authenticated as far as the keys allow, whatever is yielded.
 
         Raises:
             TamperedError: A record, its position, or the end marker fails verification.
@@ -122,6 +131,22 @@ class RecordVerifier:
             if isinstance(chunk, EndChunk):
                 self._verify_end(chunk, expected_seq, counts)
                 return
+            if not isinstance(chunk, RegionChunk):
+                self._check_seq(chunk.seq, expected_seq, chunk.offset)
+                expected_seq += 1
+                item = verify_packets(
+                    chunk,
+                    self._path,
+                    self._recording_id,
+                    self._keys.content_key,
+                    counts,
+                    wanted,
+                    source,
+                    index,
+                )
+                if item is not None:
+                    yield item
+                continue
             f = chunk.fields
             if self._keys.record_mac_key is not None:
                 self._check_record_mac(chunk, self._keys.record_mac_key)
@@ -143,6 +168,14 @@ class RecordVerifier:
             counts[f.track_id] = counts.get(f.track_id, 0) + 1
             if plain is not None and (wanted is None or f.track_id in wanted):
                 yield self._reveal(chunk, plain)
+
+    def _check_seq(self, seq: int, expected: int, offset: int) -> None:
+        if seq != expected:
+            raise TamperedError(
+                f"sidecar {self._path}: expected record seq {expected} at byte {offset}, but "
+                f"found seq {seq}: records were removed, duplicated or reordered",
+                seq=seq,
+            )
 
     def _where(self, chunk: RegionChunk) -> str:
         f = chunk.fields

@@ -1,37 +1,42 @@
-"""Appending encrypted original pixels of masked regions to a new sidecar.
+"""Appending encrypted originals to a new sidecar: the input's packets, or per-region crops.
 
 The writer runs inside the anonymizer with only reviewers' public keys: it draws a random content
-key, wraps it for each reviewer in the header, and appends one AES-256-GCM record per masked
-region, encrypted under a per-track key derived from the content key. Each plaintext is padded to
-a size bucket (its length no longer confirms a guessed original), and each record carries a MAC
-under a content-key-only key, so a grant holder (who has a track key) cannot forge one. The file
-is append-only and every record is self-contained, so a flush per frame is all it takes for a
-killed process to leave a file readable up to its last frame. ``close()`` appends an
-authenticated end marker; its absence is how a reader tells a cut file from a complete one.
+key and wraps it for each reviewer in the header. Then it appends AES-256-GCM records: runs of
+the input's packets plus an index of masked boxes (:mod:`~streamdeid.crypto.source`), or one
+crop per region under a per-track key. Plaintexts are padded to size buckets, and every record
+carries a MAC under a content-key-only key, so a grant holder cannot forge one. The file is
+append-only and flushed per frame and per run, so a killed process leaves it readable up to
+there; ``close()`` appends the authenticated end marker that tells a complete file from a cut one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streamdeid.crypto import format as fmt
-from streamdeid.crypto.codec import CodecError, encode
-from streamdeid.crypto.errors import CryptoError, SidecarIOError
-from streamdeid.crypto.keys import fingerprint
+from streamdeid.crypto.errors import SidecarIOError
+from streamdeid.crypto.header import build_header, check_recipients, create_sidecar
+from streamdeid.crypto.inputs import (
+    check_frame,
+    check_pts,
+    check_region,
+    check_time_base,
+    compress,
+)
+from streamdeid.crypto.source import RunBuffer, SourcePacket, StreamParams, pack_run
 from streamdeid.types import Region
 
 log = logging.getLogger(__name__)
-
-_MAX_I64 = (1 << 63) - 1
 
 
 class SidecarWriter:
@@ -60,22 +65,11 @@ class SidecarWriter:
         fsync: bool = False,
     ) -> None:
         recipients = list(recipients)
-        fingerprints = _check_recipients(recipients)
-        self._path = Path(path)
-        self._lossy = lossy
-        self._fsync = fsync
-        self._recording_id = os.urandom(fmt.RECORDING_ID_SIZE)
-        self._content_key = AESGCM.generate_key(bit_length=256)
-        self._record_mac_key = fmt.record_mac_key(self._content_key, self._recording_id)
-        self._track_keys: dict[int, tuple[bytes, AESGCM]] = {}
-        self._counts: dict[int, int] = {}
-        self._seq = 0
-        self._closed = True  # until the header is on disk
-        header = _build_header(self._recording_id, self._content_key, recipients, fingerprints)
-        self._file = _create(self._path, overwrite)
-        self._closed = False
-        self._write(header)
-        self.flush()
+        fingerprints = check_recipients(recipients)
+        recording_id = os.urandom(fmt.RECORDING_ID_SIZE)
+        content_key = AESGCM.generate_key(bit_length=256)
+        header = build_header(recording_id, content_key, recipients, fingerprints)
+        self._open(Path(path), header, recording_id, content_key, lossy, overwrite, fsync)
         log.info(
             "reversible masking: sidecar %s, recording %s, recipients %s%s",
             self._path,
@@ -83,6 +77,54 @@ class SidecarWriter:
             ", ".join(f.hex() for f in fingerprints),
             " (lossy)" if lossy else "",
         )
+
+    @classmethod
+    def for_package(
+        cls,
+        path: str | os.PathLike[str],
+        header: bytes,
+        recording_id: bytes,
+        content_key: bytes,
+        lossy: bool = False,
+    ) -> SidecarWriter:
+        """A new sidecar under an existing recording's header and content key.
+
+        For grant packages (:mod:`streamdeid.grant_package`): one track's crops, cut from the
+        kept source by a full-key holder, that the recording's grants and keys open as usual.
+        """
+        writer = cls.__new__(cls)
+        writer._open(Path(path), header, recording_id, content_key, lossy, False, False, 0o600)
+        return writer
+
+    def _open(
+        self,
+        path: Path,
+        header: bytes,
+        recording_id: bytes,
+        content_key: bytes,
+        lossy: bool,
+        overwrite: bool,
+        fsync: bool,
+        mode: int = 0o644,
+    ) -> None:
+        self._path = path
+        self._lossy = lossy
+        self._fsync = fsync
+        self._recording_id = recording_id
+        self._content_key = content_key
+        self._record_mac_key = fmt.record_mac_key(content_key, recording_id)
+        self._track_keys: dict[int, tuple[bytes, AESGCM]] = {}
+        self._counts: dict[int, int] = {}
+        self._seq = 0
+        # Packets arrive from the decoding thread, regions from the pipeline's encrypt stage.
+        self._lock = threading.RLock()
+        self._source: tuple[StreamParams, AESGCM] | None = None
+        self._runs = RunBuffer()
+        self._closed = True  # until the header is on disk
+        self._file = create_sidecar(path, overwrite, mode)
+        self._closed = False
+        self._write(header)
+        self.flush()
 
     @property
     def path(self) -> Path:
@@ -123,26 +165,122 @@ class SidecarWriter:
         """
         if self._closed:
             raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
-        tb_num, tb_den = _check_frame(pts, time_base, image)
+        tb_num, tb_den = check_frame(pts, time_base, image)
         height, width = image.shape[:2]
-        chunks: list[bytes] = []
-        seq = self._seq
-        added: dict[int, int] = {}
+        crops = []
         for region in regions:
-            (x1, y1, x2, y2), track_id = _check_region(region, width, height)
-            codec, plain = _compress(image[y1:y2, x1:x2], self._lossy, region)
-            fields = fmt.RegionFields(
-                seq, int(pts), tb_num, tb_den, track_id, x1, y1, x2, y2, codec
-            )
-            chunks.append(self._encrypt_record(fields, plain))
-            seq += 1
-            added[track_id] = added.get(track_id, 0) + 1
-        if not chunks:
+            box, track_id = check_region(region, width, height)
+            x1, y1, x2, y2 = box
+            crops.append((box, track_id, compress(image[y1:y2, x1:x2], self._lossy, region)))
+        self._write_crops(int(pts), tb_num, tb_den, crops)
+
+    def write_crops(
+        self,
+        pts: int,
+        time_base: Fraction | tuple[int, int],
+        size: tuple[int, int],
+        crops: Iterable[tuple[Region, np.ndarray]],
+    ) -> None:
+        """Like :meth:`write_regions`, from crops copied earlier: (region, its original pixels)
+        for a frame of ``size`` (width, height). Live outputs use it to write originals only
+        for frames that reached the video.
+
+        Raises:
+            ValueError: Writer closed, or a pts, time base, box or crop out of range.
+            SidecarIOError: The file could not be written; the writer is closed.
+        """
+        if self._closed:
+            raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
+        tb_num, tb_den = check_time_base(time_base)
+        check_pts(pts)
+        checked = []
+        for region, crop in crops:
+            box, track_id = check_region(region, *size)
+            if crop.shape != (box[3] - box[1], box[2] - box[0], 3) or crop.dtype != np.uint8:
+                raise ValueError(f"crop of shape {crop.shape} does not fit region {region.xyxy}")
+            checked.append((box, track_id, compress(crop, self._lossy, region)))
+        self._write_crops(int(pts), tb_num, tb_den, checked)
+
+    def _write_crops(
+        self, pts: int, tb_num: int, tb_den: int, crops: list[tuple[tuple, int, tuple]]
+    ) -> None:
+        if not crops:
             return
-        self._write(b"".join(chunks))
-        self._seq = seq
-        for track_id, n in added.items():
-            self._counts[track_id] = self._counts.get(track_id, 0) + n
+        with self._lock:
+            chunks: list[bytes] = []
+            for i, (box, track_id, (codec, plain)) in enumerate(crops):
+                fields = fmt.RegionFields(self._seq + i, pts, tb_num, tb_den, track_id, *box, codec)
+                packed = fields.pack()
+                aad = fmt.region_aad(self._recording_id, packed)
+                aead = self._track_aead(track_id)
+                chunks.append(self._seal(fmt.CHUNK_REGION, packed, fmt.pad(plain), aead, aad))
+            self._append(chunks, [t for _, t, _ in crops])
+
+    @property
+    def keeps_source(self) -> bool:
+        """Whether originals are kept as source packets (:meth:`begin_source` was called)."""
+        return self._source is not None
+
+    def begin_source(self, params: StreamParams, first_frame: int = 0) -> None:
+        """Keep the originals as the input's packets from here on (:mod:`~.source`).
+
+        Call before the first packet, and again whenever the anonymizer opens a new decoder
+        (a camera reconnected), with the index its first frame will get; in between, use
+        :meth:`write_packet` for every packet the demuxer reads and :meth:`write_index` for
+        every frame with regions.
+        """
+        key = fmt.source_key(self._content_key, self._recording_id)
+        with self._lock:
+            if self._runs.packets:
+                self._seal_run()
+            self._source = (replace(params, first_frame=int(first_frame)), AESGCM(key))
+
+    def write_packet(self, packet: SourcePacket) -> None:
+        """Buffer one input packet; a run is sealed, written and flushed at each keyframe.
+
+        Thread-safe: the decoding thread calls this while the pipeline writes the index.
+
+        Raises:
+            ValueError: Writer closed, or :meth:`begin_source` was not called.
+            SidecarIOError: The file could not be written; the writer is closed.
+        """
+        if self._source is None or self._closed:
+            raise ValueError(f"sidecar {self._path}: not keeping source packets, or closed")
+        with self._lock:
+            if self._runs.due(packet):
+                self._seal_run()
+            self._runs.add(packet)
+
+    def write_index(
+        self,
+        frame_index: int,
+        pts: int,
+        time_base: Fraction | tuple[int, int],
+        size: tuple[int, int],
+        regions: Iterable[Region],
+    ) -> None:
+        """Record which boxes of frame ``frame_index`` (0-based, decode order of the source)
+        were masked; the pixels are in the source packets. ``size`` is (width, height).
+
+        Raises:
+            ValueError: Writer closed, or a pts, time base or box out of range.
+            SidecarIOError: The file could not be written; the writer is closed.
+        """
+        if self._closed:
+            raise ValueError(f"cannot write to sidecar {self._path}: the writer is closed")
+        tb_num, tb_den = check_time_base(time_base)
+        check_pts(pts)
+        boxes = [check_region(r, *size) for r in regions]
+        if not boxes:
+            return
+        with self._lock:
+            head = fmt.INDEX_FIELDS.pack(
+                self._seq, int(frame_index), int(pts), tb_num, tb_den, len(boxes)
+            )
+            body = head + b"".join(fmt.INDEX_BOX.pack(t, *box) for box, t in boxes)
+            body += fmt.index_mac(self._record_mac_key, self._recording_id, body)
+            chunk = fmt.CHUNK_HEAD.pack(fmt.CHUNK_INDEX, len(body)) + body
+            self._append([chunk], [t for _, t in boxes], records=1)
 
     def flush(self) -> None:
         """Push written records to the OS (and to disk with ``fsync``); call once per frame.
@@ -154,9 +292,10 @@ class SidecarWriter:
         if self._closed:
             raise ValueError(f"cannot flush sidecar {self._path}: the writer is closed")
         try:
-            self._file.flush()
-            if self._fsync:
-                os.fsync(self._file.fileno())
+            with self._lock:
+                self._file.flush()
+                if self._fsync:
+                    os.fsync(self._file.fileno())
         except OSError as e:
             self._abort()
             raise SidecarIOError(f"cannot write sidecar {self._path}: {e.strerror}") from e
@@ -169,6 +308,9 @@ class SidecarWriter:
         """
         if self._closed:
             return
+        with self._lock:
+            if self._runs.packets:
+                self._seal_run()
         try:
             self._write(self._end_chunk())
             self._file.flush()
@@ -197,16 +339,33 @@ class SidecarWriter:
             entry = self._track_keys[track_id] = (key, AESGCM(key))
         return entry[1]
 
-    def _encrypt_record(self, fields: fmt.RegionFields, plain: bytes) -> bytes:
-        """One region chunk: cleartext fields (also the AAD), a fresh nonce, the ciphertext of
-        the padded crop, and the record MAC over all of it."""
-        packed = fields.pack()
+    def _seal(self, kind: int, packed: bytes, padded: bytes, aead: AESGCM, aad: bytes) -> bytes:
+        """One encrypted chunk: cleartext fields, a fresh nonce, the ciphertext of the padded
+        plaintext, and the record MAC over all of it."""
         nonce = os.urandom(fmt.NONCE_SIZE)
-        aad = fmt.region_aad(self._recording_id, packed)
-        ciphertext = self._track_aead(fields.track_id).encrypt(nonce, fmt.pad(plain), aad)
+        ciphertext = aead.encrypt(nonce, padded, aad)
         mac = fmt.record_mac(self._record_mac_key, self._recording_id, packed, nonce, ciphertext)
         body = packed + nonce + ciphertext + mac
-        return fmt.CHUNK_HEAD.pack(fmt.CHUNK_REGION, len(body)) + body
+        return fmt.CHUNK_HEAD.pack(kind, len(body)) + body
+
+    def _seal_run(self) -> None:
+        """Encrypt and write the buffered packets as one source chunk, then flush (lock held)."""
+        assert self._source is not None
+        params, aead = self._source
+        self._source = (replace(params, first_frame=-1), aead)  # later runs continue it
+        first, packets = self._runs.take()
+        packed = fmt.SOURCE_FIELDS.pack(self._seq, first, len(packets), int(packets[0].keyframe))
+        aad = fmt.region_aad(self._recording_id, packed)
+        chunk = self._seal(fmt.CHUNK_SOURCE, packed, fmt.pad(pack_run(params, packets)), aead, aad)
+        self._append([chunk], [], records=1)
+        self.flush()
+
+    def _append(self, chunks: list[bytes], track_ids: list[int], records: int = 0) -> None:
+        """Write whole chunks and count them (lock held); ``track_ids`` has one entry per box."""
+        self._write(b"".join(chunks))
+        self._seq += records or len(chunks)
+        for track_id in track_ids:
+            self._counts[track_id] = self._counts.get(track_id, 0) + 1
 
     def _end_chunk(self) -> bytes:
         total = self._seq
@@ -227,6 +386,10 @@ class SidecarWriter:
             self._abort()
             raise SidecarIOError(f"cannot write sidecar {self._path}: {e.strerror}") from e
 
+    def abort(self) -> None:
+        """Close without the end marker (after a failure; the caller removes the file)."""
+        self._abort()
+
     def _abort(self) -> None:
         """Stop after an I/O error: a half-written record would make every later one unreadable."""
         self._closed = True
@@ -234,109 +397,3 @@ class SidecarWriter:
             self._file.close()
         except OSError:
             log.debug("closing sidecar %s after a write error failed too", self._path)
-
-
-def _check_recipients(recipients: list[X25519PublicKey]) -> list[bytes]:
-    if not recipients:
-        raise ValueError("expected at least one recipient public key, but got none")
-    if len(recipients) > 0xFFFF:
-        raise ValueError(f"expected at most 65535 recipients, but got {len(recipients)}")
-    fingerprints: list[bytes] = []
-    for key in recipients:
-        if not isinstance(key, X25519PublicKey):
-            raise ValueError(f"expected X25519PublicKey recipients, but got {type(key).__name__}")
-        fp = bytes.fromhex(fingerprint(key))
-        if fp in fingerprints:
-            raise ValueError(f"expected distinct recipients, but key {fp.hex()} is given twice")
-        fingerprints.append(fp)
-    return fingerprints
-
-
-def _build_header(
-    recording_id: bytes,
-    content_key: bytes,
-    recipients: list[X25519PublicKey],
-    fingerprints: list[bytes],
-) -> bytes:
-    """Header with the content key wrapped for each recipient (ephemeral-static X25519)."""
-    parts = [fmt.HEADER_FIXED.pack(fmt.MAGIC, fmt.VERSION, recording_id, len(recipients))]
-    for public, fp in zip(recipients, fingerprints, strict=True):
-        ephemeral = X25519PrivateKey.generate()
-        ephemeral_raw = ephemeral.public_key().public_bytes_raw()
-        try:
-            shared = ephemeral.exchange(public)
-        except ValueError as e:
-            raise ValueError(f"recipient key {fp.hex()} is not a usable X25519 key") from e
-        kek = fmt.wrap_key(shared, recording_id, ephemeral_raw, public.public_bytes_raw())
-        nonce = os.urandom(fmt.NONCE_SIZE)
-        wrapped = AESGCM(kek).encrypt(nonce, content_key, fmt.wrap_aad(recording_id, fp))
-        parts.append(fmt.RECIPIENT.pack(fp, ephemeral_raw, nonce, wrapped))
-    body = b"".join(parts)
-    return body + fmt.header_mac(content_key, recording_id, body)
-
-
-def _create(path: Path, overwrite: bool) -> BinaryIO:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
-    except FileExistsError as e:
-        raise SidecarIOError(f"refusing to overwrite existing sidecar {path}") from e
-    except OSError as e:
-        raise SidecarIOError(f"cannot create sidecar {path}: {e.strerror}") from e
-    return os.fdopen(fd, "wb")
-
-
-def _check_frame(
-    pts: int, time_base: Fraction | tuple[int, int], image: np.ndarray
-) -> tuple[int, int]:
-    """Validate one frame's stamp and image; return the time base as (num, den)."""
-    tb = _check_time_base(time_base)
-    if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or abs(pts) > _MAX_I64:
-        raise ValueError(f"pts must be a 64-bit int, but got {pts!r}")
-    _check_image(image)
-    return tb
-
-
-def _check_region(region: Region, width: int, height: int) -> tuple[tuple[int, int, int, int], int]:
-    """The region's integer box (inside the frame, non-empty) and stored track id."""
-    x1, y1, x2, y2 = (int(v) for v in region.xyxy)
-    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-        raise ValueError(
-            f"region must lie inside the {width}x{height} frame and be non-empty, "
-            f"but got {region.xyxy}"
-        )
-    track_id = fmt.UNTRACKED_ID if region.track_id is None else int(region.track_id)
-    if not 0 <= track_id <= _MAX_I64:
-        raise ValueError(f"track_id must be a non-negative int64, but got {track_id}")
-    return (x1, y1, x2, y2), track_id
-
-
-def _compress(crop: np.ndarray, lossy: bool, region: Region) -> tuple[int, bytes]:
-    """Compress one crop in memory (never to disk); ``region`` only names it in the error."""
-    try:
-        codec, plain = encode(crop, lossy)
-    except CodecError as e:
-        raise CryptoError(f"cannot compress region {region.xyxy}: {e}") from None
-    return int(codec), plain
-
-
-def _check_time_base(time_base: Fraction | tuple[int, int]) -> tuple[int, int]:
-    try:
-        tb = Fraction(*time_base) if isinstance(time_base, tuple) else Fraction(time_base)
-    except (TypeError, ValueError, ZeroDivisionError):
-        raise ValueError(
-            f"time_base must be a positive Fraction or (num, den), but got {time_base!r}"
-        ) from None
-    if not 0 < tb.numerator <= fmt.MAX_U32 or not 0 < tb.denominator <= fmt.MAX_U32:
-        raise ValueError(
-            f"time_base must be positive with 32-bit numerator and denominator, but got {tb}"
-        )
-    return tb.numerator, tb.denominator
-
-
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        kind = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"image must be a uint8 np.ndarray, but got {kind}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3), but got {image.shape}")

@@ -71,10 +71,16 @@ class ChunkSource(FileSource):
         ...         ...
     """
 
+    @property
+    def pts_shift(self) -> int:
+        """What :class:`~streamdeid.io.pts.FrameClock` adds to every pts of the file (a video
+        that starts before 0 is moved to 0): frames carry the packets' pts plus this."""
+        return round(self.info.start_shift / self.info.time_base)
+
     def frames_from(self, first_index: int, first_pts: int, end_index: int) -> Iterator[Frame]:
         """Frames ``first_index`` .. ``end_index - 1`` of the file, with their indices in it.
 
-        ``first_index`` must be a keyframe after which every frame has a pts of at least
+        ``first_index`` must be a keyframe after which every frame has a packet pts of at least
         ``first_pts`` (a clean cut, see :func:`streamdeid.batch.plan.clean_cuts`). The seek may
         land on an earlier keyframe; frames before ``first_pts`` are then decoded and dropped.
 
@@ -90,13 +96,13 @@ class ChunkSource(FileSource):
                 raise SourceError(
                     f"'{self.path}': cannot seek to pts {first_pts}: {e.strerror or e}"
                 ) from e
-        index = first_index
+        index, expected = first_index, first_pts + self.pts_shift
         for frame in self.frames():
-            if frame.pts is None or frame.pts < first_pts:
+            if frame.pts is None or frame.pts < expected:
                 continue
-            if index == first_index and frame.pts != first_pts:
+            if index == first_index and frame.pts != expected:
                 raise ChunkMismatchError(
-                    f"'{self.path}': expected frame {first_index} at pts {first_pts} after "
+                    f"'{self.path}': expected frame {first_index} at pts {expected} after "
                     f"seeking, decoded pts {frame.pts}"
                 )
             if index >= end_index:

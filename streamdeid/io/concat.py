@@ -22,7 +22,8 @@ import av
 import av.error
 
 from streamdeid.errors import SinkError
-from streamdeid.io.sink import _AudioCopier
+from streamdeid.io.sink import _AudioCopier, _mux_options
+from streamdeid.io.source import FileSource, SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,25 @@ def join_parts(
     if not parts:
         raise SinkError(f"'{output}': expected at least one part to join, got none")
     dst = os.fspath(output)
+    info: SourceInfo | None = None
+    if audio_from and audio != "drop":
+        with FileSource(audio_from) as source:  # how its audio is timed, as VideoSink sees it
+            info = source.info
     try:
-        with av.open(dst, mode="w", format=container_format) as out:
-            return _copy_parts([os.fspath(p) for p in parts], out, dst, audio_from, audio)
+        with av.open(dst, mode="w", format=container_format, options=_mux_options(dst)) as out:
+            return _copy_parts([os.fspath(p) for p in parts], out, dst, audio_from, info, audio)
     except av.error.FFmpegError as e:
         raise SinkError(f"'{dst}': joining {len(parts)} parts failed: {e.strerror or e}") from e
 
 
-def _copy_parts(parts: list[str], out: Any, dst: str, audio_from: str | None, audio: str) -> Joined:
+def _copy_parts(
+    parts: list[str],
+    out: Any,
+    dst: str,
+    audio_from: str | None,
+    info: SourceInfo | None,
+    audio: str,
+) -> Joined:
     stream: Any = None
     headers: tuple[Any, bytes] | None = None  # the first part's time base and extradata
     copier: _AudioCopier | None = None
@@ -83,8 +95,9 @@ def _copy_parts(parts: list[str], out: Any, dst: str, audio_from: str | None, au
                 if headers is None:
                     headers = mine
                     stream = out.add_stream_from_template(ins)
-                    if audio_from and audio != "drop":
-                        copier = _AudioCopier.open(audio_from, out, audio, Path(dst).suffix.lower())
+                    if audio_from and info is not None:
+                        suffix = Path(dst).suffix.lower()
+                        copier = _AudioCopier.open(audio_from, out, audio, suffix, info)
                 elif mine != headers:
                     raise SinkError(
                         f"part '{part}': expected the codec headers and time base of the "

@@ -13,7 +13,7 @@ returns within about 0.1 s of the stop event being set. That holds even while th
 stuck in a network read. The reader then leaves on its own within ``read_timeout_s``, the one
 timeout FFmpeg can enforce on a blocked read.
 
-Why this module is ~430 lines, over the project's ~400: what is left is one class whose reader
+Why this module is ~445 lines, over the project's ~400: what is left is one class whose reader
 methods share its stop event, counters, timeline and queue; opening (``live_url``), timestamps
 (``live_timeline``) and the hand-over queue (``live_handover``) are already apart.
 """
@@ -142,6 +142,10 @@ class LiveSource:
         self.reconnects = 0  # successful reopens after a lost connection
         self.frames_read = 0  # frames decoded
         self.corrupt_packets = 0
+        # Reversible masking keeps the packets: called on each connection (stream, index of its
+        # first frame) and with each demuxed packet, on the reader thread.
+        self.connect_hook: Callable[[Any, int], None] | None = None
+        self.packet_hook: Callable[[Any], None] | None = None
 
         self._handover = HandOver(_QUEUE_SIZE, live=self.live, stopped=self._stopped)
         self._halt = threading.Event()  # our own stop: close() / the consumer went away
@@ -355,6 +359,8 @@ class LiveSource:
             # Frame threading holds frames back, one per thread: fine for files, not for live.
             stream.thread_type = "SLICE" if self.live else "AUTO"
             info = self._connected(container, stream)
+            if self.connect_hook is not None:  # reversible masking: a new decoder starts here
+                self.connect_hook(stream, self._index)
             return self._decode(container, stream, info)
         finally:
             self.connected = False
@@ -394,6 +400,8 @@ class LiveSource:
             for packet in container.demux(stream):
                 if self._stopped():
                     return None
+                if self.packet_hook is not None and packet.size:
+                    self.packet_hook(packet)
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError as e:

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import av.error
 from streamdeid.errors import OutputNotWritableError, SinkError
 from streamdeid.io.frame_sink import FrameSink
 from streamdeid.io.pixfmt import choose_pix_fmt, to_video_frame
-from streamdeid.io.pts import RisingPts
+from streamdeid.io.pts import RisingPts, jump_limit
 from streamdeid.io.source import SourceInfo
 from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.types import Frame
@@ -48,6 +49,7 @@ CODECS = {
 _DEFAULT_CODEC_BY_SUFFIX = {".webm": "vp9", ".gif": "gif", ".avi": "mpeg4"}
 _AUDIO_FALLBACK = {".webm": "libopus", ".avi": "libmp3lame", ".mp3": "libmp3lame"}
 _NO_PTS_CONTAINERS = frozenset({".avi", ".flv"})
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 6: "5.1", 8: "7.1"}
 # FFmpeg's MPEG-TS muxer has no codec table, so PyAV's supported_codecs under-reports it.
 _TS_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"})
 _EXTRA_AUDIO = {".ts": _TS_AUDIO, ".mts": _TS_AUDIO, ".m2ts": _TS_AUDIO}
@@ -120,7 +122,7 @@ class VideoSink(FrameSink):
         self._encoder = resolve_codec(self.settings, self.path)
         check_output_writable(self.path)
         try:
-            self._container = av.open(self.path, mode="w")
+            self._container = av.open(self.path, mode="w", options=_mux_options(self.path))
         except (av.error.FFmpegError, OSError) as e:
             raise OutputNotWritableError(f"cannot create output '{self.path}': {e}") from e
         self._stream: Any = None
@@ -129,6 +131,7 @@ class VideoSink(FrameSink):
         self.frames_written = 0
         self._closed = False
         self._rising = RisingPts()
+        self.last_pts: int | None = None
 
     def _open_stream(self, frame: Frame) -> None:
         h, w = frame.image.shape[:2]
@@ -165,6 +168,7 @@ class VideoSink(FrameSink):
                 self._container,
                 self.settings.audio,
                 Path(self.path).suffix.lower(),
+                self.info,
             )
 
     def _encoder_options(self) -> dict[str, str]:
@@ -192,6 +196,7 @@ class VideoSink(FrameSink):
             self._open_stream(frame)
         vf = to_video_frame(frame.image, self._stream.pix_fmt)
         vf.pts = None if frame.pts is None else self._rising(frame.pts)
+        self.last_pts = vf.pts  # what the file says this frame's time is (reversible live)
         vf.time_base = self.info.time_base
         try:
             self._mux(self._stream.encode(vf))
@@ -241,6 +246,26 @@ class VideoSink(FrameSink):
             raise self._sink_error(error) from error
 
 
+def _mux_options(path: str) -> dict[str, str]:
+    """Matroska stores negative timestamps (a block's time is signed), but by default FFmpeg
+    shifts every stream so the first audio priming packet (-21 ms for AAC) starts at 0: the
+    video would then start 21 ms late, a timestamp the input never had (and a reveal that
+    pairs frames by time would refuse the file). Keep the input's times instead."""
+    if Path(path).suffix.lower() in (".mkv", ".webm"):
+        return {"avoid_negative_ts": "disabled"}
+    return {}
+
+
+def _named_layout(layout: Any) -> Any:
+    """``layout``, or the usual one for its channel count when its channel order is unknown.
+
+    G.711 and PCM audio in AVI (DVR exports) often say only "1 channels"; encoders refuse that.
+    """
+    if not layout.name.endswith("channels"):
+        return layout
+    return _LAYOUTS.get(layout.nb_channels, layout)
+
+
 class _AudioCopier:
     """Re-reads the input's audio packets and interleaves them by time with the video.
 
@@ -248,7 +273,9 @@ class _AudioCopier:
     costs no queue slots and memory stays bounded however far the video lags behind.
     """
 
-    def __init__(self, source: Any, in_stream: Any, out_stream: Any, encode: bool) -> None:
+    def __init__(
+        self, source: Any, in_stream: Any, out_stream: Any, encode: bool, info: SourceInfo
+    ) -> None:
         self._source = source
         self._in = in_stream
         self._out = out_stream
@@ -256,9 +283,17 @@ class _AudioCopier:
         self._packets = source.demux(in_stream)
         self._pending: Any = None
         self._done = False
+        # The video's timing rule and shift, so a clock restart or a shifted start moves the
+        # audio with the pictures.
+        tb = Fraction(in_stream.time_base or Fraction(1, in_stream.codec_context.sample_rate))
+        self._rising = RisingPts(jump_limit(tb, info.clock_restarts), round(info.start_shift / tb))
+        self._last_duration = 0
+        self._next_sample: int | None = None  # re-encoding: pts of the next decoded frame
 
     @classmethod
-    def open(cls, path: str, container: Any, mode: str, suffix: str) -> _AudioCopier | None:
+    def open(
+        cls, path: str, container: Any, mode: str, suffix: str, info: SourceInfo
+    ) -> _AudioCopier | None:
         try:
             source = av.open(path, mode="r")
         except av.error.FFmpegError as e:
@@ -272,7 +307,7 @@ class _AudioCopier:
         allowed = container.supported_codecs | _EXTRA_AUDIO.get(suffix, frozenset())
         if mode == "copy" and codec in allowed:
             out_stream = container.add_stream_from_template(in_stream)
-            return cls(source, in_stream, out_stream, encode=False)
+            return cls(source, in_stream, out_stream, False, info)
         encoder = _AUDIO_FALLBACK.get(suffix, "aac")
         if av.codec.Codec(encoder, "w").name not in allowed:
             log.warning("audio dropped: output container takes neither %s nor %s", codec, encoder)
@@ -280,25 +315,36 @@ class _AudioCopier:
             return None
         log.info("audio %s re-encoded to %s for this container", codec, encoder)
         out_stream = container.add_stream(encoder, rate=in_stream.codec_context.sample_rate)
-        out_stream.layout = in_stream.codec_context.layout
-        return cls(source, in_stream, out_stream, encode=True)
+        out_stream.layout = _named_layout(in_stream.codec_context.layout)
+        return cls(source, in_stream, out_stream, True, info)
 
     def mux_until(self, t_s: float) -> None:
         """Mux audio up to time ``t_s`` (seconds); the muxer interleaves the rest."""
         while not self._done:
-            packet = self._pending or next(self._packets, None)
+            packet = self._pending or self._next_packet()
             self._pending = None
             if packet is None:
                 self._done = True
                 if self._encode:
                     self._out.container.mux(self._out.encode(None))
                 return
-            if packet.dts is None or packet.size == 0:
-                continue
             if float(packet.dts * packet.time_base) > t_s:
                 self._pending = packet
                 return
             self._write(packet)
+
+    def _next_packet(self) -> Any:
+        """The next audio packet with data, retimed by the video's rule; None at the end."""
+        for packet in self._packets:
+            if packet.dts is None or packet.size == 0:
+                continue
+            dts = self._rising(packet.dts, self._last_duration or None)
+            if packet.pts is not None:
+                packet.pts += dts - packet.dts
+            packet.dts = dts
+            self._last_duration = packet.duration or 0
+            return packet
+        return None
 
     def _write(self, packet: Any) -> None:
         container = self._out.container
@@ -310,8 +356,15 @@ class _AudioCopier:
             frames = packet.decode()
         except av.error.InvalidDataError:
             return
+        if self._next_sample is None:  # from the first packet's time, not from 0
+            rate = self._in.codec_context.sample_rate
+            self._next_sample = round((packet.pts or 0) * packet.time_base * rate)
         for frame in frames:
-            frame.pts = None
+            # Sample counts without gaps: PyAV re-frames audio for the encoder's frame size and
+            # refuses a pts that does not follow on.
+            frame.pts = self._next_sample
+            frame.time_base = Fraction(1, frame.sample_rate)
+            self._next_sample += frame.samples
             container.mux(self._out.encode(frame))
 
     def close(self) -> None:

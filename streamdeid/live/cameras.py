@@ -190,10 +190,6 @@ def _resolve(
         raise ConfigError(f"invalid config ({where}): {describe_errors(e, prefix='live.')}") from e
     except ValueError as e:
         raise ConfigError(f"invalid config ({where}): {e}") from e
-    if config.reversible.enabled:
-        raise ConfigError(
-            f"invalid config ({where}): reversible masking is not supported for live cameras yet"
-        )
     targets = entry.output
     if targets is None:
         if spec.output_dir is None:

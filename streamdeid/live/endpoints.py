@@ -239,6 +239,8 @@ class SinkFactory:
     input: LiveInput
     prefix: str = "cam"
     on_event: Callable[[str, str], None] | None = None
+    originals: Any = None  # live.reversible.Originals when reversible masking is on
+    sidecars: dict[str, Any] = field(default_factory=dict)  # file target -> its SidecarWriter
     made: list[Any] = field(default_factory=list)
 
     def __call__(self, frame: Frame) -> FrameSink:
@@ -256,7 +258,7 @@ class SinkFactory:
         files: list[FrameSink] = []
         for spec in self.specs:
             if spec.kind == "file":
-                files.append(VideoSink(spec.target, info, replace(settings, audio="drop")))
+                files.append(self._file(spec.target, info, replace(settings, audio="drop")))
             elif spec.kind == "segments":
                 pattern, container = segment_pattern(spec.target)
                 live.append(
@@ -280,3 +282,12 @@ class SinkFactory:
             sinks = [TeeSink(live, settings), *files]
         self.made = sinks
         return sinks[0] if len(sinks) == 1 else SinkGroup(sinks)
+
+    def _file(self, target: str, info: Any, settings: Any) -> FrameSink:
+        """A file output; with reversible masking, one that writes ``TARGET.sdeid`` beside it."""
+        sink = VideoSink(target, info, settings)
+        if self.originals is None or target not in self.sidecars:
+            return sink
+        from streamdeid.live.reversible import ReversibleFileSink
+
+        return ReversibleFileSink(sink, self.sidecars[target], self.originals)

@@ -10,12 +10,14 @@ from typing import Any
 
 from streamdeid.build import build_stages
 from streamdeid.config import Config
+from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
 from streamdeid.io.frame_sink import FrameSink
 from streamdeid.live.channels import LatencyClock
 from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
 from streamdeid.live.policy import LiveConfig
+from streamdeid.live.reversible import CaptureOriginalsStage, Originals, SourceKeeper
 from streamdeid.live.runner import LivePipeline
 from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
@@ -67,25 +69,27 @@ def run_camera(
     Raises:
         StreamDeidError: one-line errors: bad outputs, unreachable source, a failed stage.
     """
-    config = camera.config
-    if config.reversible.enabled:
-        raise ConfigError("live: reversible masking is not supported for live sources yet")
+    originals = _reversible_originals(camera, make_sink)
     if make_sink is None:
         check_outputs(camera.outputs, overwrite=overwrite)
     extra = {"camera": camera.name}
     source = _open_source(camera, stop, extra)
     stats.attach_source(source.source)
+    sidecars: dict[str, SidecarWriter] = {}
     try:
+        if originals is not None:
+            sidecars = _open_sidecars(camera, source, originals)
         sinks = make_sink or SinkFactory(
             camera.outputs,
             camera.config,
             source,
             prefix=camera.name,
             on_event=_output_events(extra),
+            originals=originals,
+            sidecars=sidecars,
         )
-        pipeline = _wire(
-            camera, source, stats, stop, detector_factory, LiveSinkStage(sinks, stats, clock)
-        )
+        encode = LiveSinkStage(sinks, stats, clock)
+        pipeline = _wire(camera, source, stats, stop, detector_factory, encode, originals)
         log.info(
             "running (%s policy)",
             "live" if source.live else "file",
@@ -94,6 +98,8 @@ def run_camera(
         pipeline.run()
     finally:
         source.close()
+        for writer in sidecars.values():
+            writer.close()  # idempotent: the file output closed it already, unless never opened
     return pipeline
 
 
@@ -104,6 +110,7 @@ def _wire(
     stop: threading.Event,
     detector_factory: Callable[[], Detector] | None,
     encode: LiveSinkStage,
+    originals: Originals | None = None,
 ) -> LivePipeline:
     """The camera's pipeline: the stages :func:`streamdeid.build.build_stages` makes for its
     mode, then the encoder. A file read as fast as it decodes is a file: pipeline.* schedules
@@ -116,9 +123,10 @@ def _wire(
         live=camera.live,
         stats=stats,
     )
+    capture = [] if originals is None else [CaptureOriginalsStage(originals)]
     return LivePipeline(
         source.frames,
-        [stages.detect, stages.track, stages.obscure, encode],
+        [stages.detect, stages.track, *capture, stages.obscure, encode],
         live=live,
         policy=camera.live,
         stats=stats,
@@ -126,6 +134,36 @@ def _wire(
         stop=stop,
         label=camera.name,
     )
+
+
+def _reversible_originals(
+    camera: Camera, make_sink: Callable[[Frame], FrameSink] | None
+) -> Originals | None:
+    """The crop store of a reversible camera; refused without a file output to put it beside."""
+    if not camera.config.reversible.enabled:
+        return None
+    if make_sink is None and not any(spec.kind == "file" for spec in camera.outputs):
+        raise ConfigError(
+            f"camera {camera.name}: reversible masking writes OUTPUT.sdeid beside a file output, "
+            "but this camera has none (segments and RTSP get no sidecar): add a file output"
+        )
+    return Originals()
+
+
+def _open_sidecars(
+    camera: Camera, source: LiveInput, originals: Originals
+) -> dict[str, SidecarWriter]:
+    """One sidecar per file output, opened before the camera connects: its packets are kept
+    from the first one on."""
+    from streamdeid.api import open_sidecar
+
+    writers = {
+        spec.target: open_sidecar(spec.target, camera.config)
+        for spec in camera.outputs
+        if spec.kind == "file"
+    }
+    SourceKeeper(list(writers.values()), originals).attach(source.source)
+    return writers
 
 
 def _open_source(camera: Camera, stop: threading.Event, extra: dict[str, Any]) -> LiveInput:

@@ -161,7 +161,8 @@ class EncryptStage(Stage):
 
     Runs between the track and obscure stages: the frame it sees is still the decoded source,
     and the obscure stage only gets the packet after this stage has handed it on. The sidecar
-    is flushed every frame, so a crash keeps every frame written so far.
+    is flushed every frame, so a crash keeps every frame written so far. When the writer keeps
+    the input's packets (:mod:`streamdeid.crypto.source`), only the boxes are written here.
     """
 
     name = "encrypt"
@@ -175,9 +176,12 @@ class EncryptStage(Stage):
         frame = packet.frame
         if packet.regions:
             pts = frame.index if frame.pts is None else frame.pts
-            self.writer.write_regions(
-                pts, frame.time_base or self.fallback_time_base, frame.image, packet.regions
-            )
+            time_base = frame.time_base or self.fallback_time_base
+            if self.writer.keeps_source:
+                h, w = frame.image.shape[:2]
+                self.writer.write_index(frame.index, pts, time_base, (w, h), packet.regions)
+            else:
+                self.writer.write_regions(pts, time_base, frame.image, packet.regions)
             self.writer.flush()
         return packet
 

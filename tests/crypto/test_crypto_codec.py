@@ -12,7 +12,7 @@ from crypto_helpers import AUDIT, small_sidecar
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from streamdeid.crypto import FormatError, SidecarReader, codec
-from streamdeid.crypto import writer as writer_module
+from streamdeid.crypto import inputs as writer_module
 from streamdeid.crypto.codec import Codec, CodecError
 
 HUGE = 16384

@@ -28,7 +28,9 @@ def _unlocked(path: Path, key: X25519PrivateKey) -> SidecarReader:
 
 def test_grant_opens_its_track_and_nothing_else(tmp_path: Path, alice: X25519PrivateKey) -> None:
     expected = small_sidecar(tmp_path / "s.sdeid", [alice])
-    grant = export_grant(_unlocked(tmp_path / "s.sdeid", alice), 7, tmp_path / "t7.grant")
+    grant = export_grant(
+        _unlocked(tmp_path / "s.sdeid", alice), 7, tmp_path / "t7.grant", audit_ctx=AUDIT
+    )
     assert stat.S_IMODE((tmp_path / "t7.grant").stat().st_mode) == 0o600
     assert "key=" not in repr(grant) and repr(grant.key) not in repr(grant)  # kept out of logs
 
@@ -38,7 +40,7 @@ def test_grant_opens_its_track_and_nothing_else(tmp_path: Path, alice: X25519Pri
     # Asking for another track yields nothing: the grant has no key for it.
     assert list(reader.records(audit_ctx=AUDIT, track_ids=[1])) == []
     with pytest.raises(LockedError, match="private key"):
-        export_grant(reader, 1, tmp_path / "t1.grant")
+        export_grant(reader, 1, tmp_path / "t1.grant", audit_ctx=AUDIT)
 
     g7 = load_grant(tmp_path / "t7.grant")
     assert g7 == grant and g7.track_id == 7
@@ -61,7 +63,7 @@ def test_several_grants_combine_and_untracked_is_track_0(
 def test_grant_for_another_recording_is_refused(tmp_path: Path, alice: X25519PrivateKey) -> None:
     small_sidecar(tmp_path / "a.sdeid", [alice])
     small_sidecar(tmp_path / "b.sdeid", [alice])
-    export_grant(_unlocked(tmp_path / "a.sdeid", alice), 7, tmp_path / "a7.grant")
+    export_grant(_unlocked(tmp_path / "a.sdeid", alice), 7, tmp_path / "a7.grant", audit_ctx=AUDIT)
     reader = SidecarReader(tmp_path / "b.sdeid")
     with pytest.raises(GrantMismatchError, match="expected a grant for recording"):
         reader.unlock_track(tmp_path / "a7.grant")
@@ -75,11 +77,11 @@ def test_unknown_track_existing_file_and_corrupt_grant(
     small_sidecar(tmp_path / "s.sdeid", [alice])
     reader = _unlocked(tmp_path / "s.sdeid", alice)
     with pytest.raises(UnknownTrackError, match=r"\[0, 1, 7\]"):
-        export_grant(reader, 3, tmp_path / "t3.grant")
+        export_grant(reader, 3, tmp_path / "t3.grant", audit_ctx=AUDIT)
     assert not (tmp_path / "t3.grant").exists()
-    export_grant(reader, 7, tmp_path / "t7.grant")
+    export_grant(reader, 7, tmp_path / "t7.grant", audit_ctx=AUDIT)
     with pytest.raises(KeyFileError, match="overwrite"):
-        export_grant(reader, 1, tmp_path / "t7.grant")
+        export_grant(reader, 1, tmp_path / "t7.grant", audit_ctx=AUDIT)
 
     data = bytearray((tmp_path / "t7.grant").read_bytes())
     data[-20] ^= 1

@@ -298,7 +298,11 @@ def test_issue_12_forged_track_in_a_real_recording_is_refused(
     generate_keypair(tmp_path / "r.key", tmp_path / "r.pub", b"pass phrase 12")
     key = load_private_key(tmp_path / "r.key", b"pass phrase 12")
     config = Config().override(
-        {"reversible.enabled": True, "reversible.recipients": [str(tmp_path / "r.pub")]}
+        {
+            "reversible.enabled": True,
+            "reversible.recipients": [str(tmp_path / "r.pub")],
+            "reversible.originals": "regions",  # the attack targets per-region records
+        }
     )
     masked = tmp_path / "masked.mp4"
     detector = ScriptedDetector([f["boxes"] for f in gt])

@@ -49,7 +49,7 @@ def test_no_plaintext_pixels_or_secrets_on_disk_or_in_logs(
             content_key = w._content_key
         reader = SidecarReader(tmp_path / "s.sdeid")
         reader.unlock(load_private_key(tmp_path / "r.key", passphrase))
-        grant = export_grant(reader, 1, tmp_path / "t1.grant")
+        grant = export_grant(reader, 1, tmp_path / "t1.grant", audit_ctx=AUDIT)
         revealed = list(reader.records(audit_ctx=AUDIT))
     assert len(revealed) == 3
 

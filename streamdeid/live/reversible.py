@@ -1,0 +1,176 @@
+"""Reversible masking of live cameras: encrypted originals beside each recorded file.
+
+As for files, the camera's own packets are kept (:mod:`streamdeid.crypto.source`): PNG crops
+were measured to cost ~30 ms of CPU per 720p frame, which a live 2-core machine does not have
+(on the dev camera, output fell from 24.5 to 12 fps). :class:`SourceKeeper` hands every
+demuxed packet, and every reconnect (a new decoder), to the sidecar of each file output.
+
+A live pipeline may drop a frame between any two stages (its latency budget), so the index of
+masked boxes is written by the output, for exactly the frames that reached it, under the
+timestamp the file gives them, naming the original by its decode count:
+
+* :class:`CaptureOriginalsStage` runs before the obscure stage and notes each frame's regions
+  (and copies their pixels when the camera's codec is not worth keeping, e.g. MJPEG) in a
+  bounded, in-memory :class:`Originals` store.
+* :class:`ReversibleFileSink` wraps a file output: after a frame is written it takes that
+  frame's entry and writes the index record (or the encrypted crops) to ``OUTPUT.sdeid``.
+  Entries of frames dropped on the way are discarded.
+
+Segment and RTSP outputs get no sidecar (a segment's timestamps restart at zero); a camera with
+reversible masking needs a file output, and says so at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from streamdeid.crypto.source import COPYABLE_CODECS, SourcePacket, StreamParams
+from streamdeid.crypto.writer import SidecarWriter
+from streamdeid.io.frame_sink import FrameSink
+from streamdeid.io.packet_decoder import stream_params
+from streamdeid.io.sink import VideoSink
+from streamdeid.media import DEFAULT_FRAME_RATE
+from streamdeid.pipeline.stage import Stage
+from streamdeid.types import Frame, FramePacket, Region
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_FRAMES = 256  # far more than the live queues hold; beyond it the oldest are dropped
+
+
+class Originals:
+    """Crops waiting for their frame to be written, by frame index (thread-safe, bounded).
+
+    Plaintext pixels live here only in memory, and only until their frame is written or known
+    to be dropped (a later frame was written).
+    """
+
+    def __init__(self, limit: int = MAX_PENDING_FRAMES) -> None:
+        self._items: OrderedDict[int, list[tuple[Region, np.ndarray | None]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+        self.discarded = 0  # frames whose crops were dropped with the frame
+        self.pixels = True  # copy pixels; off once the camera's packets are kept
+
+    def put(self, index: int, crops: list[tuple[Region, np.ndarray | None]]) -> None:
+        with self._lock:
+            self._items[index] = crops
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+                self.discarded += 1
+
+    def take(self, index: int) -> list[tuple[Region, np.ndarray | None]]:
+        """The crops of frame ``index`` (none if it had no region); earlier frames' are dropped:
+        frames reach the output in order, so theirs were dropped on the way."""
+        with self._lock:
+            while self._items and next(iter(self._items)) < index:
+                self._items.popitem(last=False)
+                self.discarded += 1
+            return self._items.pop(index, [])
+
+
+class CaptureOriginalsStage(Stage):
+    """Copies every region's original pixels before the obscure stage masks them."""
+
+    name = "originals"
+
+    def __init__(self, originals: Originals) -> None:
+        super().__init__()
+        self.originals = originals
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        if packet.regions:
+            image = packet.frame.image
+            crops: list[tuple[Region, np.ndarray | None]] = []
+            for region in packet.regions:
+                x1, y1, x2, y2 = region.xyxy
+                crop = image[y1:y2, x1:x2].copy() if self.originals.pixels else None
+                crops.append((region, crop))
+            self.originals.put(packet.frame.index, crops)
+        return packet
+
+
+class SourceKeeper:
+    """Hands the camera's packets and reconnects to the sidecar of every file output."""
+
+    def __init__(self, writers: list[SidecarWriter], originals: Originals) -> None:
+        self.writers = writers
+        self.originals = originals
+        self.keeping = False
+
+    def attach(self, source: Any) -> None:
+        """Hook into a :class:`~streamdeid.io.live_source.LiveSource` (before it connects) or a
+        :class:`~streamdeid.io.source.FileSource` (before its first frame)."""
+        if hasattr(source, "connect_hook"):
+            source.connect_hook = self.connected
+        else:
+            self.connected(source.stream, 0)
+        source.packet_hook = self.packet
+
+    def connected(self, stream: Any, first_index: int) -> None:
+        """A new connection, hence a new decoder whose first frame gets ``first_index``."""
+        codec, extradata, width, height = stream_params(stream)
+        if codec not in COPYABLE_CODECS:
+            if self.keeping:
+                log.warning("camera now sends %s; its packets are still kept", codec)
+            else:
+                log.info("reversible: %s camera keeps per-region crops", codec)
+                return
+        tb = Fraction(stream.time_base or Fraction(1, 90000))
+        params = StreamParams(codec, extradata, width, height, tb.numerator, tb.denominator)
+        for writer in self.writers:
+            writer.begin_source(params, first_index)
+        self.keeping = True
+        self.originals.pixels = False
+
+    def packet(self, packet: Any) -> None:
+        if not self.keeping:
+            return
+        kept = SourcePacket(packet.pts, packet.dts, packet.is_keyframe, bytes(packet))
+        for writer in self.writers:
+            writer.write_packet(kept)
+
+
+class ReversibleFileSink(FrameSink):
+    """A file output whose frames' originals go, encrypted, into ``OUTPUT.sdeid``."""
+
+    def __init__(self, inner: VideoSink, writer: SidecarWriter, originals: Originals) -> None:
+        """``writer`` was opened at camera start (packets come before the first frame)."""
+        self.inner = inner
+        self.writer = writer
+        self.originals = originals
+        self.name = inner.name
+        # The recording id in the video pairs it with its sidecar (checked by reveal).
+        inner.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
+
+    @property
+    def frames_written(self) -> int:  # type: ignore[override]
+        return self.inner.frames_written
+
+    def write(self, frame: Frame) -> None:
+        self.inner.write(frame)
+        crops = self.originals.take(frame.index)
+        if not crops or self.inner.last_pts is None:
+            return
+        rate = self.inner.info.frame_rate or DEFAULT_FRAME_RATE
+        time_base = self.inner.info.time_base or Fraction(1) / rate
+        size = (frame.width, frame.height)
+        if self.writer.keeps_source:
+            regions = [region for region, _ in crops]
+            self.writer.write_index(frame.index, self.inner.last_pts, time_base, size, regions)
+        else:
+            pixels = [(region, crop) for region, crop in crops if crop is not None]
+            self.writer.write_crops(self.inner.last_pts, time_base, size, pixels)
+        self.writer.flush()
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.writer.close()
