@@ -61,3 +61,17 @@ class Interrupted(StreamDeidError):
     """The run was stopped by a signal; whatever was written so far is a playable file."""
 
     exit_code = 130
+
+
+class BatchError(StreamDeidError):
+    """A batch cannot be planned, resumed or finished (the message names the file or chunk)."""
+
+
+class ChunkMismatchError(BatchError):
+    """A chunk did not decode to the frames its plan expected; its file is then run whole."""
+
+
+class MissingClusterError(BatchError, ImportError):
+    """``streamdeid batch`` needs Ray, which is not installed (the message names the extra)."""
+
+    exit_code = 2

@@ -71,11 +71,13 @@ STREAMDEID_LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("api", ("streamdeid.api", "streamdeid.build", "streamdeid")),
-    # What the commands run: live cameras, evaluation, reveal, synthetic clips.
+    # What the commands run: live cameras, batches on a cluster, evaluation, reveal, synthetic
+    # clips.
     (
         "applications",
         (
             "streamdeid.live",
+            "streamdeid.batch",
             "streamdeid.evaluate",
             "streamdeid.reveal",
             "streamdeid.reveal_records",

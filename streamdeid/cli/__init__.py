@@ -1,4 +1,5 @@
-"""Command line: ``streamdeid run``, ``live``, ``eval``, the review commands, ``validate-config``.
+"""Command line: ``streamdeid run``, ``batch``, ``live``, ``eval``, the review commands,
+``validate-config``.
 
 Each command is a module with ``register(subparsers)``, which adds its parser and sets its
 handler; what commands share (logging, errors and exit codes, Ctrl-C, progress bars) is in
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from streamdeid import __version__
-from streamdeid.cli import evaluate, live, review, run, validate
+from streamdeid.cli import batch, evaluate, live, review, run, validate
 from streamdeid.cli._common import examples, run_handler, setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"streamdeid {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (run, review, evaluate, live, validate):
+    for command in (run, batch, review, evaluate, live, validate):
         command.register(sub)
     return parser
 

@@ -40,6 +40,8 @@ examples:
       every video and image in a folder, tuned for small distant CCTV faces
   streamdeid run cam.mkv -o out.mkv --method solid --detect-every 2 --stats stats.json
       solid boxes, detector on every 2nd frame (tracks and the next run cover the others)
+  streamdeid batch archive/ -o archive_anon/ --address auto
+      every file on a Ray cluster, long videos cut into chunks (pip install 'streamdeid[cluster]')
   streamdeid validate-config my.yaml
       check a config file and print the full resolved settings
   streamdeid keygen reviewer

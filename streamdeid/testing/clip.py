@@ -72,6 +72,7 @@ def write_clip(
     codec: str = "libx264",
     crf: int = 18,
     audio: bool = True,
+    gop: int | None = None,
 ) -> list[dict]:
     """Encode ``(frame, boxes)`` pairs to a video file and return the per-frame ground truth.
 
@@ -88,6 +89,8 @@ def write_clip(
         codec: FFmpeg video encoder name.
         crf: Constant rate factor, used by the x264/x265 encoders only.
         audio: Whether to add the audio track.
+        gop: Frames from one keyframe to the next (the encoder's default when None); tests
+            that cut clips at keyframes use short ones.
 
     Returns:
         One ``{"pts": index, "boxes": [[x1, y1, x2, y2], ...]}`` per frame, JSON-ready.
@@ -103,7 +106,7 @@ def write_clip(
     time_base = Fraction(1, fps)
     ground_truth: list[dict] = []
     with av.open(str(path), mode="w") as container:
-        video = _add_video(container, codec, fps, (width, height), crf)
+        video = _add_video(container, codec, fps, (width, height), crf, gop)
         sound = _AudioTrack(container, fps) if audio else None
         for index, (image, boxes) in enumerate(itertools.chain([first], iterator)):
             _check_image(image, (width, height), index)
@@ -144,6 +147,7 @@ def _add_video(
     fps: int,
     size: tuple[int, int],
     crf: int,
+    gop: int | None = None,
 ) -> av.VideoStream:
     """The yuv420p video stream, timed in ``1/fps`` so ``pts`` is the frame index."""
     video = container.add_stream(codec, rate=fps)
@@ -152,6 +156,8 @@ def _add_video(
     video.time_base = Fraction(1, fps)
     if codec in ("libx264", "libx265"):
         video.options = {"crf": str(crf)}
+    if gop is not None:
+        video.options = {**video.options, "g": str(gop)}
     return video
 
 

@@ -74,11 +74,14 @@ def synthetic_clip(
     size: tuple[int, int] = (640, 360),
     seed: int = 0,
     audio: bool = True,
+    gop: int | None = None,
 ) -> list[dict]:
     """Write the default scenario (:func:`default_face_paths`) to ``path`` and return its GT.
 
     Encoded at 25 fps with near-transparent quality (crf 18), so detectors see the faces as they
-    were drawn and a test failure points at the code under test, not at compression.
+    were drawn and a test failure points at the code under test, not at compression. ``gop``
+    sets the keyframe interval in frames (tests that cut clips at keyframes want short ones).
     """
     paths = default_face_paths(size, n_frames)
-    return write_clip(path, render_frames(size, n_frames, paths, seed=seed), audio=audio)
+    frames = render_frames(size, n_frames, paths, seed=seed)
+    return write_clip(path, frames, audio=audio, gop=gop)
