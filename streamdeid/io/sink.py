@@ -289,6 +289,7 @@ class _AudioCopier:
         self._rising = RisingPts(jump_limit(tb, info.clock_restarts), round(info.start_shift / tb))
         self._last_duration = 0
         self._next_sample: int | None = None  # re-encoding: pts of the next decoded frame
+        self.skipped = 0  # damaged packets left out
 
     @classmethod
     def open(
@@ -350,7 +351,13 @@ class _AudioCopier:
         container = self._out.container
         if not self._encode:
             packet.stream = self._out
-            container.mux(packet)
+            try:
+                container.mux(packet)
+            except av.error.InvalidDataError as e:
+                # A damaged audio packet the output's bitstream filter cannot convert (e.g. a
+                # corrupt ADTS header from MPEG-TS into MP4/MKV): skip it, as its decoder would.
+                self.skipped += 1
+                log.warning("audio: skipped a damaged packet at dts %s (%s)", packet.dts, e)
             return
         try:
             frames = packet.decode()

@@ -77,9 +77,10 @@ def test_every_box_restores_bit_exact(name: str, keys: dict, tmp_path: Path) -> 
         original = source[i].image[y1:y2, x1:x2]
         if name in CONCEALED:
             # FFmpeg's error concealment under frame threading is not deterministic: two decodes
-            # of the same damaged file differ slightly after the damage (measured: up to 8 levels).
+            # of the same damaged file differ after the damage (measured: means of 0.5 to 4.5
+            # levels). The bound tells that from the wrong frame or garbage (tens of levels).
             diff = np.abs(region.pixels.astype(int) - original)
-            assert diff.mean() < 3, f"{name} frame {i}: mean difference {diff.mean():.1f}"
+            assert diff.mean() < 12, f"{name} frame {i}: mean difference {diff.mean():.1f}"
             continue
         np.testing.assert_array_equal(region.pixels, original, err_msg=f"{name} frame {i}")
         np.testing.assert_array_equal(revealed[i].image[y1:y2, x1:x2], original)
