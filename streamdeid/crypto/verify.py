@@ -27,7 +27,7 @@ from streamdeid.crypto import format as fmt
 from streamdeid.crypto.codec import CodecError, decode
 from streamdeid.crypto.errors import FormatError, TamperedError
 from streamdeid.crypto.parse import Chunk, EndChunk, RegionChunk
-from streamdeid.crypto.verify_packets import FrameBoxes, SourceRun, verify_packets
+from streamdeid.crypto.verify_packets import FrameBoxes, PacketVerifier, SourceRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,7 @@ class RecordVerifier:
         self._path = path
         self._recording_id = recording_id
         self._keys = keys
+        self._packets = PacketVerifier(path, recording_id, keys.content_key)
 
     def verify(
         self,
@@ -134,16 +135,7 @@ class RecordVerifier:
             if not isinstance(chunk, RegionChunk):
                 self._check_seq(chunk.seq, expected_seq, chunk.offset)
                 expected_seq += 1
-                item = verify_packets(
-                    chunk,
-                    self._path,
-                    self._recording_id,
-                    self._keys.content_key,
-                    counts,
-                    wanted,
-                    source,
-                    index,
-                )
+                item = self._packets.verify(chunk, counts, wanted, source, index)
                 if item is not None:
                     yield item
                 continue
@@ -156,25 +148,21 @@ class RecordVerifier:
                 plain = self._decrypt(chunk, keys[1])
             elif self._keys.content_key is None:
                 self._check_not_relabelled(chunk)
-            if f.seq != expected_seq:
-                raise TamperedError(
-                    f"sidecar {self._path}: expected record seq {expected_seq} at byte "
-                    f"{chunk.offset}, but found seq {f.seq} (pts {f.pts}): records were "
-                    "removed, duplicated or reordered",
-                    seq=f.seq,
-                    pts=f.pts,
-                )
+            self._check_seq(f.seq, expected_seq, chunk.offset, f.pts)
             expected_seq += 1
             counts[f.track_id] = counts.get(f.track_id, 0) + 1
             if plain is not None and (wanted is None or f.track_id in wanted):
                 yield self._reveal(chunk, plain)
 
-    def _check_seq(self, seq: int, expected: int, offset: int) -> None:
+    def _check_seq(self, seq: int, expected: int, offset: int, pts: int | None = None) -> None:
+        """Records are numbered 0, 1, 2, ... in file order, whatever their kind."""
         if seq != expected:
+            at = "" if pts is None else f" (pts {pts})"
             raise TamperedError(
                 f"sidecar {self._path}: expected record seq {expected} at byte {offset}, but "
-                f"found seq {seq}: records were removed, duplicated or reordered",
+                f"found seq {seq}{at}: records were removed, duplicated or reordered",
                 seq=seq,
+                pts=pts,
             )
 
     def _where(self, chunk: RegionChunk) -> str:

@@ -41,56 +41,69 @@ class FrameBoxes:
     boxes: list[tuple[int, tuple[int, int, int, int]]]  # (track id, box) of wanted tracks
 
 
-def verify_packets(
-    chunk: SourceChunk | IndexChunk,
-    path: Path,
-    recording_id: bytes,
-    content_key: bytes | None,
-    counts: dict[int, int],
-    wanted: set[int] | None,
-    source: bool,
-    index: bool,
-) -> SourceRun | FrameBoxes | None:
-    """Authenticate a source or index record (full key: its MAC), and with ``source`` or
-    ``index`` return it decrypted or filtered to ``wanted`` tracks; adds boxes to ``counts``.
-    ``content_key`` is None for a reader holding grants only.
+class PacketVerifier:
+    """Authenticates and opens source and index records for one pass over a sidecar.
 
-    Raises:
-        TamperedError: The record MAC fails.
-        FormatError: An authentic record that does not hold what the writer writes.
+    The record MAC key and the source key are derived once here, not per record: index records
+    come one per frame. ``content_key`` is None for a reader holding grants only.
     """
-    if isinstance(chunk, IndexChunk):
-        for track_id, _ in chunk.boxes:
-            counts[track_id] = counts.get(track_id, 0) + 1
-        if content_key is None:
-            return None
-        mac_key = fmt.record_mac_key(content_key, recording_id)
-        _check_index_mac(chunk, path, recording_id, mac_key)
-        return _frame_boxes(chunk, path, wanted) if index else None
-    if content_key is None:
-        return None
-    mac_key = fmt.record_mac_key(content_key, recording_id)
-    ciphertext, mac = fmt.split_sealed(chunk.ciphertext)
-    expected = fmt.record_mac(mac_key, recording_id, chunk.packed, chunk.nonce, ciphertext)
-    if not hmac.compare_digest(expected, mac):
-        raise TamperedError(
-            f"sidecar {path}: source record seq {chunk.seq} (byte {chunk.offset}) failed its "
-            "record MAC: it was modified or comes from another recording",
-            seq=chunk.seq,
+
+    def __init__(self, path: Path, recording_id: bytes, content_key: bytes | None) -> None:
+        self._path = path
+        self._rid = recording_id
+        self._mac_key = (
+            None if content_key is None else fmt.record_mac_key(content_key, recording_id)
         )
-    if not source:
-        return None
-    key = fmt.source_key(content_key, recording_id)
-    aad = fmt.region_aad(recording_id, chunk.packed)
-    try:
-        plain = fmt.unpad(AESGCM(key).decrypt(chunk.nonce, ciphertext, aad))
-        params, packets = unpack_run(plain, chunk.n_packets)
-    except (InvalidTag, ValueError) as e:
-        raise FormatError(
-            f"sidecar {path}: source record seq {chunk.seq} (byte {chunk.offset}) passed its "
-            f"MAC but does not decrypt to packets: {e or 'bad tag'}"
-        ) from None
-    return SourceRun(chunk.first_packet, params, packets)
+        self._source = (
+            None if content_key is None else AESGCM(fmt.source_key(content_key, recording_id))
+        )
+
+    def verify(
+        self,
+        chunk: SourceChunk | IndexChunk,
+        counts: dict[int, int],
+        wanted: set[int] | None,
+        source: bool,
+        index: bool,
+    ) -> SourceRun | FrameBoxes | None:
+        """Authenticate a source or index record (full key: its MAC), and with ``source`` or
+        ``index`` return it decrypted or filtered to ``wanted`` tracks; adds boxes to
+        ``counts``.
+
+        Raises:
+            TamperedError: The record MAC fails.
+            FormatError: An authentic record that does not hold what the writer writes.
+        """
+        path = self._path
+        if isinstance(chunk, IndexChunk):
+            for track_id, _ in chunk.boxes:
+                counts[track_id] = counts.get(track_id, 0) + 1
+            if self._mac_key is None:
+                return None
+            _check_index_mac(chunk, path, self._rid, self._mac_key)
+            return _frame_boxes(chunk, path, wanted) if index else None
+        if self._mac_key is None or self._source is None:
+            return None
+        ciphertext, mac = fmt.split_sealed(chunk.ciphertext)
+        expected = fmt.record_mac(self._mac_key, self._rid, chunk.packed, chunk.nonce, ciphertext)
+        if not hmac.compare_digest(expected, mac):
+            raise TamperedError(
+                f"sidecar {path}: source record seq {chunk.seq} (byte {chunk.offset}) failed its "
+                "record MAC: it was modified or comes from another recording",
+                seq=chunk.seq,
+            )
+        if not source:
+            return None
+        aad = fmt.region_aad(self._rid, chunk.packed)
+        try:
+            plain = fmt.unpad(self._source.decrypt(chunk.nonce, ciphertext, aad))
+            params, packets = unpack_run(plain, chunk.n_packets)
+        except (InvalidTag, ValueError) as e:
+            raise FormatError(
+                f"sidecar {path}: source record seq {chunk.seq} (byte {chunk.offset}) passed its "
+                f"MAC but does not decrypt to packets: {e or 'bad tag'}"
+            ) from None
+        return SourceRun(chunk.first_packet, params, packets)
 
 
 def _check_index_mac(chunk: IndexChunk, path: Path, recording_id: bytes, mac_key: bytes) -> None:
