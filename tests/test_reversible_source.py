@@ -215,7 +215,8 @@ def test_an_interrupted_run_reveals_what_it_wrote(synthetic, rec, tmp_path: Path
     config = Config().override({"reversible.enabled": True, "reversible.recipients": [str(pub)]})
 
     def progress(done: int, total: int | None) -> None:
-        if done >= 20:
+        # Early: up to ~30 frames already in the pipeline's queues still get written.
+        if done >= 5:
             stop.set()
 
     from streamdeid.errors import Interrupted
@@ -230,7 +231,7 @@ def test_an_interrupted_run_reveals_what_it_wrote(synthetic, rec, tmp_path: Path
             detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt]),
         )
     source, masked = decode_frames(clip), decode_frames(out)
-    assert 20 <= len(masked) < 50
+    assert 5 <= len(masked) < 50
     reader, _ = open_sidecar_for_review(out, key=rec["key"], passphrase=PASS)
     revealed = list(reveal_frames(out, reader, audit_ctx=rec["ctx"]))
     assert len(revealed) == len(masked)
