@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import av
-
 # What a run is built from lives in streamdeid.build; this module only runs it.
 from streamdeid.build import (
     Stages,
@@ -29,12 +27,11 @@ from streamdeid.build import (
     make_tracker,
 )
 from streamdeid.config import Config
-from streamdeid.crypto.source import COPYABLE_CODECS, SourcePacket, StreamParams
+from streamdeid.crypto.keeper import SourceKeeper
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError, Interrupted, NotAVideoError, StreamDeidError
 from streamdeid.io.image import read_image, write_image
-from streamdeid.io.packet_decoder import stream_params
 from streamdeid.io.sink import VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
 from streamdeid.media import DEFAULT_FRAME_RATE
@@ -195,27 +192,8 @@ def _encrypt_stage(config: Config, dst: str, source: FileSource, sink: VideoSink
     writer = open_sidecar(dst, config)
     sink.metadata["comment"] = f"streamdeid recording {writer.recording_id}"
     if config.reversible.originals == "auto":
-        keep_source(writer, source)
+        SourceKeeper([writer]).attach(source)  # inter-frame input: its packets, not crops
     return [EncryptStage(writer, Fraction(1) / (source.info.frame_rate or DEFAULT_FRAME_RATE))]
-
-
-def keep_source(writer: SidecarWriter, source: FileSource) -> bool:
-    """Keep the originals as the input's packets when its codec is worth it (inter-frame).
-
-    See :mod:`streamdeid.crypto.source` for why; intra-only input keeps per-region crops.
-    """
-    codec, extradata, width, height = stream_params(source.stream)
-    if codec not in COPYABLE_CODECS:
-        log.info("reversible: %s input keeps per-region crops (not an inter-frame codec)", codec)
-        return False
-    tb = source.info.time_base
-    writer.begin_source(StreamParams(codec, extradata, width, height, tb.numerator, tb.denominator))
-
-    def hook(packet: av.Packet) -> None:
-        writer.write_packet(SourcePacket(packet.pts, packet.dts, packet.is_keyframe, bytes(packet)))
-
-    source.packet_hook = hook
-    return True
 
 
 def _fill_video_stats(

@@ -2,8 +2,9 @@
 
 As for files, the camera's own packets are kept (:mod:`streamdeid.crypto.source`): PNG crops
 were measured to cost ~30 ms of CPU per 720p frame, which a live 2-core machine does not have
-(on the dev camera, output fell from 24.5 to 12 fps). :class:`SourceKeeper` hands every
-demuxed packet, and every reconnect (a new decoder), to the sidecar of each file output.
+(on the dev camera, output fell from 24.5 to 12 fps). The session's
+:class:`~streamdeid.crypto.keeper.SourceKeeper` hands every demuxed packet, and every reconnect
+(a new decoder), to the sidecar of each file output.
 
 A live pipeline may drop a frame between any two stages (its latency budget), so the index of
 masked boxes is written by the output, for exactly the frames that reached it, under the
@@ -26,14 +27,11 @@ import logging
 import threading
 from collections import OrderedDict
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
-from streamdeid.crypto.source import COPYABLE_CODECS, SourcePacket, StreamParams
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.io.frame_sink import FrameSink
-from streamdeid.io.packet_decoder import stream_params
 from streamdeid.io.sink import VideoSink
 from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.pipeline.stage import Stage
@@ -94,47 +92,6 @@ class CaptureOriginalsStage(Stage):
                 crops.append((region, crop))
             self.originals.put(packet.frame.index, crops)
         return packet
-
-
-class SourceKeeper:
-    """Hands the camera's packets and reconnects to the sidecar of every file output."""
-
-    def __init__(self, writers: list[SidecarWriter], originals: Originals) -> None:
-        self.writers = writers
-        self.originals = originals
-        self.keeping = False
-
-    def attach(self, source: Any) -> None:
-        """Hook into a :class:`~streamdeid.io.live_source.LiveSource` (before it connects) or a
-        :class:`~streamdeid.io.source.FileSource` (before its first frame)."""
-        if hasattr(source, "connect_hook"):
-            source.connect_hook = self.connected
-        else:
-            self.connected(source.stream, 0)
-        source.packet_hook = self.packet
-
-    def connected(self, stream: Any, first_index: int) -> None:
-        """A new connection, hence a new decoder whose first frame gets ``first_index``."""
-        codec, extradata, width, height = stream_params(stream)
-        if codec not in COPYABLE_CODECS:
-            if self.keeping:
-                log.warning("camera now sends %s; its packets are still kept", codec)
-            else:
-                log.info("reversible: %s camera keeps per-region crops", codec)
-                return
-        tb = Fraction(stream.time_base or Fraction(1, 90000))
-        params = StreamParams(codec, extradata, width, height, tb.numerator, tb.denominator)
-        for writer in self.writers:
-            writer.begin_source(params, first_index)
-        self.keeping = True
-        self.originals.pixels = False
-
-    def packet(self, packet: Any) -> None:
-        if not self.keeping:
-            return
-        kept = SourcePacket(packet.pts, packet.dts, packet.is_keyframe, bytes(packet))
-        for writer in self.writers:
-            writer.write_packet(kept)
 
 
 class ReversibleFileSink(FrameSink):

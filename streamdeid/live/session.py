@@ -10,6 +10,7 @@ from typing import Any
 
 from streamdeid.build import build_stages
 from streamdeid.config import Config
+from streamdeid.crypto.keeper import SourceKeeper
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
@@ -17,7 +18,7 @@ from streamdeid.io.frame_sink import FrameSink
 from streamdeid.live.channels import LatencyClock
 from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_outputs, open_input
 from streamdeid.live.policy import LiveConfig
-from streamdeid.live.reversible import CaptureOriginalsStage, Originals, SourceKeeper
+from streamdeid.live.reversible import CaptureOriginalsStage, Originals
 from streamdeid.live.runner import LivePipeline
 from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
@@ -162,7 +163,11 @@ def _open_sidecars(
         for spec in camera.outputs
         if spec.kind == "file"
     }
-    SourceKeeper(list(writers.values()), originals).attach(source.source)
+
+    def crops_not_needed() -> None:
+        originals.pixels = False
+
+    SourceKeeper(list(writers.values()), crops_not_needed).attach(source.source)
     return writers
 
 
