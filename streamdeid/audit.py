@@ -117,6 +117,17 @@ def log_first(
         raise AuditError(f"{e}; nothing was revealed") from None
 
 
+def entry(action: str, who: str, tracks: list[int] | None, **more: object) -> dict[str, object]:
+    """The fields every entry carries (who did what to which tracks; None = all the key opens),
+    plus ``more`` (output name, time range)."""
+    return {
+        "action": action,
+        "by": who,
+        "tracks": "all unlocked" if tracks is None else tracks,
+        **more,
+    }
+
+
 def log_path(
     sidecar: str | os.PathLike[str], recording_id: str, explicit: str | os.PathLike[str] | None
 ) -> Path:

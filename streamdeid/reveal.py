@@ -151,13 +151,7 @@ def _reveal_entry(
         first_s, last_s = _span(reader, chosen)
     except (CryptoError, ZeroDivisionError):
         first_s = last_s = None  # malformed cleartext: the reveal itself will report it
-    entry: dict[str, object] = {
-        "action": "reveal",
-        "by": who,
-        "tracks": chosen if chosen is not None else "all unlocked",
-        "from_s": first_s,
-        "to_s": last_s,
-    }
+    entry = audit.entry("reveal", who, chosen, from_s=first_s, to_s=last_s)
     if output is not None:
         entry["output"] = output
     return entry
@@ -180,8 +174,7 @@ def revealed_regions(
     if not reader.keeps_source():
         return reader.records(tracks, audit_ctx=audit_ctx, who=who)
     wanted = None if tracks is None else sorted({int(t) for t in tracks})
-    entry = {"action": "decrypt", "by": who, "tracks": "all unlocked" if wanted is None else wanted}
-    audit.log_first(reader, audit_ctx, entry)
+    audit.log_first(reader, audit_ctx, audit.entry("decrypt", who, wanted))
     return source_regions(reader, wanted)
 
 
@@ -348,13 +341,8 @@ def grant_track(
     reader.make_grant(track_id)  # locked reader or unknown track: fail before logging
     if os.path.lexists(path):
         raise RevealError(f"grant '{path}' exists: remove it first")
-    entry = {
-        "action": "grant",
-        "by": who,
-        "tracks": [int(track_id)],
-        "output": os.path.basename(os.fspath(path)),
-    }
-    audit.log_first(reader, audit_ctx, entry)
+    output = os.path.basename(os.fspath(path))
+    audit.log_first(reader, audit_ctx, audit.entry("grant", who, [int(track_id)], output=output))
     if reader.keeps_source():
         write_package(reader, track_id, path, lossy=lossy)
     try:

@@ -197,12 +197,7 @@ class SidecarReader:
                 "with a video decoder: use streamdeid.reveal.revealed_regions (or reveal_frames)"
             )
         wanted = None if track_ids is None else sorted({int(t) for t in track_ids})
-        entry = {
-            "action": "decrypt",
-            "by": who,
-            "tracks": "all unlocked" if wanted is None else wanted,
-        }
-        audit.log_first(self, audit_ctx, entry)
+        audit.log_first(self, audit_ctx, audit.entry("decrypt", who, wanted))
         return self._verified_records(wanted)
 
     def _verified_records(self, track_ids: Iterable[int] | None) -> Iterator[RevealedRegion]:
@@ -297,13 +292,10 @@ def export_grant(
         KeyFileError: ``path`` exists or cannot be written.
     """
     grant = reader_unlocked.make_grant(track_id)  # locked or unknown track: fail before logging
-    entry = {
-        "action": "grant",
-        "by": who,
-        "tracks": [int(track_id)],
-        "output": os.path.basename(os.fspath(path)),
-    }
-    audit.log_first(reader_unlocked, audit_ctx, entry)
+    output = os.path.basename(os.fspath(path))
+    audit.log_first(
+        reader_unlocked, audit_ctx, audit.entry("grant", who, [int(track_id)], output=output)
+    )
     return write_grant(grant, path)
 
 
