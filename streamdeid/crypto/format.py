@@ -49,11 +49,9 @@ MAX_CHUNK_BODY = 1 << 28  # 256 MiB: far above any face crop, far below "length 
 # ciphertext (with its GCM tag) and the record MAC. Parsing splits off fields and nonce; the record
 # MAC is the last RECORD_MAC_SIZE bytes of what follows (see split_sealed).
 REGION_FIELDS = struct.Struct(">QqIIqIIIIB")
-REGION_MIN_BODY = REGION_FIELDS.size + NONCE_SIZE + TAG_SIZE + RECORD_MAC_SIZE
-# seq, first frame index, number of packets, 1 if the first packet is a keyframe; then nonce,
+# seq, index of the first packet, number of packets, 1 if the first is a keyframe; then nonce,
 # ciphertext (source key) and record MAC, as for a region record.
 SOURCE_FIELDS = struct.Struct(">QQIB")
-SOURCE_MIN_BODY = SOURCE_FIELDS.size + NONCE_SIZE + TAG_SIZE + RECORD_MAC_SIZE
 # seq, frame index, pts, time_base num, den, number of boxes; then that many INDEX_BOX entries
 # (track id, x1, y1, x2, y2), then the record MAC. Cleartext, like a region record's fields.
 INDEX_FIELDS = struct.Struct(">QQqIII")

@@ -293,34 +293,27 @@ def _truncated(path: Path, n: int, offset: int, mid_chunk: bool) -> TruncatedErr
 
 
 def _parse_region(path: Path, offset: int, body: bytes) -> RegionChunk:
-    if len(body) < fmt.REGION_MIN_BODY:
-        raise FormatError(
-            f"sidecar {path}: expected a record of at least {fmt.REGION_MIN_BODY} "
-            f"bytes at byte {offset}, but found {len(body)}: the file is corrupt"
-        )
-    size = fmt.REGION_FIELDS.size
-    packed = body[:size]
-    return RegionChunk(
-        offset,
-        fmt.RegionFields.unpack(packed),
-        packed,
-        body[size : size + fmt.NONCE_SIZE],
-        body[size + fmt.NONCE_SIZE :],
-    )
+    packed, nonce, sealed = _split(path, offset, body, fmt.REGION_FIELDS.size, "a record")
+    return RegionChunk(offset, fmt.RegionFields.unpack(packed), packed, nonce, sealed)
 
 
 def _parse_source(path: Path, offset: int, body: bytes) -> SourceChunk:
-    if len(body) < fmt.SOURCE_MIN_BODY:
+    packed, nonce, sealed = _split(path, offset, body, fmt.SOURCE_FIELDS.size, "a source record")
+    seq, first, n, key = fmt.SOURCE_FIELDS.unpack(packed)
+    return SourceChunk(offset, seq, first, n, bool(key), packed, nonce, sealed)
+
+
+def _split(
+    path: Path, offset: int, body: bytes, fields: int, what: str
+) -> tuple[bytes, bytes, bytes]:
+    """(cleartext fields, nonce, ciphertext + tag + record MAC) of an encrypted record."""
+    least = fields + fmt.NONCE_SIZE + fmt.TAG_SIZE + fmt.RECORD_MAC_SIZE
+    if len(body) < least:
         raise FormatError(
-            f"sidecar {path}: expected a source record of at least {fmt.SOURCE_MIN_BODY} "
-            f"bytes at byte {offset}, but found {len(body)}: the file is corrupt"
+            f"sidecar {path}: expected {what} of at least {least} bytes at byte {offset}, "
+            f"but found {len(body)}: the file is corrupt"
         )
-    size = fmt.SOURCE_FIELDS.size
-    seq, first, n, key = fmt.SOURCE_FIELDS.unpack_from(body)
-    packed, nonce = body[:size], body[size : size + fmt.NONCE_SIZE]
-    return SourceChunk(
-        offset, seq, first, n, bool(key), packed, nonce, body[size + fmt.NONCE_SIZE :]
-    )
+    return body[:fields], body[fields : fields + fmt.NONCE_SIZE], body[fields + fmt.NONCE_SIZE :]
 
 
 def _parse_index(path: Path, offset: int, body: bytes) -> IndexChunk:
