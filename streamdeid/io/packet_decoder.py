@@ -2,8 +2,8 @@
 
 Reversible masking can keep the input's own packets (:mod:`streamdeid.crypto.source`); restoring
 from them must reproduce, bit for bit, the frames the anonymizer decoded. So this decodes the way
-:class:`~streamdeid.io.source.FileSource` does: the same decoder with the stream's extradata, frame
-threading, corrupt packets skipped, and the same ``bgr24`` conversion. Nothing touches disk.
+:class:`~streamdeid.io.source.FileSource` does: the same decoder with the stream's extradata, one
+thread, corrupt packets skipped, and the same ``bgr24`` conversion. Nothing touches disk.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _open_decoder(params: StreamParamsLike) -> av.CodecContext:
     if params.extradata:
         decoder.extradata = params.extradata
     decoder.width, decoder.height = params.width, params.height
-    decoder.thread_type = "AUTO"
+    decoder.thread_count = 1  # the one way damage is concealed alike every time (SourceKeeper)
     return decoder
 
 
