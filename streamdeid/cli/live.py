@@ -101,8 +101,9 @@ def _add_reversible(p: argparse.ArgumentParser) -> None:
         "--recipient",
         action="append",
         metavar="KEY.pub",
-        help="reviewer public key (repeat for several): each file OUTPUT gets OUTPUT.sdeid with "
-        "the original pixels of every masked face, encrypted (needs a file output)",
+        help="reviewer public key (repeat for several): each file OUTPUT, and each segment, gets "
+        "OUTPUT.sdeid with the original pixels of every masked face, encrypted (needs a file or "
+        "segments output; an RTSP push gets none)",
     )
     r.add_argument(
         "--lossy-regions",

@@ -12,13 +12,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from streamdeid.crypto.source import COPYABLE_CODECS, SourcePacket, StreamParams
-from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.io.packet_decoder import stream_params
 
 log = logging.getLogger(__name__)
+
+
+class PacketKeeper(Protocol):
+    """What keeps packets: a :class:`SidecarWriter`, or a buffer in front of several."""
+
+    def begin_source(self, params: StreamParams, first_frame: int = 0) -> None: ...
+
+    def write_packet(self, packet: SourcePacket) -> None: ...
 
 
 class SourceKeeper:
@@ -30,7 +37,7 @@ class SourceKeeper:
     """
 
     def __init__(
-        self, writers: list[SidecarWriter], on_keep: Callable[[], None] | None = None
+        self, writers: list[PacketKeeper], on_keep: Callable[[], None] | None = None
     ) -> None:
         self.writers = writers
         self.on_keep = on_keep

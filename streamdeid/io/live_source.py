@@ -146,6 +146,7 @@ class LiveSource:
         # first frame) and with each demuxed packet, on the reader thread.
         self.connect_hook: Callable[[Any, int], None] | None = None
         self.packet_hook: Callable[[Any], None] | None = None
+        self.frame_hook: Callable[[int | None, int], None] | None = None  # (stream pts, index)
 
         self._handover = HandOver(_QUEUE_SIZE, live=self.live, stopped=self._stopped)
         self._halt = threading.Event()  # our own stop: close() / the consumer went away
@@ -429,6 +430,8 @@ class LiveSource:
         return None
 
     def _deliver(self, vf: Any, pts: int, timeline: Timeline) -> None:
+        if self.frame_hook is not None:
+            self.frame_hook(vf.pts, self._index)
         now = time.monotonic()
         frame = LiveFrame(
             index=self._index,

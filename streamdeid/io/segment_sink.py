@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import av
 import av.error
 
-from streamdeid.errors import ConfigError, OutputNotWritableError, SinkError
+from streamdeid.errors import ConfigError, OutputNotWritableError, SinkError, StreamDeidError
 from streamdeid.io.live_encoder import LiveSink
 from streamdeid.io.sink import EncoderSettings
 from streamdeid.media import DEFAULT_FRAME_RATE
@@ -104,6 +105,12 @@ class SegmentSink(LiveSink):
         self._out: Any = None
         self._stream: Any = None
         self._start_pts = 0
+        # Reversible masking (live/segment_originals.py): a segment's sidecar is opened with it
+        # (on_open returns metadata naming it) and closed with it; last_muxed is the time, in
+        # its segment, of the last packet written.
+        self.on_open: Callable[[Path], dict[str, str]] | None = None
+        self.on_close: Callable[[], None] | None = None
+        self.last_muxed: int | None = None
 
     def wants_keyframe(self, pts: int) -> bool:
         if self._out is None:
@@ -130,6 +137,7 @@ class SegmentSink(LiveSink):
             packet.pts, packet.dts = pts - self._start_pts, dts - self._start_pts
             packet.stream = self._stream
             self._out.mux(packet)
+            self.last_muxed = pts - self._start_pts
         except (av.error.FFmpegError, OSError, ValueError) as e:
             self._abandon()
             raise SinkError(f"segment '{self.segments[-1]}': writing failed: {e}") from e
@@ -156,7 +164,9 @@ class SegmentSink(LiveSink):
                 height=enc.height,
             )
             stream.time_base = enc.time_base
-        except (av.error.FFmpegError, ValueError) as e:
+            if self.on_open is not None:
+                out.metadata.update(self.on_open(path))
+        except (av.error.FFmpegError, ValueError, StreamDeidError) as e:
             out.close()
             raise SinkError(f"cannot set up segment '{path}': {e}") from e
         self._out, self._stream, self._start_pts = out, stream, pts
@@ -169,6 +179,12 @@ class SegmentSink(LiveSink):
             out.close()
         except (av.error.FFmpegError, OSError) as e:
             raise SinkError(f"closing segment '{self.segments[-1]}' failed: {e}") from e
+        finally:
+            self._closed()
+
+    def _closed(self) -> None:
+        if self.on_close is not None:
+            self.on_close()
 
     def _abandon(self) -> None:
         """Drop a segment that failed; a keyframe after ``_SEGMENT_RETRY_S`` starts a new one."""
@@ -178,6 +194,8 @@ class SegmentSink(LiveSink):
             out.close()
         except (av.error.FFmpegError, OSError) as e:
             log.debug("closing a failed segment: %s", e)
+        finally:
+            self._closed()
 
     def finish(self) -> None:
         if self._out is not None:

@@ -140,6 +140,7 @@ class FileSource:
         )
         # Called with every demuxed packet before it is decoded (reversible masking keeps them).
         self.packet_hook: Callable[[av.Packet], None] | None = None
+        self.frame_hook: Callable[[int | None, int], None] | None = None  # (stream pts, index)
 
     @property
     def stream(self) -> av.video.stream.VideoStream:
@@ -169,6 +170,8 @@ class FileSource:
                 if index == 0:
                     self.rotation = int(getattr(vf, "rotation", 0) or 0)
                 self.damaged_frames += bool(vf.is_corrupt)
+                if self.frame_hook is not None:
+                    self.frame_hook(vf.pts, index)
                 pts = self.clock(vf.pts, vf.dts, vf.duration)
                 image = vf.to_ndarray(format="bgr24")
                 yield Frame(

@@ -241,6 +241,7 @@ class SinkFactory:
     on_event: Callable[[str, str], None] | None = None
     originals: Any = None  # live.reversible.Originals when reversible masking is on
     sidecars: dict[str, Any] = field(default_factory=dict)  # file target -> its SidecarWriter
+    segment_feed: Any = None  # live.segment_originals.GopFeed: the camera's packets for segments
     made: list[Any] = field(default_factory=list)
 
     def __call__(self, frame: Frame) -> FrameSink:
@@ -277,11 +278,29 @@ class SinkFactory:
                 )
         sinks: list[FrameSink] = files
         if len(live) == 1:
-            sinks = [live[0], *files]
+            sinks = [self._reversible(live[0], live), *files]
         elif live:
-            sinks = [TeeSink(live, settings), *files]
+            sinks = [self._reversible(TeeSink(live, settings), live), *files]
+        if self.originals is not None:  # each sidecar-writing output takes every frame's crops
+            self.originals.consumers = _sidecar_outputs(sinks)
         self.made = sinks
         return sinks[0] if len(sinks) == 1 else SinkGroup(sinks)
+
+    def _reversible(self, sink: FrameSink, members: list[Any]) -> FrameSink:
+        """``sink`` (segments, perhaps teed with RTSP), with one sidecar per segment when
+        reversible masking is on."""
+        from streamdeid.io.segment_sink import SegmentSink
+
+        segments = [m for m in members if isinstance(m, SegmentSink)]
+        if self.originals is None or not segments:
+            return sink
+        from streamdeid.api import open_sidecar
+        from streamdeid.live.segment_originals import ReversibleSegments
+
+        def open_writer(path: Path) -> Any:
+            return open_sidecar(path, self.config)
+
+        return ReversibleSegments(sink, segments[0], self.originals, open_writer, self.segment_feed)
 
     def _file(self, target: str, info: Any, settings: Any) -> FrameSink:
         """A file output; with reversible masking, one that writes ``TARGET.sdeid`` beside it."""
@@ -291,3 +310,10 @@ class SinkFactory:
         from streamdeid.live.reversible import ReversibleFileSink
 
         return ReversibleFileSink(sink, self.sidecars[target], self.originals)
+
+
+def _sidecar_outputs(sinks: Sequence[FrameSink]) -> int:
+    from streamdeid.live.reversible import ReversibleFileSink
+    from streamdeid.live.segment_originals import ReversibleSegments
+
+    return sum(isinstance(s, ReversibleFileSink | ReversibleSegments) for s in sinks)

@@ -17,8 +17,8 @@ timestamp the file gives them, naming the original by its decode count:
   frame's entry and writes the index record (or the encrypted crops) to ``OUTPUT.sdeid``.
   Entries of frames dropped on the way are discarded.
 
-Segment and RTSP outputs get no sidecar (a segment's timestamps restart at zero); a camera with
-reversible masking needs a file output, and says so at start-up.
+Segments get one sidecar each (:mod:`streamdeid.live.segment_originals`). An RTSP push gets
+none: a camera with reversible masking needs a file or segments output, and says so at start-up.
 """
 
 from __future__ import annotations
@@ -55,22 +55,33 @@ class Originals:
         self._limit = limit
         self.discarded = 0  # frames whose crops were dropped with the frame
         self.pixels = True  # copy pixels; off once the camera's packets are kept
+        self.consumers = 1  # outputs that take each frame's crops (file and segments sidecars)
+        self._taken: dict[int, int] = {}
 
     def put(self, index: int, crops: list[tuple[Region, np.ndarray | None]]) -> None:
         with self._lock:
             self._items[index] = crops
             while len(self._items) > self._limit:
-                self._items.popitem(last=False)
+                dropped, _ = self._items.popitem(last=False)
+                self._taken.pop(dropped, None)
                 self.discarded += 1
 
     def take(self, index: int) -> list[tuple[Region, np.ndarray | None]]:
         """The crops of frame ``index`` (none if it had no region); earlier frames' are dropped:
-        frames reach the output in order, so theirs were dropped on the way."""
+        frames reach the outputs in order, so theirs were dropped on the way. Each of the
+        :attr:`consumers` outputs (a file and segments) takes every frame once."""
         with self._lock:
             while self._items and next(iter(self._items)) < index:
-                self._items.popitem(last=False)
+                dropped, _ = self._items.popitem(last=False)
+                self._taken.pop(dropped, None)
                 self.discarded += 1
-            return self._items.pop(index, [])
+            if index not in self._items:
+                return []
+            taken = self._taken.pop(index, 0) + 1
+            if taken < self.consumers:
+                self._taken[index] = taken
+                return self._items[index]
+            return self._items.pop(index)
 
 
 class CaptureOriginalsStage(Stage):
@@ -117,17 +128,29 @@ class ReversibleFileSink(FrameSink):
             return
         rate = self.inner.info.frame_rate or DEFAULT_FRAME_RATE
         time_base = self.inner.info.time_base or Fraction(1) / rate
-        size = (frame.width, frame.height)
-        if self.writer.keeps_source:
-            regions = [region for region, _ in crops]
-            self.writer.write_index(frame.index, self.inner.last_pts, time_base, size, regions)
-        else:
-            pixels = [(region, crop) for region, crop in crops if crop is not None]
-            self.writer.write_crops(self.inner.last_pts, time_base, size, pixels)
-        self.writer.flush()
+        write_originals(self.writer, frame, crops, self.inner.last_pts, time_base)
 
     def close(self) -> None:
         try:
             self.inner.close()
         finally:
             self.writer.close()
+
+
+def write_originals(
+    writer: SidecarWriter,
+    frame: Frame,
+    crops: list[tuple[Region, np.ndarray | None]],
+    pts: int,
+    time_base: Fraction,
+) -> None:
+    """The originals of one written frame, named by its time in the output: an index record
+    when the camera's packets are kept, else its encrypted crops; flushed at once."""
+    size = (frame.width, frame.height)
+    if writer.keeps_source:
+        regions = [region for region, _ in crops]
+        writer.write_index(frame.index, pts, time_base, size, regions)
+    else:
+        pixels = [(region, crop) for region, crop in crops if crop is not None]
+        writer.write_crops(pts, time_base, size, pixels)
+    writer.flush()

@@ -10,7 +10,7 @@ from typing import Any
 
 from streamdeid.build import build_stages
 from streamdeid.config import Config
-from streamdeid.crypto.keeper import SourceKeeper
+from streamdeid.crypto.keeper import PacketKeeper, SourceKeeper
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError
@@ -20,9 +20,12 @@ from streamdeid.live.endpoints import LiveInput, OutputSpec, SinkFactory, check_
 from streamdeid.live.policy import LiveConfig
 from streamdeid.live.reversible import CaptureOriginalsStage, Originals
 from streamdeid.live.runner import LivePipeline
+from streamdeid.live.segment_originals import GopFeed
 from streamdeid.live.stages import LiveSinkStage
 from streamdeid.live.stats import LiveStats
 from streamdeid.types import Frame
+
+RECORDED = ("file", "segments")  # outputs that reversible masking can put a sidecar beside
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,10 @@ def run_camera(
     source = _open_source(camera, stop, extra)
     stats.attach_source(source.source)
     sidecars: dict[str, SidecarWriter] = {}
+    feed: GopFeed | None = None
     try:
         if originals is not None:
-            sidecars = _open_sidecars(camera, source, originals)
+            sidecars, feed = _open_sidecars(camera, source, originals)
         sinks = make_sink or SinkFactory(
             camera.outputs,
             camera.config,
@@ -88,6 +92,7 @@ def run_camera(
             on_event=_output_events(extra),
             originals=originals,
             sidecars=sidecars,
+            segment_feed=feed,
         )
         encode = LiveSinkStage(sinks, stats, clock)
         pipeline = _wire(camera, source, stats, stop, detector_factory, encode, originals)
@@ -140,22 +145,23 @@ def _wire(
 def _reversible_originals(
     camera: Camera, make_sink: Callable[[Frame], FrameSink] | None
 ) -> Originals | None:
-    """The crop store of a reversible camera; refused without a file output to put it beside."""
+    """The crop store of a reversible camera; refused without a file or segments output to put
+    the originals beside."""
     if not camera.config.reversible.enabled:
         return None
-    if make_sink is None and not any(spec.kind == "file" for spec in camera.outputs):
+    if make_sink is None and not any(spec.kind in RECORDED for spec in camera.outputs):
         raise ConfigError(
-            f"camera {camera.name}: reversible masking writes OUTPUT.sdeid beside a file output, "
-            "but this camera has none (segments and RTSP get no sidecar): add a file output"
+            f"camera {camera.name}: reversible masking writes OUTPUT.sdeid beside a file or "
+            "segments output, but this camera has none (an RTSP push gets no sidecar): add one"
         )
     return Originals()
 
 
 def _open_sidecars(
     camera: Camera, source: LiveInput, originals: Originals
-) -> dict[str, SidecarWriter]:
+) -> tuple[dict[str, SidecarWriter], GopFeed | None]:
     """One sidecar per file output, opened before the camera connects: its packets are kept
-    from the first one on."""
+    from the first one on; segments take theirs from a feed that buffers them."""
     from streamdeid.api import open_sidecar
 
     writers = {
@@ -163,12 +169,16 @@ def _open_sidecars(
         for spec in camera.outputs
         if spec.kind == "file"
     }
+    feed = GopFeed() if any(spec.kind == "segments" for spec in camera.outputs) else None
+    keepers: list[PacketKeeper] = [*writers.values(), *([feed] if feed else [])]
 
     def crops_not_needed() -> None:
         originals.pixels = False
 
-    SourceKeeper(list(writers.values()), crops_not_needed).attach(source.source)
-    return writers
+    SourceKeeper(keepers, crops_not_needed).attach(source.source)
+    if feed is not None:
+        source.source.frame_hook = feed.decoded
+    return writers, feed
 
 
 def _open_source(camera: Camera, stop: threading.Event, extra: dict[str, Any]) -> LiveInput:
