@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -104,3 +106,42 @@ def split_by_edge(gt: list[dict], width: int, height: int) -> tuple[list[dict], 
     whole = [{**f, "boxes": [b for b in f["boxes"] if not cut(b)]} for f in gt]
     edge = [{**f, "boxes": [b for b in f["boxes"] if cut(b)]} for f in gt]
     return whole, edge
+
+
+PASS = b"correct horse battery staple"
+
+
+def reversible_recording(synthetic: tuple[Path, list[dict]], folder: Path) -> dict[str, Any]:
+    """The synthetic clip masked with reversible originals (ground-truth boxes), in ``folder``,
+    with a reviewer key pair and a site signing key pair (passphrase :data:`PASS`) in
+    ``folder/keys``, the video and sidecar in ``folder/out``: what every reveal, grant and
+    audit test starts from."""
+    from streamdeid import anonymize_file
+    from streamdeid.audit import AuditContext
+    from streamdeid.crypto import generate_keypair
+    from streamdeid.crypto.signing import generate_signing_key, load_signing_key
+
+    clip, gt = synthetic
+    keys = folder / "keys"
+    keys.mkdir()
+    generate_keypair(keys / "r.key", keys / "r.pub", PASS)
+    generate_signing_key(keys / "site.sign.key", keys / "site.sign.pub", PASS)
+    out_dir = folder / "out"  # the recording's files only: tests search them for plaintext
+    out_dir.mkdir()
+    masked = out_dir / "masked.mp4"
+    config = Config().override(
+        {"reversible.enabled": True, "reversible.recipients": [str(keys / "r.pub")]}
+    )
+    boxes = [f["boxes"] for f in gt]
+    anonymize_file(clip, masked, config, detector_factory=lambda: ScriptedDetector(boxes))
+    return {
+        "clip": clip,
+        "masked": masked,
+        "out_dir": out_dir,
+        "keys": keys,
+        "key": keys / "r.key",
+        "pub": keys / "r.pub",
+        "signing": keys / "site.sign.key",
+        "sign_pub": keys / "site.sign.pub",
+        "ctx": AuditContext(load_signing_key(keys / "site.sign.key", PASS)),
+    }

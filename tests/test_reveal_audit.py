@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streamdeid import anonymize_file, audit
+from streamdeid import audit
 from streamdeid.audit import AuditContext, AuditError, AuditRequiredError
 from streamdeid.cli import main
-from streamdeid.config import Config
-from streamdeid.crypto import SidecarReader, SidecarWriter, generate_keypair, load_public_key
+from streamdeid.crypto import SidecarReader, SidecarWriter, load_public_key
 from streamdeid.crypto import inputs as writer_module
-from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
+from streamdeid.crypto.signing import load_signing_key, load_verify_key
 from streamdeid.io.sink import VideoSink
 from streamdeid.io.source import FileSource
 from streamdeid.reveal import (
@@ -31,26 +30,13 @@ from streamdeid.reveal import (
 )
 from streamdeid.types import Region
 
-from helpers import ScriptedDetector
-
-PASS = b"correct horse battery staple"
+from helpers import PASS, reversible_recording
 
 
 @pytest.fixture(scope="module")
 def rec(synthetic, tmp_path_factory) -> dict:
     """A reversible recording, a reviewer key and a site signing key."""
-    clip, gt = synthetic
-    keys = tmp_path_factory.mktemp("keys")
-    generate_keypair(keys / "r.key", keys / "r.pub", PASS)
-    generate_signing_key(keys / "site.sign.key", keys / "site.sign.pub", PASS)
-    out = tmp_path_factory.mktemp("rec")
-    masked = out / "masked.mp4"
-    config = Config().override(
-        {"reversible.enabled": True, "reversible.recipients": [str(keys / "r.pub")]}
-    )
-    boxes = [f["boxes"] for f in gt]
-    anonymize_file(clip, masked, config, detector_factory=lambda: ScriptedDetector(boxes))
-    return {"clip": clip, "masked": masked, "keys": keys, "signing": keys / "site.sign.key"}
+    return reversible_recording(synthetic, tmp_path_factory.mktemp("rec"))
 
 
 @pytest.fixture

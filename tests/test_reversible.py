@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 from streamdeid import anonymize_file, audit
-from streamdeid.audit import AuditContext
 from streamdeid.config import Config
-from streamdeid.crypto import generate_keypair
 from streamdeid.crypto.parse import SourceChunk, read_header, scan_chunks
-from streamdeid.crypto.signing import generate_signing_key, load_signing_key, load_verify_key
+from streamdeid.crypto.signing import load_verify_key
 from streamdeid.reveal import (
     RevealError,
     audit_log_for,
@@ -26,36 +24,15 @@ from streamdeid.reveal import (
     revealed_regions,
 )
 
-from helpers import ScriptedDetector, decode_frames
+from helpers import PASS, ScriptedDetector, decode_frames, reversible_recording
 
-PASS = b"correct horse battery staple"
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def recording(synthetic, tmp_path_factory) -> dict[str, Path]:
+def recording(synthetic, tmp_path_factory) -> dict:
     """A masked clip + sidecar made with ground-truth boxes, outputs in their own folder."""
-    clip, gt = synthetic
-    keys = tmp_path_factory.mktemp("keys")
-    generate_keypair(keys / "r.key", keys / "r.pub", PASS)
-    generate_signing_key(keys / "site.sign.key", keys / "site.sign.pub", PASS)
-    out_dir = tmp_path_factory.mktemp("out")
-    masked = out_dir / "masked.mp4"
-    config = Config().override(
-        {"reversible.enabled": True, "reversible.recipients": [str(keys / "r.pub")]}
-    )
-    anonymize_file(
-        clip, masked, config, detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt])
-    )
-    return {
-        "clip": clip,
-        "masked": masked,
-        "key": keys / "r.key",
-        "pub": keys / "r.pub",
-        "out_dir": out_dir,
-        "ctx": AuditContext(load_signing_key(keys / "site.sign.key", PASS)),
-        "sign_pub": keys / "site.sign.pub",
-    }
+    return reversible_recording(synthetic, tmp_path_factory.mktemp("rec"))
 
 
 def test_reveal_is_bit_exact_in_boxes_and_masked_elsewhere(recording) -> None:

@@ -15,12 +15,10 @@ import numpy as np
 import pytest
 
 from streamdeid import anonymize_file
-from streamdeid.audit import AuditContext
 from streamdeid.cli import main
 from streamdeid.config import Config
-from streamdeid.crypto import FormatError, SidecarReader, TamperedError, generate_keypair
+from streamdeid.crypto import FormatError, SidecarReader, TamperedError
 from streamdeid.crypto.parse import IndexChunk, SourceChunk, read_header, scan_chunks
-from streamdeid.crypto.signing import generate_signing_key, load_signing_key
 from streamdeid.grant_package import package_path
 from streamdeid.reveal import (
     RevealError,
@@ -30,31 +28,12 @@ from streamdeid.reveal import (
     revealed_regions,
 )
 
-from helpers import ScriptedDetector, decode_frames
-
-PASS = b"correct horse battery staple"
+from helpers import PASS, ScriptedDetector, decode_frames, reversible_recording
 
 
 @pytest.fixture(scope="module")
 def rec(synthetic, tmp_path_factory) -> dict:
-    clip, gt = synthetic
-    keys = tmp_path_factory.mktemp("keys")
-    generate_keypair(keys / "r.key", keys / "r.pub", PASS)
-    generate_signing_key(keys / "site.sign.key", keys / "site.sign.pub", PASS)
-    out = tmp_path_factory.mktemp("out") / "masked.mp4"
-    config = Config().override(
-        {"reversible.enabled": True, "reversible.recipients": [str(keys / "r.pub")]}
-    )
-    anonymize_file(
-        clip, out, config, detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt])
-    )
-    return {
-        "clip": clip,
-        "masked": out,
-        "key": keys / "r.key",
-        "signing": keys / "site.sign.key",
-        "ctx": AuditContext(load_signing_key(keys / "site.sign.key", PASS)),
-    }
+    return reversible_recording(synthetic, tmp_path_factory.mktemp("rec"))
 
 
 def copy_of(rec: dict, folder: Path) -> Path:

@@ -16,41 +16,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamdeid import anonymize_file
-from streamdeid.audit import AuditContext
-from streamdeid.config import Config
-from streamdeid.crypto import SidecarReader, generate_keypair, load_private_key, load_public_key
-from streamdeid.crypto.signing import generate_signing_key, load_signing_key
+from streamdeid.crypto import SidecarReader, load_private_key, load_public_key
 from streamdeid.crypto.source import SourcePacket, StreamParams
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.errors import StreamDeidError
 from streamdeid.reveal import reveal_frames, revealed_regions
 from streamdeid.types import Region
 
-from helpers import ScriptedDetector
-
-PASS = b"correct horse battery staple"
+from helpers import PASS, reversible_recording
 
 
 @pytest.fixture(scope="module")
 def rec(synthetic, tmp_path_factory) -> dict:
-    clip, gt = synthetic
-    keys = tmp_path_factory.mktemp("fuzzkeys")
-    generate_keypair(keys / "r.key", keys / "r.pub", PASS)
-    generate_signing_key(keys / "s.key", keys / "s.pub", PASS)
-    out = tmp_path_factory.mktemp("fuzzout") / "m.mp4"
-    config = Config().override(
-        {"reversible.enabled": True, "reversible.recipients": [str(keys / "r.pub")]}
-    )
-    anonymize_file(
-        clip, out, config, detector_factory=lambda: ScriptedDetector([f["boxes"] for f in gt])
-    )
+    made = reversible_recording(synthetic, tmp_path_factory.mktemp("fuzzrec"))
     return {
-        "masked": out,
-        "data": Path(f"{out}.sdeid").read_bytes(),
-        "key": load_private_key(keys / "r.key", PASS),
-        "pub": load_public_key(keys / "r.pub"),
-        "ctx": AuditContext(load_signing_key(keys / "s.key", PASS)),
+        **made,
+        "data": Path(f"{made['masked']}.sdeid").read_bytes(),
+        "key": load_private_key(made["key"], PASS),
+        "pub": load_public_key(made["pub"]),
     }
 
 
