@@ -113,30 +113,41 @@ def measure(clip: Path, config_name: str, public_key: Path, repeat: int, work: P
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def clip_arguments(p: argparse.ArgumentParser) -> None:
+    """The clip choice shared with reversible_codecs.py."""
     p.add_argument("--data", help="the shared data folder (default: ../shared/data)")
-    p.add_argument("--config", default="default")
-    p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--synthetic", action="store_true", help="also a generated 720p clip")
     p.add_argument("--no-data", action="store_true", help="only the generated clip")
+
+
+def dev_clips(args: argparse.Namespace, work: Path) -> list[Path]:
+    """The dev 720p clip and the 360p hamilton clip, and/or a generated 720p clip."""
+    clips: list[Path] = []
+    if not args.no_data:
+        root = data_root(args.data)
+        clips.append(make_720p(need_file(root, SOURCE_720P), work / "dev720.mp4"))
+        clips.append(need_file(root, CLIPS["hamilton"]))
+    if args.synthetic or args.no_data:
+        from streamdeid.testing.synthetic import synthetic_clip
+
+        clip = work / "synthetic720.mp4"
+        synthetic_clip(clip, n_frames=200, size=(1280, 720), seed=1, audio=True)
+        clips.append(clip)
+    return clips
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    clip_arguments(p)
+    p.add_argument("--config", default="default")
+    p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--json")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         key = work / "bench.pub"
         generate_keypair(work / "bench.key", key, passphrase=b"benchmark-passphrase-only")
-        clips: list[Path] = []
-        if not args.no_data:
-            root = data_root(args.data)
-            clips.append(make_720p(need_file(root, SOURCE_720P), work / "dev720.mp4"))
-            clips.append(need_file(root, CLIPS["hamilton"]))
-        if args.synthetic or args.no_data:
-            from streamdeid.testing.synthetic import synthetic_clip
-
-            clip = work / "synthetic720.mp4"
-            synthetic_clip(clip, n_frames=200, size=(1280, 720), seed=1, audio=True)
-            clips.append(clip)
+        clips = dev_clips(args, work)
         rows = [r for c in clips for r in measure(c, args.config, key, args.repeat, work)]
     print(table(list(rows[0]), [list(r.values()) for r in rows]))
     write_json(args.json, {"machine": machine_info(), "config": args.config, "rows": rows})
