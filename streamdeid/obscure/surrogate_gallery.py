@@ -162,6 +162,11 @@ class Gallery:
             entry.samples += 1
             entry.descriptor = self.descriptor(entry.texture)
 
+    def texture_of(self, track_id: int) -> np.ndarray | None:
+        """The track's aligned mean face (float32), for in-memory checks; never written."""
+        entry = self._entries.get(track_id)
+        return None if entry is None else entry.texture
+
     def aligned(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
         """The face at ``points`` of ``image`` warped onto the canonical mesh, float32."""
         mesh = self._mesh()
