@@ -29,8 +29,8 @@ import numpy as np
 
 from streamdeid.obscure.filters import BlurFilter, Filter, Shape, check_image, pixel_regions
 from streamdeid.obscure.landmarks import FaceFit, LandmarkFitter
-from streamdeid.obscure.mesh_kernels import blend_region, warp_mesh
-from streamdeid.obscure.surrogate_gallery import Gallery, deform
+from streamdeid.obscure.mesh_kernels import blend_region, count_changed, warp_mesh
+from streamdeid.obscure.surrogate_gallery import Gallery, Surrogate, deform
 from streamdeid.types import Region
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ FEATHER = 0.05
 
 FORGET_FRAMES = 150
 """A track's last fit is dropped when its region has not been seen for this many frames."""
+
+FRAGMENT_FRAMES = 50
+"""A new track that begins within this many frames of another track's last sighting, and
+within one face size of where it was, is taken for the same person (the tracker lost them)."""
 
 MIN_FACE_PX = 24
 """Faces smaller than this (region side) are left blurred: a mesh there is guesswork."""
@@ -71,13 +75,12 @@ class SurrogateCounts:
 
 
 @dataclass(slots=True)
-class _Plan:
-    """A surrogate ready to blend into one region once the frame has been blurred."""
+class _Drawn:
+    """A surrogate warped onto one fit, with its opacity and colour transfer: drawn once per
+    fit and moved with the track on the frames in between."""
 
-    x1: int
-    y1: int
-    original: np.ndarray  # (h, w, 3) uint8 copy of the region before blurring
-    face_box: Box  # the face's box in region pixels (the mesh's bounds)
+    x0: int  # where face[0, 0] goes in the frame, for the fit as fitted (not shifted)
+    y0: int
     face: np.ndarray  # (h, w, 3) float32
     alpha: np.ndarray  # (h, w) float32
     gain: np.ndarray  # (3,) float32
@@ -85,10 +88,26 @@ class _Plan:
 
 
 @dataclass(slots=True)
+class _Plan:
+    """A surrogate ready to blend into one region once the frame has been blurred."""
+
+    region: Box
+    original: np.ndarray  # (h, w, 3) uint8 copy of the region before blurring
+    x1: int  # where face[0, 0] goes in the frame (the part of the face inside the region)
+    y1: int
+    face: np.ndarray  # (fh, fw, 3) float32, C-contiguous
+    alpha: np.ndarray  # (fh, fw) float32
+    gain: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass(slots=True)
 class _LastFit:
-    fit: FaceFit
-    centre: tuple[float, float]
+    fit: FaceFit | None  # None: the fit failed; retried on the next detector frame
+    centre: tuple[float, float]  # of the region the fit was made in
+    side: float
     frame: int
+    drawn: _Drawn | None = None
 
 
 @dataclass
@@ -114,6 +133,7 @@ class SurrogateFilter(Filter):
     _fresh: bool = True
     _frame: int = 0
     _fits: dict[int, _LastFit] = field(default_factory=dict)
+    _present: set[int | None] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._blur = BlurFilter(self.blur_fraction, shape=self.shape)
@@ -128,8 +148,9 @@ class SurrogateFilter(Filter):
         pts = np.array([[0, 0], [3, 0], [0, 3]], np.float32)
         face, mask = np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), np.uint8)
         warp_mesh(face, mask, pts, np.zeros((4, 4, 3), np.uint8), pts, tris)
-        one = np.ones(3, np.float32)
-        blend_region(np.zeros((4, 4, 3), np.uint8), 0, 0, face, mask.astype(np.float32), one, one)
+        one, image = np.ones(3, np.float32), np.zeros((4, 4, 3), np.uint8)
+        blend_region(image, 0, 0, face, mask.astype(np.float32), one, one)
+        count_changed(image, image[1:, 1:], CHANGED_LEVEL)
 
     def next_frame(self, detector_ran: bool) -> None:
         """Called once per frame before :meth:`apply`: fit meshes afresh when the detector ran."""
@@ -142,6 +163,7 @@ class SurrogateFilter(Filter):
 
     def apply(self, image: np.ndarray, regions: Sequence[Region]) -> None:
         check_image(image)
+        self._present = {r.track_id for r in regions}
         # Plans are made on the original pixels (fits, colour), before any region is blurred.
         plans = [self._plan(image, box, r.track_id) for box, r in pixel_regions(image, regions)]
         self._blur.apply(image, regions)
@@ -157,12 +179,16 @@ class SurrogateFilter(Filter):
     def _blend_checked(image: np.ndarray, p: _Plan) -> bool:
         """Blend the surrogate into the blurred region; undo it (keep the blur) when the result
         would not count as masked."""
-        h, w = p.alpha.shape
-        crop = image[p.y1 : p.y1 + h, p.x1 : p.x1 + w]
+        x1, y1, x2, y2 = p.region
+        crop = image[y1:y2, x1:x2]
         blurred = crop.copy()
         blend_region(image, p.x1, p.y1, p.face, p.alpha, p.gain, p.bias)
-        fx1, fy1, fx2, fy2 = p.face_box
-        face_now, face_before = crop[fy1:fy2, fx1:fx2], p.original[fy1:fy2, fx1:fx2]
+        fh, fw = p.alpha.shape
+        fx, fy = p.x1 - x1, p.y1 - y1
+        face_now, face_before = (
+            crop[fy : fy + fh, fx : fx + fw],
+            p.original[fy : fy + fh, fx : fx + fw],
+        )
         if min(changed_share(p.original, crop), changed_share(face_before, face_now)) > MIN_CHANGED:
             return True
         crop[...] = blurred
@@ -172,79 +198,123 @@ class SurrogateFilter(Filter):
         if track_id is None:
             self.counts.no_track += 1
             return None
-        fit = self._fit(image, box, track_id)
-        if fit is None:
+        if not self._worth_fitting(track_id):
+            self.counts.too_few_identities += 1
+            return None
+        last = self._fit(image, box, track_id)
+        if last is None or last.fit is None:
             self.counts.no_fit += 1
             return None
         surrogate = self.gallery.surrogate_for(track_id)
         if surrogate is None:
             self.counts.too_few_identities += 1
             return None
-        plan = self._render(
-            image, box, deform(fit.points, surrogate.shape_noise), surrogate.texture
-        )
+        x1, y1, x2, y2 = box
+        dx = round((x1 + x2) / 2 - last.centre[0])
+        dy = round((y1 + y2) / 2 - last.centre[1])
+        if last.drawn is None:
+            last.drawn = self._draw(image, last.fit, surrogate, dx, dy)
+        plan = _place(image, box, last.drawn, dx, dy) if last.drawn is not None else None
         if plan is None:
             self.counts.no_fit += 1
         return plan
 
-    def _fit(self, image: np.ndarray, box: Box, track_id: int) -> FaceFit | None:
-        """A fresh fit on detector frames (added to the gallery), else the last one, moved."""
+    def _worth_fitting(self, track_id: int) -> bool:
+        """False for a track whose gallery entry is complete while no surrogate can be made for
+        it yet: a fit would only be thrown away (the region stays blurred either way)."""
+        return not (
+            self.gallery.complete(track_id) and self.gallery.surrogate_for(track_id) is None
+        )
+
+    def _fit(self, image: np.ndarray, box: Box, track_id: int) -> _LastFit | None:
+        """A fresh fit on detector frames (added to the gallery), else the last one."""
         x1, y1, x2, y2 = box
-        if min(x2 - x1, y2 - y1) < MIN_FACE_PX:
+        side = float(min(x2 - x1, y2 - y1))
+        if side < MIN_FACE_PX:
             return None
-        centre = ((x1 + x2) / 2, (y1 + y2) / 2)
         last = self._fits.get(track_id)
         if last is not None and not self._fresh:
             last.frame = self._frame
-            return last.fit.shifted(centre[0] - last.centre[0], centre[1] - last.centre[1])
+            return last
         if self.fitter is None:
             self.fitter = LandmarkFitter()
         fit = self.fitter.fit(image, box)
-        if fit is None:
-            self._fits.pop(track_id, None)
-            return None
-        self._fits[track_id] = _LastFit(fit, centre, self._frame)
-        self.gallery.add(track_id, image, fit)
-        return fit
+        centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+        self._fits[track_id] = _LastFit(fit, centre, side, self._frame)
+        if fit is not None:
+            same_as = None if last is not None else self._broken_off(track_id, centre, side)
+            self.gallery.add(track_id, image, fit, same_as)
+        return self._fits[track_id]
 
-    def _render(
-        self, image: np.ndarray, box: Box, points: np.ndarray, texture: np.ndarray
-    ) -> _Plan | None:
-        """Warp the surrogate onto ``points`` inside ``box``, with alpha and colour transfer."""
+    def _broken_off(self, track_id: int, centre: tuple[float, float], side: float) -> int | None:
+        """The track that ended where and shortly before ``track_id`` began, if any."""
+        best, best_d = None, side
+        for other, last in self._fits.items():
+            if other == track_id or other in self._present:
+                continue
+            if self._frame - last.frame > FRAGMENT_FRAMES:
+                continue
+            d = float(np.hypot(centre[0] - last.centre[0], centre[1] - last.centre[1]))
+            if d <= max(best_d, last.side):
+                best, best_d = other, d
+        return best
+
+    def _draw(
+        self, image: np.ndarray, fit: FaceFit, surrogate: Surrogate, dx: int, dy: int
+    ) -> _Drawn | None:
+        """Warp the surrogate onto ``fit``, feather it, and match its colour to the face
+        (which is ``dx, dy`` away from where it was fitted on this frame)."""
         mesh = self.gallery.mesh
         if mesh is None:
             return None
-        x1, y1, x2, y2 = box
-        h, w = y2 - y1, x2 - x1
+        points = deform(fit.points, surrogate.shape_noise)
+        x0, y0 = (int(v) for v in np.floor(points.min(axis=0)))
+        x1, y1 = (int(v) + 2 for v in np.ceil(points.max(axis=0)))
+        h, w = y1 - y0, x1 - x0
         face = np.zeros((h, w, 3), np.float32)
         mask = np.zeros((h, w), np.uint8)
-        local = (points - np.float32([x1, y1])).astype(np.float32)
-        warp_mesh(face, mask, local, texture, mesh.points, mesh.tris)
+        local = (points - np.float32([x0, y0])).astype(np.float32)
+        warp_mesh(face, mask, local, surrogate.texture, mesh.points, mesh.tris)
         alpha = feathered(mask, max(1, round(FEATHER * min(h, w))))
-        inside = (alpha > 0).view(np.uint8)
+        # Colour statistics of the face where it is now, inside the frame.
+        ih, iw = image.shape[:2]
+        cx0, cy0 = max(x0 + dx, 0), max(y0 + dy, 0)
+        cx1, cy1 = min(x1 + dx, iw), min(y1 + dy, ih)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return None
+        sub = (slice(cy0 - y0 - dy, cy1 - y0 - dy), slice(cx0 - x0 - dx, cx1 - x0 - dx))
+        inside = (alpha[sub] > 0).view(np.uint8)
         if not inside.any():
             return None
-        original = image[y1:y2, x1:x2].copy()
-        gain, bias = colour_transfer(face, original, inside)
-        lo = np.clip(np.floor(local.min(axis=0)), 0, [w - 1, h - 1]).astype(int)
-        hi = np.clip(np.ceil(local.max(axis=0)), lo + 1, [w, h]).astype(int)
-        face_box = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
-        return _Plan(x1, y1, original, face_box, face, alpha, gain, bias)
+        gain, bias = colour_transfer(face[sub], image[cy0:cy1, cx0:cx1], inside)
+        return _Drawn(x0, y0, face, alpha, gain, bias)
+
+
+def _place(image: np.ndarray, box: Box, drawn: _Drawn, dx: int, dy: int) -> _Plan | None:
+    """The part of ``drawn``, moved by ``dx, dy``, that lies inside the region ``box``."""
+    x1, y1, x2, y2 = box
+    h, w = drawn.alpha.shape
+    ox, oy = drawn.x0 + dx, drawn.y0 + dy
+    ix1, iy1, ix2, iy2 = max(x1, ox), max(y1, oy), min(x2, ox + w), min(y2, oy + h)
+    if ix2 <= ix1 or iy2 <= iy1:
+        return None
+    sub = (slice(iy1 - oy, iy2 - oy), slice(ix1 - ox, ix2 - ox))
+    face = np.ascontiguousarray(drawn.face[sub])
+    alpha = np.ascontiguousarray(drawn.alpha[sub])
+    original = image[y1:y2, x1:x2].copy()
+    return _Plan(box, original, ix1, iy1, face, alpha, drawn.gain, drawn.bias)
 
 
 def changed_share(before: np.ndarray, after: np.ndarray, level: int = CHANGED_LEVEL) -> float:
     """Share of pixels whose grey level (mean of B, G, R) moved by more than ``level``."""
-    if before.size == 0:
-        return 1.0
-    a = before.astype(np.int16).sum(axis=2)
-    b = after.astype(np.int16).sum(axis=2)
-    return float((np.abs(a - b) > 3 * level).mean())
+    pixels = before.shape[0] * before.shape[1]
+    return count_changed(before, after, level) / pixels if pixels else 1.0
 
 
 def feathered(mask: np.ndarray, width: int) -> np.ndarray:
     """Opacity from a coverage mask that is 1 deep inside and falls to 0 ``width`` px inside
     the mask's edge, so the blend never reaches a pixel the mesh does not cover."""
-    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    kernel = np.ones((2 * width + 3, 2 * width + 3), np.uint8)  # w + 1 in: the blur spreads w
     inner = cv2.erode(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     soft = cv2.blur(inner, (2 * width + 1, 2 * width + 1), borderType=cv2.BORDER_CONSTANT)
     alpha = soft.astype(np.float32) * (1 / 255)

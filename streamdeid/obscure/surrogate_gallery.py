@@ -48,6 +48,13 @@ TEXTURE_SIZE = 64
 MAX_SAMPLES = 5
 """Fits of one track averaged into its texture (steadier than one frame, still one person)."""
 
+MIN_SAMPLES = 3
+"""Fits (on detector frames) before a track counts as an identity: a false detection on
+background texture that the face mesh accepts once rarely passes three times."""
+
+MIN_PRESENCE = 0.9
+"""Fits less sure than this are drawn on but not added to the gallery."""
+
 MAX_ENTRIES = 256
 """Tracks kept per run; later tracks are still masked, they only stop adding to the gallery."""
 
@@ -137,10 +144,22 @@ class Gallery:
     @property
     def identities(self) -> int:
         """Distinct identities seen so far (tracks that are not aliases of another)."""
-        return sum(1 for e in self._entries.values() if e.alias_of is None)
+        return sum(1 for e in self._entries.values() if self._counts(e))
 
-    def add(self, track_id: int, image: np.ndarray, fit: FaceFit) -> None:
-        """Add one fitted face of ``track_id`` (its first :data:`MAX_SAMPLES` fits count)."""
+    @staticmethod
+    def _counts(entry: _Entry) -> bool:
+        return entry.alias_of is None and entry.samples >= MIN_SAMPLES
+
+    def add(
+        self, track_id: int, image: np.ndarray, fit: FaceFit, same_as: int | None = None
+    ) -> None:
+        """Add one fitted face of ``track_id`` (its first :data:`MAX_SAMPLES` fits count).
+
+        ``same_as``: a track the caller takes for the same person (a track that broke off where
+        and when this one began); the new track is then an alias of it.
+        """
+        if fit.presence < MIN_PRESENCE:
+            return
         if self.mesh is None:
             self.mesh = Mesh.from_fit(fit.points)
         entry = self._entries.get(track_id)
@@ -151,7 +170,9 @@ class Gallery:
         texture = self.aligned(image, fit.points)
         if entry is None:
             entry = _Entry(track_id, texture, self.descriptor(texture))
-            entry.alias_of = self._alias_of(entry)
+            entry.alias_of = self._root(same_as) if same_as in self._entries else None
+            if entry.alias_of is None:
+                entry.alias_of = self._alias_of(entry)
             self._entries[track_id] = entry
             if entry.alias_of is not None:
                 log.debug(
@@ -161,6 +182,11 @@ class Gallery:
             entry.texture_sum += texture
             entry.samples += 1
             entry.descriptor = self.descriptor(entry.texture)
+
+    def complete(self, track_id: int) -> bool:
+        """Whether the track's entry has all the samples it will take."""
+        entry = self._entries.get(track_id)
+        return entry is not None and entry.samples >= MAX_SAMPLES
 
     def texture_of(self, track_id: int) -> np.ndarray | None:
         """The track's aligned mean face (float32), for in-memory checks; never written."""
@@ -202,6 +228,12 @@ class Gallery:
                 return other.track_id
         return None
 
+    def _root(self, track_id: int | None) -> int | None:
+        entry = self._entries.get(track_id) if track_id is not None else None
+        if entry is None:
+            return None
+        return entry.alias_of if entry.alias_of is not None else entry.track_id
+
     @staticmethod
     def _likeness(a: _Entry, b: _Entry) -> float:
         return float(a.descriptor @ b.descriptor)
@@ -227,7 +259,7 @@ class Gallery:
         root = target.alias_of if target.alias_of is not None else target.track_id
         scored = []
         for e in self._entries.values():
-            if e.alias_of is not None or e.track_id == root:
+            if not self._counts(e) or e.track_id == root:
                 continue
             likeness = self._likeness(target, e)
             if likeness <= ALIAS_CORRELATION:

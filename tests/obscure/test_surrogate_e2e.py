@@ -33,7 +33,9 @@ def test_cli_run_surrogate_covers_every_face(crowd_clip, tmp_path: Path) -> None
     assert unmasked(source, masked, gt) == []
     counts = json.loads(stats_path.read_text())["surrogate"]
     assert counts["surrogate"] > 0  # real surrogates were drawn, not only blur
-    assert counts["blurred"] == sum(v for k, v in counts.items() if k not in ("surrogate", "blurred"))
+    assert counts["blurred"] == sum(
+        v for k, v in counts.items() if k not in ("surrogate", "blurred")
+    )
 
 
 @pytest.mark.slow
