@@ -8,14 +8,13 @@ the installed ``mediapipe`` package, like the BlazeFace models of
 Model contract (MediaPipe's face_landmark graph): input (1, 192, 192, 3) float32 RGB in [0, 1],
 a square crop around the face with ~25% margin on each side; outputs 468 (x, y, z) points in
 crop pixels and one face-presence logit. The crop here is upright (MediaPipe rotates it by the
-eye line first): faces tilted by more than ~30° fit worse or fail the presence score, and a
-failed fit only means the region stays blurred.
+eye line first): strongly tilted faces fit worse or fail the presence score (not measured),
+and a failed fit only means the region stays blurred.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from streamdeid.detect.native_logs import quiet_native_logs, stderr_silenced
+from streamdeid.detect.litert import load_interpreter
 from streamdeid.errors import DetectorError
 
 log = logging.getLogger(__name__)
@@ -73,19 +72,7 @@ class LandmarkFitter:
 
     def _load(self, threads: int) -> Any:
         path = model_path()
-        if not path.exists():
-            raise DetectorError(f"face mesh model not found: expected {path} (mediapipe==0.10.14)")
-        from ai_edge_litert.interpreter import Interpreter
-
-        quiet_native_logs()
-        try:
-            with stderr_silenced():
-                interpreter = Interpreter(model_path=os.fspath(path), num_threads=threads)
-                interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as e:
-            raise DetectorError(f"cannot load face mesh model {path.name}: {e}") from e
-        inp = interpreter.get_input_details()[0]
-        outs = sorted(interpreter.get_output_details(), key=lambda o: -int(o["shape"][-1]))
+        interpreter, inp, outs = load_interpreter(path, threads, "face mesh")
         found = (tuple(inp["shape"]), tuple(outs[0]["shape"]))
         expected = ((1, INPUT_SIZE, INPUT_SIZE, 3), (1, 1, 1, N_POINTS * 3))
         if found != expected:

@@ -3,10 +3,13 @@
 **Identity = track.** A recording has no names, so each track of the same recording (camera)
 stands for one person. That is an approximation both ways: one person lost and found again gets
 a second track, and two people can swap tracks in a crowd. The first case is the dangerous one
-(the "k identities" would hold the same face twice, or the target's own face), so a new track
-whose aligned face correlates with an existing entry above :data:`ALIAS_CORRELATION` is an
-*alias*: it is never counted as another identity and never contributes, and every entry that
-close to a target is kept out of that target's surrogate.
+(the "k identities" would hold the same face twice, or the target's own face), so a track is
+not a new identity when the caller says it began where another broke off (``same_as``), or when
+its aligned face correlates with a kept one above :data:`ALIAS_CORRELATION` (that check
+recognises a person tracked twice in the same scene and light, not a person in general: see
+:meth:`Gallery.descriptor`), and entries that close to a target never go into its surrogate. A
+track counts only after :data:`MIN_SAMPLES` sure fits, so a false detection the mesh accepts
+once is not an identity.
 
 **Privacy.** Textures are faces: they live in this object only, are never written, logged or
 returned by the filter, and go when the run ends. A surrogate is the mean of ``k`` distinct

@@ -25,7 +25,8 @@ PASS = b"correct horse battery staple"
 def test_cli_run_surrogate_covers_every_face(crowd_clip, tmp_path: Path) -> None:
     clip, gt = crowd_clip
     out, stats_path = tmp_path / "out.mp4", tmp_path / "stats.json"
-    argv = ["run", str(clip), "-o", str(out), "--method", "surrogate", "--no-progress"]
+    argv = ["run", str(clip), "-o", str(out), "--method", "surrogate", "--surrogate-k", "5"]
+    argv += ["--no-progress"]
     assert main([*argv, "--stats", str(stats_path)]) == 0
     source, masked = decode_frames(clip), decode_frames(out)
     assert len(masked) == len(source) == len(gt)
