@@ -71,3 +71,14 @@ def test_reversible_surrogate_restores_the_originals(crowd_clip, tmp_path: Path)
             np.testing.assert_array_equal(frame.image[y1:y2, x1:x2], source[i][y1:y2, x1:x2])
             checked += 1
     assert checked >= 8 * len(source)
+
+
+@pytest.mark.slow
+def test_live_surrogate_covers_every_face(crowd_clip, tmp_path: Path) -> None:
+    # `streamdeid live` builds its obscure stage from the same config: a file as a camera.
+    clip, gt = crowd_clip
+    out = tmp_path / "live.mkv"
+    assert main(["live", str(clip), "-o", str(out), "--method", "surrogate"]) == 0
+    source, masked = decode_frames(clip), decode_frames(out)
+    assert len(masked) == len(source)
+    assert unmasked(source, masked, gt) == []
