@@ -241,10 +241,9 @@ def _anonymize_image(
     frame = read_image(src, keep_exif=config.pipeline.keep_exif)
     detector = factory()
     writer = open_sidecar(dst, config) if config.reversible.enabled else None
+    filter_ = make_obscure_filter(config)
     try:
-        packet = anonymize_frame(
-            frame, detector, make_tracker(config), make_obscure_filter(config), config, writer
-        )
+        packet = anonymize_frame(frame, detector, make_tracker(config), filter_, config, writer)
     finally:
         detector.close()
         if writer is not None:
@@ -262,6 +261,7 @@ def _anonymize_image(
         detection_failures=int(packet.detection_failed),
         seconds=seconds,
         fps=1 / seconds if seconds else 0.0,
+        surrogate=surrogate_counts(filter_),  # a photo has no gallery: blurred, and counted
     )
 
 

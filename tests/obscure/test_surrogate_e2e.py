@@ -82,3 +82,18 @@ def test_live_surrogate_covers_every_face(crowd_clip, tmp_path: Path) -> None:
     source, masked = decode_frames(clip), decode_frames(out)
     assert len(masked) == len(source)
     assert unmasked(source, masked, gt) == []
+
+
+def test_a_photo_has_no_gallery_so_it_is_blurred_and_counted(tmp_path: Path) -> None:
+    import cv2
+
+    from streamdeid.testing.sprites import load_sample_faces
+
+    sprite = load_sample_faces()[0]
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    cv2.imwrite(str(src), sprite.image)
+    stats = anonymize_file(src, dst, Config().override({"obscure.method": "surrogate"}))
+    assert stats.surrogate is not None and stats.surrogate["surrogate"] == 0
+    assert stats.surrogate["blurred"] == stats.regions >= 1
+    box = sprite.face_xyxy
+    assert unmasked([sprite.image], [cv2.imread(str(dst))], [{"boxes": [box]}]) == []
