@@ -44,10 +44,6 @@ class FaceFit:
     points: np.ndarray  # (468, 2) float32, frame pixels
     presence: float
 
-    def shifted(self, dx: float, dy: float) -> FaceFit:
-        """The same fit moved by ``(dx, dy)``: how a fit is carried to frames without one."""
-        return FaceFit(self.points + np.float32([dx, dy]), self.presence)
-
 
 def model_path() -> Path:
     """``face_landmark.tflite`` inside the installed mediapipe package."""

@@ -172,6 +172,19 @@ def test_same_track_keeps_its_surrogate_as_the_gallery_grows(fitter) -> None:
     assert all(t not in s.identities for t, s in chosen.items())
 
 
+def test_a_track_that_takes_over_where_another_broke_off_is_not_a_new_identity(fitter) -> None:
+    image, regions = face_row(7)
+    filt = make(fitter=fitter)
+    run(filt, image, regions, frames=3)
+    assert filt.gallery.identities == 7
+    # The tracker loses person 1 and finds them again, same place, as track 100.
+    regions[0] = Region(regions[0].xyxy, track_id=100)
+    run(filt, image, regions, frames=4)
+    assert filt.gallery.identities == 7
+    surrogate = filt.gallery.surrogate_for(100)
+    assert surrogate is not None and 1 not in surrogate.identities
+
+
 def test_epsilon_adds_noise_fixed_per_track(fitter) -> None:
     image, regions = face_row(6)
     plain, noisy = make(fitter=fitter), make(fitter=fitter, epsilon=1.0)
