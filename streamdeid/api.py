@@ -36,6 +36,7 @@ from streamdeid.io.sink import VideoSink, check_output_writable
 from streamdeid.io.source import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FileSource, is_image_path
 from streamdeid.media import DEFAULT_FRAME_RATE
 from streamdeid.obscure.filters import Filter
+from streamdeid.obscure.surrogate import surrogate_counts, surrogate_summary
 from streamdeid.pipeline.runner import Pipeline
 from streamdeid.pipeline.stage import Stage
 from streamdeid.pipeline.stages import (
@@ -75,6 +76,8 @@ class RunStats:
     clock_restarts: int = 0
     damaged_frames: int = 0
     repairs: list[str] = field(default_factory=list)
+    # method surrogate only: regions that got a surrogate face, and those left blurred, by why.
+    surrogate: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -87,6 +90,8 @@ class RunStats:
         )
         if self.repairs:
             line += "\n  input repaired: " + "; ".join(self.repairs)
+        if self.surrogate is not None:
+            line += "\n  " + surrogate_summary(self.surrogate)
         return line
 
 
@@ -216,6 +221,7 @@ def _fill_video_stats(
     stats.clock_restarts = source.clock.jumps
     stats.damaged_frames = source.damaged_frames
     stats.repairs = source.repairs()
+    stats.surrogate = surrogate_counts(built.obscure.filter)
     stats.stage_seconds = {"decode": round(pipeline.source_busy_s, 3)} | {
         s.name: round(s.busy_s, 3) for s in pipeline.stages
     }
@@ -235,10 +241,9 @@ def _anonymize_image(
     frame = read_image(src, keep_exif=config.pipeline.keep_exif)
     detector = factory()
     writer = open_sidecar(dst, config) if config.reversible.enabled else None
+    filter_ = make_obscure_filter(config)
     try:
-        packet = anonymize_frame(
-            frame, detector, make_tracker(config), make_obscure_filter(config), config, writer
-        )
+        packet = anonymize_frame(frame, detector, make_tracker(config), filter_, config, writer)
     finally:
         detector.close()
         if writer is not None:
@@ -256,6 +261,7 @@ def _anonymize_image(
         detection_failures=int(packet.detection_failed),
         seconds=seconds,
         fps=1 / seconds if seconds else 0.0,
+        surrogate=surrogate_counts(filter_),  # a photo has no gallery: blurred, and counted
     )
 
 

@@ -93,6 +93,15 @@ def make_tracker(config: Config) -> IoUTracker:
 
 def make_obscure_filter(config: Config) -> Filter:
     o = config.obscure
+    if o.method == "surrogate":
+        from streamdeid.obscure.surrogate import SurrogateFilter
+
+        return SurrogateFilter(
+            k=o.surrogate_k,
+            epsilon=o.surrogate_epsilon,
+            blur_fraction=o.blur_fraction,
+            shape=o.shape,
+        )
     params: dict[str, object] = {"shape": o.shape}
     if o.method == "blur":
         params["blur_fraction"] = o.blur_fraction

@@ -101,8 +101,11 @@ class TrackerConfig(StrictModel):
 
 
 class ObscureConfig(StrictModel):
-    method: Literal["blur", "pixelate", "solid"] = Field(
-        default="blur", description="How face regions are obscured."
+    method: Literal["blur", "pixelate", "solid", "surrogate"] = Field(
+        default="blur",
+        description="How face regions are obscured. surrogate: blur the region, then draw the "
+        "landmark-aligned mean face of surrogate_k other people of the same recording over the "
+        "face (keeps pose and expression; blur until that many have been seen).",
     )
     shape: Literal["box", "ellipse"] = Field(
         default="box", description="Mask shape inside each padded region."
@@ -130,6 +133,20 @@ class ObscureConfig(StrictModel):
         default=6, ge=1, le=64, description="Pixelate: number of mosaic blocks across a region."
     )
     color: tuple[int, int, int] = Field(default=(0, 0, 0), description="Solid fill colour, BGR.")
+    surrogate_k: int = Field(
+        default=5,
+        ge=2,
+        le=64,
+        description="Surrogate: identities (tracks) averaged into each surrogate face. At least 2, "
+        "since a mean of one face is that face; 5 by default, so no one contributor dominates.",
+    )
+    surrogate_epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=100.0,
+        description="Surrogate: noise dial, smaller = more Laplace noise on the surrogate's "
+        "texture and on the target's landmark shape; null = none. Not differential privacy.",
+    )
 
     @model_validator(mode="after")
     def _check_color(self) -> ObscureConfig:

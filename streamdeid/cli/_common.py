@@ -107,6 +107,8 @@ def setup_logging(args: argparse.Namespace) -> None:
 _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "method": ("obscure.method",),
     "shape": ("obscure.shape",),
+    "surrogate_k": ("obscure.surrogate_k",),
+    "surrogate_epsilon": ("obscure.surrogate_epsilon",),
     "mask_scale": ("obscure.mask_scale",),
     "detect_every": ("pipeline.detect_every",),
     "confidence": ("detector.backends.confidence",),  # config.CONFIDENCE_OF_BACKENDS

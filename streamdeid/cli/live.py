@@ -143,7 +143,9 @@ def _add_input_output(p: argparse.ArgumentParser) -> None:
 
 def _add_masking(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("masking")
-    g.add_argument("--method", choices=["blur", "pixelate", "solid"], help="default blur")
+    g.add_argument(
+        "--method", choices=["blur", "pixelate", "solid", "surrogate"], help="default blur"
+    )
     g.add_argument(
         "--detect-every",
         type=positive_int,

@@ -76,8 +76,24 @@ def _add_masking(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("masking")
     g.add_argument(
         "--method",
-        choices=["blur", "pixelate", "solid"],
-        help="how faces are obscured (default: blur, strength grows with face size)",
+        choices=["blur", "pixelate", "solid", "surrogate"],
+        help="how faces are obscured (default: blur, strength grows with face size; surrogate: "
+        "blur, then the mean face of --surrogate-k other people of the video drawn over the "
+        "face, keeping pose and expression)",
+    )
+    g.add_argument(
+        "--surrogate-k",
+        type=positive_int,
+        metavar="K",
+        help="surrogate: people averaged into each face, >= 2 (default 5); until K others "
+        "have been seen a face stays blurred",
+    )
+    g.add_argument(
+        "--surrogate-epsilon",
+        type=float,
+        metavar="E",
+        help="surrogate: noise dial, smaller = more noise on the face's texture and shape "
+        "(default: none; not differential privacy)",
     )
     g.add_argument("--shape", choices=["box", "ellipse"], help="mask shape (default: box)")
     g.add_argument(

@@ -14,7 +14,6 @@ scores (1, A, 1) for A anchors; box = anchor centre + regressor / S.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 
 from streamdeid.detect.base import check_threads
-from streamdeid.detect.native_logs import quiet_native_logs, stderr_silenced
+from streamdeid.detect.litert import load_interpreter
 from streamdeid.detect.tiled import TiledDetector
 from streamdeid.detect.tiling import weighted_nms
 from streamdeid.errors import DetectorError
@@ -99,21 +98,7 @@ class BlazeFaceDetector(TiledDetector):
 
     def _load(self, threads: int) -> Any:
         path = model_dir() / self.spec.file
-        if not path.exists():
-            raise DetectorError(f"BlazeFace model not found: expected {path} (mediapipe==0.10.14)")
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as e:  # pragma: no cover - required dependency
-            raise DetectorError(f"ai-edge-litert is not installed: {e}") from e
-        quiet_native_logs()
-        try:
-            with stderr_silenced():
-                interpreter = Interpreter(model_path=os.fspath(path), num_threads=threads)
-                interpreter.allocate_tensors()
-        except (RuntimeError, ValueError) as e:
-            raise DetectorError(f"cannot load BlazeFace model {path.name}: {e}") from e
-        inp = interpreter.get_input_details()[0]
-        outs = sorted(interpreter.get_output_details(), key=lambda o: -int(o["shape"][-1]))
+        interpreter, inp, outs = load_interpreter(path, threads, "BlazeFace")
         self._input_index = inp["index"]
         self._regressor_index, self._score_index = outs[0]["index"], outs[1]["index"]
         n = len(self._anchors)

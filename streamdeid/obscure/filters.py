@@ -38,7 +38,9 @@ __all__ = [
     "PixelateFilter",
     "Shape",
     "SolidFilter",
+    "check_image",
     "make_filter",
+    "pixel_regions",
     "warm_up",
 ]
 
@@ -97,7 +99,7 @@ def _check_color(name: str, value: object) -> BGR:
     raise ValueError(f"{name} must be 3 integers in 0..255 (B, G, R), but got {value!r}")
 
 
-def _check_image(image: object) -> None:
+def check_image(image: object) -> None:
     """Reject images the kernels cannot write in place, instead of silently copying them."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a np.ndarray, but got {type(image).__name__}")
@@ -112,10 +114,10 @@ def _check_image(image: object) -> None:
         )
 
 
-def _pixel_boxes(
+def pixel_regions(
     image: np.ndarray, regions: Sequence[Region]
-) -> Iterator[tuple[int, int, int, int]]:
-    """Yield each region as plain ints, clipped to the image.
+) -> Iterator[tuple[tuple[int, int, int, int], Region]]:
+    """Yield each region's box as plain ints, clipped to the image, with the region.
 
     Regions should already be clipped; clipping again is cheap and keeps a stale box (for example
     one from a frame of another size) from reaching a kernel that does no bounds checking.
@@ -128,7 +130,7 @@ def _pixel_boxes(
         if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
             log.debug("region %s clipped to frame %dx%d", region.xyxy, width, height)
         if cx2 > cx1 and cy2 > cy1:
-            yield cx1, cy1, cx2, cy2
+            yield (cx1, cy1, cx2, cy2), region
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,6 +154,16 @@ class Filter(ABC):
             ValueError: If ``image`` cannot be modified in place as a BGR uint8 frame.
         """
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Load models and compile kernels now, on the stage's thread, not on the first face."""
+
+    def next_frame(self, detector_ran: bool) -> None:  # noqa: B027 - optional hook
+        """Called by the obscure stage before each frame's :meth:`apply`.
+
+        The box filters keep no state between frames and ignore it; the surrogate filter fits
+        face meshes afresh only on frames where the detector ran (``detector_ran``).
+        """
+
 
 class _BoxFilter(Filter):
     """Shared loop: validate the frame once, then obscure the regions one by one."""
@@ -161,8 +173,8 @@ class _BoxFilter(Filter):
         self.shape: Shape = shape
 
     def apply(self, image: np.ndarray, regions: Sequence[Region]) -> None:
-        _check_image(image)
-        for x1, y1, x2, y2 in _pixel_boxes(image, regions):
+        check_image(image)
+        for (x1, y1, x2, y2), _ in pixel_regions(image, regions):
             self._obscure(image, x1, y1, x2, y2)
 
     @abstractmethod

@@ -201,8 +201,10 @@ class ObscureStage(Stage):
     def setup(self) -> None:
         # JIT-load the kernels while the detector loads its model, not on the first face.
         warm_up()
+        self.filter.prepare()
 
     def process(self, packet: FramePacket) -> FramePacket:
+        self.filter.next_frame(packet.detections is not None)
         if packet.regions:
             self.filter.apply(packet.frame.image, packet.regions)
         return packet
