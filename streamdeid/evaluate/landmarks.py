@@ -42,6 +42,11 @@ def _import_models() -> tuple[Any, Any]:
     return dlib, face_recognition_models
 
 
+def check_available() -> None:
+    """Raise :class:`MissingExtraError` now, before any long work, when dlib is missing."""
+    _import_models()
+
+
 class LandmarkPredictor:
     """dlib's 68-point shape predictor (from ``face_recognition_models``) on given face boxes.
 
