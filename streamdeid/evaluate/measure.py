@@ -9,6 +9,8 @@ Per original face: its height, whether the independent detector finds it again i
 
 * embeddings (``embedder``): of every original face (the gallery) and of the output face the
   detector found over it (the probe). Only faces a detector found are embedded (EVALUATION.md).
+  People are clustered from the gallery, unless every face came with a known ``label`` (an
+  identity set such as dlib's "johns", where folder names say who is who).
 * landmarks (``predictor``): on faces found in both, in the original's box on both pictures.
 """
 
@@ -39,6 +41,7 @@ class FaceLedger:
     probes: list[np.ndarray] = field(default_factory=list)  # output embeddings, per frame
     probe_faces: list[int] = field(default_factory=list)  # original face index of each probe
     displacements: list[float] = field(default_factory=list)
+    labels: list[int | None] = field(default_factory=list)  # known identity per face, if any
 
     def record(
         self,
@@ -47,12 +50,15 @@ class FaceLedger:
         output: np.ndarray,
         found: np.ndarray,
         scale: np.ndarray,
+        label: int | None = None,
     ) -> None:
         """One original frame's faces ``boxes`` against the boxes ``found`` in the paired
-        ``output`` frame (``found`` already scaled to original pixels by ``scale``)."""
+        ``output`` frame (``found`` already scaled to original pixels by ``scale``); ``label``
+        is the known identity of every face of this picture, if known."""
         match = best_match(boxes, found)
         first = len(self.heights)
         self.heights.extend((boxes[:, 3] - boxes[:, 1]).tolist())
+        self.labels.extend([label] * len(boxes))
         self.detectable.extend((match >= 0).tolist())
         hits = np.flatnonzero(match >= 0)
         if self.embedder is not None:
@@ -91,7 +97,8 @@ class FaceLedger:
         from streamdeid.evaluate.reid import EMBEDDING_DIM, rank1, reidentified
 
         gallery = np.concatenate(self.gallery) if self.gallery else np.zeros((0, EMBEDDING_DIM))
-        identities = embedder.cluster(gallery)
+        known = bool(self.labels) and all(v is not None for v in self.labels)
+        identities = np.asarray(self.labels, np.int64) if known else embedder.cluster(gallery)
         report.identities = len(set(identities.tolist()))
         report.utility.reid = True
         report.utility.identities = report.identities
