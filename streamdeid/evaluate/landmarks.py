@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdeid.errors import MissingExtraError
+from streamdeid.evaluate.reid import import_face_models
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,9 @@ POINTS = 68
 OUTER_EYE_CORNERS = (36, 45)  # 0-based indices in the 68-point (iBUG 300-W) layout
 MIN_INTEROCULAR_PX = 2.0  # below this the normalisation is meaningless: the face is skipped
 
-INSTALL_HINT = "pip install 'streamdeid[eval]'"
-
 
 def _import_models() -> tuple[Any, Any]:
-    try:
-        import dlib
-        import face_recognition_models
-    except ImportError as e:
-        raise MissingExtraError(
-            f"the landmark check needs dlib and its 68-point model ({e.name or e}): install "
-            f"them with {INSTALL_HINT}, or leave out --utility"
-        ) from e
-    return dlib, face_recognition_models
+    return import_face_models("the landmark check (--utility)", "leave out --utility")
 
 
 def check_available() -> None:

@@ -26,21 +26,25 @@ EMBEDDING_DIM = 128
 INSTALL_HINT = "pip install 'streamdeid[eval]'"
 
 
-def _import_dlib() -> tuple[Any, Any]:
+def import_face_models(
+    needed_for: str = "the re-identification check", otherwise: str = "pass --no-reid"
+) -> tuple[Any, Any]:
+    """dlib and face_recognition_models, or a :class:`MissingExtraError` naming the extra, what
+    needed them and how to do without (the landmark check shares this)."""
     try:
         import dlib
         import face_recognition_models
     except ImportError as e:
         raise MissingExtraError(
-            f"the re-identification check needs dlib and its face models ({e.name or e}): "
-            f"install them with {INSTALL_HINT}, or pass --no-reid"
+            f"{needed_for} needs dlib and its face models ({e.name or e}): "
+            f"install them with {INSTALL_HINT}, or {otherwise}"
         ) from e
     return dlib, face_recognition_models
 
 
 def check_available() -> None:
     """Raise :class:`MissingExtraError` now, before any long work, when dlib is missing."""
-    _import_dlib()
+    import_face_models()
 
 
 class FaceEmbedder:
@@ -55,7 +59,7 @@ class FaceEmbedder:
     """
 
     def __init__(self) -> None:
-        dlib, models = _import_dlib()
+        dlib, models = import_face_models()
         self._dlib = dlib
         self._shape = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
         self._net = dlib.face_recognition_model_v1(models.face_recognition_model_location())

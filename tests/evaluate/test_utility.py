@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,15 @@ def test_labelled_people_are_identified_by_folder_name(shared_data: Path) -> Non
     assert report.identities == 5  # the labels, not clusters
     assert report.all.faces >= 12
     assert report.utility.rank1 == report.utility.probes == report.all.faces
+
+
+def test_utility_without_dlib_fails_first_and_names_the_extra(
+    monkeypatch, synthetic, capsys
+) -> None:
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    clip, _ = synthetic
+    args = ["eval", "video", str(clip), str(clip), "--no-reid", "--utility", "--no-progress"]
+    assert main([*args, "--detector", "centerface"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "pip install 'streamdeid[eval]'" in err and "leave out --utility" in err
