@@ -51,7 +51,7 @@ class UtilityFigures:
     landmarks: bool = False
     probes: int = 0  # faces found again in the output and embedded
     rank1: int = 0  # of those, nearest original face is their own person
-    identities: int = 0  # k: people among whom they were identified
+    identities: int = 0  # k: people among whom they were identified (0 in totals over files)
     displacements: list[float] = field(default_factory=list)  # one per face found in both
 
     @property
@@ -75,12 +75,12 @@ class UtilityFigures:
         return float(np.median(d)) if len(d) else math.nan
 
     def add(self, other: UtilityFigures) -> None:
-        """Totals over files: counts add up, k is the sum of each file's people."""
+        """Totals over files: counts add up; k stays 0, as each file's faces were identified
+        among that file's people only, so no single chance level applies to the total."""
         self.reid = self.reid and other.reid
         self.landmarks = self.landmarks and other.landmarks
         self.probes += other.probes
         self.rank1 += other.rank1
-        self.identities += other.identities
         self.displacements.extend(other.displacements)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +90,7 @@ class UtilityFigures:
                 "faces_found_again": self.probes,
                 "identified": self.rank1,
                 "share": _round(self.rank1_share),
-                "identities": self.identities,
+                "identities": self.identities or None,
                 "chance": _round(self.chance),
             }
         if self.landmarks:
