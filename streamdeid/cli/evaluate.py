@@ -36,6 +36,10 @@ examples:
       every video of a folder against the file of the same name in the other
   streamdeid eval run lobby.mp4 --config cctv
       anonymize to a temporary file, then run the video check on it
+  streamdeid eval run lobby.mp4 --utility
+      also what the output keeps: share of faces an independent detector still finds (for
+      blur/pixelate/solid low is good; for a replacement face high), rank-1 identification
+      among the people of the clip, and how far dlib's 68 landmarks moved
 """
 
 
@@ -89,8 +93,9 @@ def _register_video(modes: Subparsers) -> None:
         "detectable when the detector finds a face at the same place (IoU >= 0.3) in the "
         "ANONYMIZED frame with the same timestamp. With dlib (pip install 'streamdeid[eval]') "
         "the faces found in the output are also re-identified against identities clustered "
-        "from the original faces. Two folders: every video is paired with the file of the "
-        "same name.",
+        "from the original faces, and --utility adds what the output keeps (faces found again, "
+        "rank-1 identification, landmark displacement). Two folders: every video is paired "
+        "with the file of the same name.",
     )
     vi.add_argument("original", metavar="ORIGINAL", help="original video, or a folder of them")
     vi.add_argument("anonymized", metavar="ANONYMIZED", help="anonymized video, or a folder")
@@ -99,7 +104,8 @@ def _register_video(modes: Subparsers) -> None:
         "--config",
         metavar="FILE",
         help="config the output was made with: --detector centerface/blazeface warns when it "
-        "ran the same detector (default: built-in config; the default --detector dlib is "
+        "ran the same detector, and --utility names the published figure for its "
+        "obscure.method (default: built-in config; the default --detector dlib is "
         "independent of every config)",
     )
     _add_check_options(vi)
@@ -160,6 +166,14 @@ def _add_check_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="re-identification check with dlib (default: on; needs streamdeid[eval])",
+    )
+    p.add_argument(
+        "--utility",
+        action="store_true",
+        help="also print the utility table: faces kept (found again by the independent "
+        "detector), rank-1 identification among the clip's people (chance 1/k), and landmark "
+        "displacement (dlib 68 points in the original's box, in outer-eye-corner distances); "
+        "needs streamdeid[eval]",
     )
     p.add_argument(
         "--every",
@@ -235,6 +249,7 @@ def _video_reports(
             dlib_upsample=args.dlib_upsample,
             max_height=args.max_height,
             reid=args.reid,
+            landmarks=args.utility,
             every=args.every,
         )
     if failed:
@@ -242,11 +257,16 @@ def _video_reports(
     return reports
 
 
-def _print_video(args: argparse.Namespace, reports: list[Any], independent: bool) -> None:
+def _print_video(
+    args: argparse.Namespace, reports: list[Any], independent: bool, method: str
+) -> None:
     from streamdeid.evaluate.leak_report import combine
-    from streamdeid.evaluate.report import format_video
+    from streamdeid.evaluate.report import format_utility, format_video
 
     print(format_video(reports, independent))
+    if args.utility:
+        print()
+        print(format_utility(reports, method))
     if reports:
         _write_json(
             args.json,
@@ -258,15 +278,24 @@ def _print_video(args: argparse.Namespace, reports: list[Any], independent: bool
         )
 
 
+def _check_extras(args: argparse.Namespace) -> None:
+    """Fail in a second, before any decoding, when dlib is needed and missing."""
+    if args.reid:
+        from streamdeid.evaluate.reid import check_available
+
+        check_available()
+    if args.utility:
+        from streamdeid.evaluate.landmarks import check_available as landmarks_available
+
+        landmarks_available()
+
+
 def _cmd_video(args: argparse.Namespace) -> int:
     from streamdeid.config import load_config
     from streamdeid.evaluate.video import pair_folders
 
     config = load_config(args.config)
-    if args.reid:
-        from streamdeid.evaluate.reid import check_available
-
-        check_available()
+    _check_extras(args)
     orig, anon = Path(args.original), Path(args.anonymized)
     for p in (orig, anon):
         if not p.exists():
@@ -281,7 +310,7 @@ def _cmd_video(args: argparse.Namespace) -> int:
         pairs = [(orig, anon)]
     name, independent = _check_detector(args, config)
     reports = _video_reports(args, pairs, name)
-    _print_video(args, reports, independent)
+    _print_video(args, reports, independent, config.obscure.method)
     return 0 if len(reports) == len(pairs) else 1
 
 
@@ -290,10 +319,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamdeid.config import load_config
 
     config = load_config(args.config)
-    if args.reid:
-        from streamdeid.evaluate.reid import check_available
-
-        check_available()
+    _check_extras(args)
     src = Path(args.input)
     if not src.is_file():
         raise InputNotFoundError(f"input not found: expected an existing video file, got '{src}'")
@@ -308,5 +334,5 @@ def _cmd_run(args: argparse.Namespace) -> int:
             stats = anonymize_file(src, out, config, progress=bar)
         print(stats.summary(), file=sys.stderr)
         reports = _video_reports(args, [(src, out)], name)
-    _print_video(args, reports, independent)
+    _print_video(args, reports, independent, config.obscure.method)
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamdeid.evaluate.boxes import MATCH_IOU
+from streamdeid.evaluate.utility import UtilityFigures
 
 SMALL_FACE_PX = 40  # faces shorter than this are reported apart (hard to see, hard to re-identify)
 
@@ -76,6 +77,8 @@ class VideoLeakReport:
     detector_scale: float | None = None
     min_face_px: float | None = None
     detector_settings: str = ""
+    # Rank-1 identification (with reid) and landmark displacement (with landmarks).
+    utility: UtilityFigures = field(default_factory=UtilityFigures)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +102,7 @@ class VideoLeakReport:
             f"from_{SMALL_FACE_PX}px": self.large.to_dict(self.reid),
             "identities": self.identities,
             "seconds": round(self.seconds, 3),
+            **self.utility.to_dict(),
         }
 
 
@@ -114,6 +118,9 @@ def combine(reports: Iterable[VideoLeakReport]) -> VideoLeakReport:
         every=reports[0].every,
         reid=all(r.reid for r in reports),
     )
+    total.utility = UtilityFigures(
+        reid=total.reid, landmarks=all(r.utility.landmarks for r in reports)
+    )
     for r in reports:
         for name in (
             "frames_original",
@@ -127,6 +134,7 @@ def combine(reports: Iterable[VideoLeakReport]) -> VideoLeakReport:
         total.all.add(r.all)
         total.small.add(r.small)
         total.large.add(r.large)
+        total.utility.add(r.utility)
     if total.reid:
         total.identities = sum(r.identities or 0 for r in reports)
     for name in ("detector_scale", "min_face_px", "detector_settings"):

@@ -26,21 +26,25 @@ EMBEDDING_DIM = 128
 INSTALL_HINT = "pip install 'streamdeid[eval]'"
 
 
-def _import_dlib() -> tuple[Any, Any]:
+def import_face_models(
+    needed_for: str = "the re-identification check", otherwise: str = "pass --no-reid"
+) -> tuple[Any, Any]:
+    """dlib and face_recognition_models, or a :class:`MissingExtraError` naming the extra, what
+    needed them and how to do without (the landmark check shares this)."""
     try:
         import dlib
         import face_recognition_models
     except ImportError as e:
         raise MissingExtraError(
-            f"the re-identification check needs dlib and its face models ({e.name or e}): "
-            f"install them with {INSTALL_HINT}, or pass --no-reid"
+            f"{needed_for} needs dlib and its face models ({e.name or e}): "
+            f"install them with {INSTALL_HINT}, or {otherwise}"
         ) from e
     return dlib, face_recognition_models
 
 
 def check_available() -> None:
     """Raise :class:`MissingExtraError` now, before any long work, when dlib is missing."""
-    _import_dlib()
+    import_face_models()
 
 
 class FaceEmbedder:
@@ -55,7 +59,7 @@ class FaceEmbedder:
     """
 
     def __init__(self) -> None:
-        dlib, models = _import_dlib()
+        dlib, models = import_face_models()
         self._dlib = dlib
         self._shape = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
         self._net = dlib.face_recognition_model_v1(models.face_recognition_model_location())
@@ -84,6 +88,25 @@ class FaceEmbedder:
         return np.asarray(self._dlib.chinese_whispers_clustering(vectors, threshold), np.int64)
 
 
+def nearest(
+    output: np.ndarray, gallery: np.ndarray, identities: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Identity and distance of the gallery face nearest to each output embedding, as (k,), (k,).
+
+    The nearest single face, not a per-identity centroid: an identity seen at many angles is as
+    near as its nearest view, which is what an attacker holding those views gets.
+    """
+    output = np.asarray(output, np.float64).reshape(-1, EMBEDDING_DIM)
+    gallery = np.asarray(gallery, np.float64).reshape(-1, EMBEDDING_DIM)
+    if len(output) == 0 or len(gallery) == 0:
+        return np.full(len(output), -1, np.int64), np.full(len(output), np.inf)
+    # |a - b|² = |a|² + |b|² - 2 a·b: no (k, n, 128) temporary for long clips.
+    sq = (output**2).sum(axis=1)[:, None] + (gallery**2).sum(axis=1)[None, :]
+    dist = np.sqrt(np.clip(sq - 2 * output @ gallery.T, 0, None))
+    best = dist.argmin(axis=1)
+    return np.asarray(identities)[best].astype(np.int64), dist[np.arange(len(output)), best]
+
+
 def reidentified(
     output: np.ndarray,
     claimed: Sequence[int] | np.ndarray,
@@ -100,14 +123,21 @@ def reidentified(
         identities: (n,) identity of each gallery embedding.
         max_distance: the nearest gallery face must be at most this far.
     """
-    output = np.asarray(output, np.float32).reshape(-1, EMBEDDING_DIM)
-    if len(output) == 0 or len(gallery) == 0:
-        return np.zeros(len(output), bool)
-    gallery = np.asarray(gallery, np.float64)
-    out = output.astype(np.float64)
-    # |a - b|² = |a|² + |b|² - 2 a·b: no (k, n, 128) temporary for long clips.
-    sq = (out**2).sum(axis=1)[:, None] + (gallery**2).sum(axis=1)[None, :] - 2 * out @ gallery.T
-    dist = np.sqrt(np.clip(sq, 0, None))
-    nearest = dist.argmin(axis=1)
-    close = dist[np.arange(len(out)), nearest] <= max_distance
-    return close & (identities[nearest] == np.asarray(claimed))
+    who, dist = nearest(output, gallery, identities)
+    return (dist <= max_distance) & (who == np.asarray(claimed))
+
+
+def rank1(
+    output: np.ndarray,
+    claimed: Sequence[int] | np.ndarray,
+    gallery: np.ndarray,
+    identities: np.ndarray,
+) -> np.ndarray:
+    """Which output embeddings are identified as their own person among the gallery's identities.
+
+    Closed-set identification: the nearest gallery face's identity is the answer, however far it
+    is. With k identities and nothing left of the face, about 1/k are right by chance; that is
+    the bound k-Same-style methods aim for. :func:`reidentified` adds the distance test.
+    """
+    who, _ = nearest(output, gallery, identities)
+    return who == np.asarray(claimed)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamdeid.evaluate.boxes import MATCH_IOU
 from streamdeid.evaluate.leak_report import SMALL_FACE_PX, FaceCounts, VideoLeakReport, combine
+from streamdeid.evaluate.utility import NORMALISED_BY, published
 from streamdeid.evaluate.wider import WiderReport
 
 
@@ -127,3 +128,34 @@ def _video_row(r: VideoLeakReport, reid: bool, scaled: bool = False) -> list[str
 
 def _pair(c: FaceCounts) -> str:
     return f"{c.detectable}/{c.faces}"
+
+
+def format_utility(reports: Sequence[VideoLeakReport], method: str | None = None) -> str:
+    """The ``--utility`` table: what the output keeps (faces a detector finds again, landmark
+    positions) and rank-1 identification, one row per file plus a total, with the published
+    figure for ``method`` (the config's ``obscure.method``) beside it."""
+    if not reports:
+        return "no video checked"
+    rows_of = list(reports) + ([combine(reports)] if len(reports) > 1 else [])
+    rows = []
+    for r in rows_of:
+        u = r.utility
+        name = r.original if r.original == "(total)" else Path(r.original).name
+        rank1 = share(u.rank1, u.probes) if u.reid else "–"
+        if u.reid and u.identities:
+            rank1 += f", chance 1/{u.identities}"
+        moved = (
+            f"{_num(u.displacement_mean)} / {_num(u.displacement_median)}" if u.landmarks else "–"
+        )
+        rows.append([name, str(r.all.faces), share(r.all.detectable, r.all.faces), rank1, moved])
+    head = (
+        f"Utility: faces {reports[0].detector} finds in the original and again at the same place "
+        f"in the output (kept); rank-1 = faces found again whose nearest original face is their "
+        f"own person; landmarks = mean distance of dlib's 68 points in the original's box, in "
+        f"units of the {NORMALISED_BY}"
+    )
+    headers = ["file", "faces", "kept", "rank-1", "landmarks mean / median"]
+    foot = f"published (detector AP kept, DeepPrivacy paper) for {method or '?'}: " + (
+        published(method) if method else "–"
+    )
+    return "\n".join([head, "", table(headers, rows), "", foot])

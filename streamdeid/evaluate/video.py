@@ -15,7 +15,10 @@ Method (EVALUATION.md "methods that hold up"):
    in the paired output frame (IoU ≥ 0.3).
 4. Optionally (dlib, the ``eval`` extra), a still-detectable face is *re-identified* when the
    embedding of the face found in the output points back to the right person (see
-   :mod:`streamdeid.evaluate.reid`). Only faces a detector found are embedded.
+   :mod:`streamdeid.evaluate.reid`). Only faces a detector found are embedded. The same
+   embeddings give rank-1 identification among the clustered people (:mod:`.utility`).
+5. Optionally (``landmarks``), dlib's 68 points are compared on faces found in both
+   (:mod:`streamdeid.evaluate.landmarks`): does the output keep pose and expression?
 
 Faces on sampled frames that have no output frame at their time are counted apart
 (``faces_unpaired``): they are not shown at all, so they cannot leak.
@@ -33,28 +36,24 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from streamdeid.detect.base import Detector
 from streamdeid.errors import ConfigError, NotAVideoError, StreamDeidError
-from streamdeid.evaluate.boxes import best_match
 from streamdeid.evaluate.dlib_hog import DlibDetector
 from streamdeid.evaluate.independent import (
     check_detector_options,
     independent_detector,
 )
-from streamdeid.evaluate.leak_report import SMALL_FACE_PX, VideoLeakReport
+from streamdeid.evaluate.leak_report import VideoLeakReport
+from streamdeid.evaluate.measure import FaceLedger
 from streamdeid.evaluate.pairing import pair_by_time, timed_frames
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource
 from streamdeid.media import DEFAULT_FRAME_RATE
-
-if TYPE_CHECKING:
-    from streamdeid.evaluate.reid import FaceEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +75,6 @@ ProgressFn = Callable[[int, int | None], None]
 # --- the check ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Faces:
-    """Per original face: height, still detectable, and (with re-id) embedding bookkeeping."""
-
-    heights: list[float] = field(default_factory=list)
-    detectable: list[bool] = field(default_factory=list)
-    gallery: list[np.ndarray] = field(default_factory=list)  # original embeddings, per frame
-    probes: list[np.ndarray] = field(default_factory=list)  # output embeddings, per frame
-    probe_faces: list[int] = field(default_factory=list)  # original face index of each probe
-
-
 def video_leak(
     original: str | os.PathLike[str],
     anonymized: str | os.PathLike[str],
@@ -96,6 +84,7 @@ def video_leak(
     dlib_upsample: int | None = None,
     max_height: int | None = None,
     reid: bool = True,
+    landmarks: bool = False,
     every: int | None = None,
     progress: ProgressFn | None = None,
 ) -> VideoLeakReport:
@@ -112,18 +101,20 @@ def video_leak(
         dlib_upsample: dlib only: times the image is doubled before the HOG scan (default 1).
         max_height: dlib only: frames taller are downscaled to this first (default 720,
             0 = never); faces then need ~40 px × (frame height / 720) to be found.
-        reid: also run the dlib re-identification check.
+        reid: also run the dlib re-identification check (and rank-1 identification).
+        landmarks: also measure the landmark displacement of faces found in both.
         every: check every N-th original frame; None = every frame up to 300 frames, else a
             step that samples about 300 frames evenly.
         progress: called with (original frames decoded, estimated total or None).
 
     Raises:
-        MissingExtraError: ``reid`` is set or the detector is ``"dlib"``, and dlib is missing
+        MissingExtraError: ``reid`` or ``landmarks`` is set or the detector is ``"dlib"``, and
+            dlib is missing
             (raised before any decoding).
         ConfigError: unknown detector name, or an option out of range or of another detector.
         StreamDeidError: unreadable inputs, unavailable detector (one-line messages).
     """
-    embedder = _prepare(detector, threshold, dlib_upsample, max_height, reid, every)
+    ledger = _prepare(detector, threshold, dlib_upsample, max_height, reid, every, landmarks)
     owned = isinstance(detector, str)
     label = detector if isinstance(detector, str) else _name(detector)
     t0 = time.perf_counter()
@@ -133,7 +124,7 @@ def video_leak(
                 detector, threshold, dlib_upsample=dlib_upsample, max_height=max_height
             )
         try:
-            report = _check(src, out, detector, label, every, embedder, progress)
+            report = _check(src, out, detector, label, every, ledger, progress)
         finally:
             if owned:
                 detector.close()
@@ -148,23 +139,28 @@ def _prepare(
     max_height: int | None,
     reid: bool,
     every: int | None,
-) -> FaceEmbedder | None:
-    """Check the arguments and load the re-identification model before any decoding, so that a
-    mistake or a missing extra fails in a second, not after minutes of video."""
+    landmarks: bool = False,
+) -> FaceLedger:
+    """Check the arguments and load the dlib models before any decoding, so that a mistake or a
+    missing extra fails in a second, not after minutes of video."""
     if every is not None and every < 1:
         raise ConfigError(f"--every: expected a number >= 1, got {every}")
-    embedder: FaceEmbedder | None = None
+    ledger = FaceLedger()
     if reid:
         from streamdeid.evaluate.reid import FaceEmbedder
 
-        embedder = FaceEmbedder()
+        ledger.embedder = FaceEmbedder()
+    if landmarks:
+        from streamdeid.evaluate.landmarks import LandmarkPredictor
+
+        ledger.predictor = LandmarkPredictor()
     if isinstance(detector, str):
         check_detector_options(
             detector, threshold, dlib_upsample=dlib_upsample, max_height=max_height
         )
     elif dlib_upsample is not None or max_height is not None:
         raise ConfigError("dlib_upsample / max_height apply to detector='dlib' only")
-    return embedder
+    return ledger
 
 
 def _name(detector: Detector) -> str:
@@ -183,16 +179,15 @@ def _check(
     detector: Detector,
     label: str,
     every: int | None,
-    embedder: FaceEmbedder | None,
+    ledger: FaceLedger,
     progress: ProgressFn | None,
 ) -> VideoLeakReport:
     total = src.estimated_frames
     step = every or auto_every(total)
-    report = _new_report(src, out, detector, label, step, embedder is not None)
+    report = _new_report(src, out, detector, label, step, ledger.embedder is not None)
     scale = _output_scale(report.size_original, report.size_anonymized, out.path)
     rate = float(src.info.frame_rate or DEFAULT_FRAME_RATE)
     tolerance = 0.5 / rate
-    faces = _Faces()
     counter = {"original": 0, "anonymized": 0}
 
     def sampled() -> Iterator[tuple[Fraction, tuple[int, np.ndarray]]]:
@@ -217,12 +212,13 @@ def _check(
             continue
         report.frames_checked += 1
         if len(boxes):
-            _look_again(detector, embedder, faces, image, boxes, paired[1], scale)
+            found = detector.detect(paired[1]).xyxy.astype(np.float64) * scale
+            ledger.record(image, boxes, paired[1], found, scale)
     for _ in output_frames:  # decode the rest of the output too: its frame count is reported
         pass
     report.frames_original = counter["original"]
     report.frames_anonymized = counter["anonymized"]
-    _tally(report, faces, embedder)
+    ledger.tally(report)
     return report
 
 
@@ -247,30 +243,6 @@ def _new_report(
     return report
 
 
-def _look_again(
-    detector: Detector,
-    embedder: FaceEmbedder | None,
-    faces: _Faces,
-    image: np.ndarray,
-    boxes: np.ndarray,
-    output: np.ndarray,
-    scale: np.ndarray,
-) -> None:
-    """Record the faces ``boxes`` of one original frame: whether the detector finds each again
-    in the paired ``output`` frame, and (with re-id) the embeddings to compare later."""
-    found = detector.detect(output).xyxy.astype(np.float64) * scale
-    match = best_match(boxes, found)
-    first = len(faces.heights)
-    faces.heights.extend((boxes[:, 3] - boxes[:, 1]).tolist())
-    faces.detectable.extend((match >= 0).tolist())
-    if embedder is not None:
-        faces.gallery.append(embedder.embed(image, boxes))
-        hits = np.flatnonzero(match >= 0)
-        if len(hits):
-            faces.probes.append(embedder.embed(output, found[match[hits]] / scale))
-            faces.probe_faces.extend((first + hits).tolist())
-
-
 def _output_scale(size_in: tuple[int, int], size_out: tuple[int, int], path: str) -> np.ndarray:
     """Factor mapping output pixel coordinates to original ones (1 unless resized)."""
     if all(abs(a - b) <= PADDING_PX for a, b in zip(size_in, size_out, strict=True)):
@@ -285,33 +257,6 @@ def _output_scale(size_in: tuple[int, int], size_out: tuple[int, int], path: str
     )
     sx, sy = size_in[0] / size_out[0], size_in[1] / size_out[1]
     return np.array([sx, sy, sx, sy])
-
-
-def _tally(report: VideoLeakReport, faces: _Faces, embedder: FaceEmbedder | None) -> None:
-    heights = np.asarray(faces.heights, np.float64)
-    detectable = np.asarray(faces.detectable, bool)
-    reidentified = np.zeros(len(heights), bool)
-    if embedder is not None:
-        from streamdeid.evaluate.reid import reidentified as reid_match
-
-        gallery = np.concatenate(faces.gallery) if faces.gallery else np.zeros((0, 128))
-        identities = embedder.cluster(gallery)
-        report.identities = len(set(identities.tolist()))
-        if faces.probes:
-            probe_faces = np.asarray(faces.probe_faces, np.int64)
-            hit = reid_match(
-                np.concatenate(faces.probes), identities[probe_faces], gallery, identities
-            )
-            reidentified[probe_faces[hit]] = True
-    small = heights < SMALL_FACE_PX
-    for counts, mask in (
-        (report.all, np.ones_like(small)),
-        (report.small, small),
-        (report.large, ~small),
-    ):
-        counts.faces = int(mask.sum())
-        counts.detectable = int((detectable & mask).sum())
-        counts.reidentified = int((reidentified & mask).sum())
 
 
 # --- folders ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -67,8 +67,15 @@ def coded_clip(path: Path, n_frames: int = 25) -> None:
     write_clip(path, frames(), audio=False)
 
 
-def reencode(src: Path, dst: Path, drop: Collection[int] = (), crf: int = 18) -> None:
-    """A plain H.264 re-encode keeping every frame's timestamp; frames in ``drop`` are left out.
+def reencode(
+    src: Path,
+    dst: Path,
+    drop: Collection[int] = (),
+    crf: int = 18,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> None:
+    """A plain H.264 re-encode keeping every frame's timestamp; frames in ``drop`` are left out
+    and ``transform`` (if given) changes each picture first.
 
     This is the null baseline of the leak check: nothing is masked, so (nearly) every face must
     still be found.
@@ -84,7 +91,10 @@ def reencode(src: Path, dst: Path, drop: Collection[int] = (), crf: int = 18) ->
         for i, frame in enumerate(inp.decode(stream)):
             if i in drop:
                 continue
-            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
+            image = frame.to_ndarray(format="bgr24")
+            if transform is not None:
+                image = np.ascontiguousarray(transform(image))
+            picture = av.VideoFrame.from_ndarray(image, format="bgr24")
             picture.pts = frame.pts
             picture.time_base = frame.time_base or Fraction(stream.time_base)
             for packet in video.encode(picture):
