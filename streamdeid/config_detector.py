@@ -245,12 +245,13 @@ class DetectorConfig(StrictModel):
         "whole-frame pass still runs every frame; tracks carry small faces between visits). "
         "null = every tile on every frame.",
     )
-    threads: int = Field(
-        default=1,
+    threads: int | None = Field(
+        default=None,
         ge=1,
         le=MAX_THREADS,
-        description="Inference threads of the detector (onnxruntime, LiteRT). 1 leaves the "
-        "other core to decode and encode.",
+        description="Inference threads of the detector (onnxruntime, LiteRT). null: 1 for "
+        "files, which leaves the other core to decode and encode; live.detector_threads for "
+        "cameras.",
     )
 
     def backends(self) -> list[str]:
@@ -264,6 +265,8 @@ class DetectorConfig(StrictModel):
             value = getattr(self, name)
             if isinstance(value, _ConvNetConfig):  # the backend's own section, flattened
                 kwargs.update(value.model_dump(), scales=tuple(value.scales))
+            elif name == "threads":
+                kwargs[name] = value or 1
             else:
                 kwargs[name] = value
         return kwargs

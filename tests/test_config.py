@@ -159,7 +159,7 @@ def test_the_error_says_where_the_backends_threshold_is() -> None:
 
 def test_options_written_at_their_default_are_harmless() -> None:
     # Explicit defaults do nothing different from leaving them out, so they are not refused.
-    data = {"detector": {"confidence": 0.3, "tile_size": 256, "model": "full", "threads": 1}}
+    data = {"detector": {"confidence": 0.3, "tile_size": 256, "model": "full", "threads": None}}
     assert parse_config(data) == Config()
 
 

@@ -91,3 +91,38 @@ def test_queue_budget(
 )
 def test_hand_over(live: bool, full: bool, action: str) -> None:
     assert hand_over(live=live, queue_full=full) == action
+
+
+@pytest.mark.parametrize(
+    ("live", "overrides", "threads"),
+    [
+        (True, {}, 2),  # a camera: the live policy's detector_threads
+        (True, {"detector.threads": 1}, 1),  # the config says so: it wins
+        (False, {}, None),  # a file read as a camera: 1, as in `run` (both cores are busy)
+        # MediaPipe's graph takes no thread count: setting one would be refused as doing nothing
+        (True, {"detector.backend": "mediapipe", "detector.focus.enabled": False}, None),
+    ],
+)
+def test_live_camera_detector_threads(
+    live: bool, overrides: dict, threads: int, monkeypatch
+) -> None:
+    import threading
+
+    from streamdeid.config import Config
+    from streamdeid.live import session
+    from streamdeid.live.endpoints import LiveInput
+    from streamdeid.live.policy import LiveConfig
+    from streamdeid.live.stats import LiveStats
+
+    seen = {}
+
+    def fake_build(config, mode, **kwargs):
+        seen["threads"] = config.detector.threads
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(session, "build_stages", fake_build)
+    camera = session.Camera("cam", "x", [], Config().override(overrides), LiveConfig())
+    source = LiveInput(iter(()), live, None, "cam")
+    with pytest.raises(RuntimeError, match="stop here"):
+        session._wire(camera, source, LiveStats("cam"), threading.Event(), None, None)
+    assert seen["threads"] == threads
