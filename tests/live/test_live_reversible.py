@@ -226,7 +226,7 @@ def test_each_segment_gets_a_sidecar_that_restores_it_alone(tmp_path: Path, cont
                 original = source[boxes.frame_index][y1:y2, x1:x2]
                 np.testing.assert_array_equal(frame.image[y1:y2, x1:x2], original)
                 restored += 1
-    assert restored > 40
+    assert restored > 20  # live policy: frames may be dropped on a busy machine
 
 
 def test_a_file_and_segments_both_get_every_record(tmp_path: Path) -> None:
@@ -267,5 +267,5 @@ def test_a_file_and_segments_both_get_every_record(tmp_path: Path) -> None:
     in_segments = [
         i for seg in sorted((tmp_path / "seg").glob("*.mkv")) for i in indexed(Path(f"{seg}.sdeid"))
     ]
-    assert len(in_file) > 30
+    assert len(in_file) > 10  # a live policy may drop frames on a busy machine; the point is ==
     assert sorted(in_segments) == in_file  # (names of segments started in one second sort oddly)
