@@ -30,16 +30,17 @@ from streamdeid.track.iou import IoUTracker
 Mode = Literal["file", "live"]
 
 
-def make_detector(config: Config) -> Detector:
-    """The detector a config asks for: one backend or an ensemble, optionally focused."""
+def make_detector(config: Config, default_threads: int = 1) -> Detector:
+    """The detector a config asks for: one backend or an ensemble, optionally focused.
+    ``default_threads``: inference threads where ``detector.threads`` is not set."""
     d = config.detector
     if d.backend == "ensemble":
         from streamdeid.detect.ensemble import EnsembleDetector
 
-        members = [_single_detector(config, name) for name in d.backends()]
+        members = [_single_detector(config, name, default_threads) for name in d.backends()]
         detector: Detector = EnsembleDetector(members, nms_iou=d.nms_iou)
     else:
-        detector = _single_detector(config, d.backend)
+        detector = _single_detector(config, d.backend, default_threads)
     if d.focus.enabled:
         from streamdeid.detect.focus import FocusDetector
 
@@ -58,10 +59,10 @@ def make_detector(config: Config) -> Detector:
     return detector
 
 
-def _single_detector(config: Config, backend: str) -> Detector:
+def _single_detector(config: Config, backend: str, default_threads: int) -> Detector:
     # Each backend gets exactly the options the config says it reads (BACKEND_OPTIONS), so an
     # option it would ignore is refused by the config rather than dropped here.
-    kwargs = config.detector.backend_kwargs(backend)
+    kwargs = config.detector.backend_kwargs(backend, default_threads)
     if backend == "blazeface":
         from streamdeid.detect.blazeface import BlazeFaceDetector
 
@@ -172,7 +173,10 @@ def build_stages(
         stats: live counters. Given, the live stages are used (``streamdeid live``), with the
             policy's rules only in ``live`` mode; without, the plain file stages.
     """
-    factory = detector_factory or (lambda: make_detector(config))
+    # A camera's decode and encode leave part of a core idle (live.detector_threads); a file's
+    # pipeline keeps both cores busy, so its detector gets one thread.
+    threads = (live or LiveConfig()).detector_threads if mode == "live" else 1
+    factory = detector_factory or (lambda: make_detector(config, threads))
     schedule = schedule_for(config, mode, live)
     o = config.obscure
     detect: DetectStage

@@ -258,15 +258,16 @@ class DetectorConfig(StrictModel):
         """The single backends that run: the ensemble's members, or the backend itself."""
         return list(dict.fromkeys(self.ensemble)) if self.backend == "ensemble" else [self.backend]
 
-    def backend_kwargs(self, backend: str) -> dict[str, Any]:
-        """Keyword arguments of ``backend``'s detector class: exactly the options it reads."""
+    def backend_kwargs(self, backend: str, default_threads: int = 1) -> dict[str, Any]:
+        """Keyword arguments of ``backend``'s detector class: exactly the options it reads.
+        ``default_threads`` applies when ``threads`` is not set (cameras use more)."""
         kwargs: dict[str, Any] = {"nms_iou": self.nms_iou}
         for name in BACKEND_OPTIONS[backend]:
             value = getattr(self, name)
             if isinstance(value, _ConvNetConfig):  # the backend's own section, flattened
                 kwargs.update(value.model_dump(), scales=tuple(value.scales))
             elif name == "threads":
-                kwargs[name] = value or 1
+                kwargs[name] = value or default_threads
             else:
                 kwargs[name] = value
         return kwargs

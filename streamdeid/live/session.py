@@ -10,7 +10,6 @@ from typing import Any
 
 from streamdeid.build import build_stages
 from streamdeid.config import Config
-from streamdeid.config_detector import BACKEND_OPTIONS
 from streamdeid.crypto.keeper import PacketKeeper, SourceKeeper
 from streamdeid.crypto.writer import SidecarWriter
 from streamdeid.detect.base import Detector
@@ -123,8 +122,6 @@ def _wire(
     mode, then the encoder. A file read as fast as it decodes is a file: pipeline.* schedules
     it, as in ``run``."""
     config, live = camera.config, source.live
-    if live and config.detector.threads is None and _reads_threads(config):
-        config = config.override({"detector.threads": camera.live.detector_threads})
     stages = build_stages(
         config,
         "live" if live else "file",
@@ -206,8 +203,3 @@ def _output_events(extra: dict[str, Any]) -> Callable[[str, Any], None]:
         log.info("output %s: %s", kind, detail or "", extra={**extra, "event": f"output_{kind}"})
 
     return output_event
-
-
-def _reads_threads(config: Config) -> bool:
-    """Whether a backend in use takes a thread count (MediaPipe's graph does not)."""
-    return any("threads" in BACKEND_OPTIONS[b] for b in config.detector.backends())

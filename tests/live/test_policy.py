@@ -94,35 +94,33 @@ def test_hand_over(live: bool, full: bool, action: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("live", "overrides", "threads"),
+    ("mode", "overrides", "threads"),
     [
-        (True, {}, 2),  # a camera: the live policy's detector_threads
-        (True, {"detector.threads": 1}, 1),  # the config says so: it wins
-        (False, {}, None),  # a file read as a camera: 1, as in `run` (both cores are busy)
-        # MediaPipe's graph takes no thread count: setting one would be refused as doing nothing
-        (True, {"detector.backend": "mediapipe", "detector.focus.enabled": False}, None),
+        ("live", {}, 2),  # a camera: the live policy's detector_threads
+        ("live", {"detector.threads": 1}, 1),  # the config says so: it wins
+        ("file", {}, 1),  # a file (or a file read as a camera): both cores are busy
     ],
 )
-def test_live_camera_detector_threads(
-    live: bool, overrides: dict, threads: int, monkeypatch
-) -> None:
-    import threading
-
+def test_detector_threads_by_mode(mode: str, overrides: dict, threads: int, monkeypatch) -> None:
+    from streamdeid import build
     from streamdeid.config import Config
-    from streamdeid.live import session
-    from streamdeid.live.endpoints import LiveInput
     from streamdeid.live.policy import LiveConfig
-    from streamdeid.live.stats import LiveStats
 
-    seen = {}
+    made = {}
 
-    def fake_build(config, mode, **kwargs):
-        seen["threads"] = config.detector.threads
-        raise RuntimeError("stop here")
+    def fake_make_detector(config, default_threads=1):
+        made["kwargs"] = config.detector.backend_kwargs("retinaface", default_threads)
+        return None
 
-    monkeypatch.setattr(session, "build_stages", fake_build)
-    camera = session.Camera("cam", "x", [], Config().override(overrides), LiveConfig())
-    source = LiveInput(iter(()), live, None, "cam")
-    with pytest.raises(RuntimeError, match="stop here"):
-        session._wire(camera, source, LiveStats("cam"), threading.Event(), None, None)
-    assert seen["threads"] == threads
+    monkeypatch.setattr(build, "make_detector", fake_make_detector)
+    stages = build.build_stages(Config().override(overrides), mode, live=LiveConfig())
+    stages.detect._make_detector()
+    assert made["kwargs"]["threads"] == threads
+
+
+def test_mediapipe_takes_no_thread_count_even_on_a_camera() -> None:
+    # MediaPipe's graph has no thread setting: nothing is passed, and nothing is refused.
+    from streamdeid.config import Config
+
+    config = Config().override({"detector.backend": "mediapipe", "detector.focus.enabled": False})
+    assert "threads" not in config.detector.backend_kwargs("mediapipe", 2)
