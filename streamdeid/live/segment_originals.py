@@ -64,10 +64,8 @@ class GopFeed:
                 self._writer.begin_source(params, first_frame)
 
     def write_packet(self, packet: SourcePacket) -> None:
-        with self._lock:
-            if self._params is None:
-                return
-            if self._restart >= 0 or packet.keyframe or not self._gops:
+        with self._lock:  # SourceKeeper calls begin_source first, so a run is open
+            if self._restart >= 0 or packet.keyframe:
                 fresh = self._restart >= 0
                 start = self._restart if fresh else None
                 self._gops.append(_Gop(self._params, packet.pts, start, fresh))
