@@ -87,10 +87,17 @@ class Track:
 
 @dataclass(frozen=True, slots=True)
 class Region:
-    """A padded, clipped, non-empty pixel rectangle to obscure (x2, y2 exclusive)."""
+    """A padded, clipped, non-empty pixel rectangle to obscure (x2, y2 exclusive).
+
+    ``face`` is where its track's face is on this frame (the unpadded, unclipped box): the
+    tracker's box on a detector frame, between two runs the face's two boxes interpolated. Only
+    a method that draws a replacement face needs it (``surrogate``); it is None for raw
+    detections, whole-frame masks and regions read back from a sidecar.
+    """
 
     xyxy: tuple[int, int, int, int]
     track_id: int | None = None
+    face: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         x1, y1, x2, y2 = self.xyxy

@@ -9,11 +9,12 @@ minimum size (a 3-px face is still a face), rounded outwards and clipped to the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from streamdeid.types import Detections, Region, Track
 
 Box = tuple[int, int, int, int]
+Face = tuple[float, float, float, float]
 
 
 def whole_frame(width: int, height: int) -> list[Region]:
@@ -73,19 +74,24 @@ def build_regions(
     if detection_failed:
         return whole_frame(width, height)
     boxes: list[tuple[Box, int | None]] = []
+    faces: dict[int, Face] = {}
     for t in tracks:
         box = pad_box(t.xyxy, width, height, mask_scale, min_size_px)
         if box is not None:
             boxes.append((box, t.track_id))
+            x1, y1, x2, y2 = (float(v) for v in t.xyxy)
+            faces[t.track_id] = (x1, y1, x2, y2)
     if detections is not None:
         for xyxy in detections.xyxy:
             box = pad_box(xyxy, width, height, mask_scale, min_size_px)
             if box is not None:
                 boxes.append((box, None))
-    return merge_regions(boxes)
+    return merge_regions(boxes, faces)
 
 
-def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
+def merge_regions(
+    boxes: Iterable[tuple[Box, int | None]], faces: Mapping[int, Face] | None = None
+) -> list[Region]:
     """One region per face: boxes of the same face are replaced by the box around them.
 
     A matched detection and its track's box are the same face a few pixels apart, and a
@@ -96,8 +102,10 @@ def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
     and the box around them is no larger than the two together, or when one has no track id
     (a raw detection) and they overlap with IoU >= 0.5. Boxes of two different tracks are
     never merged: a region belongs to one person, whose reveal must not show a neighbour.
-    Boxes lying inside another are dropped (already masked).
+    Boxes lying inside another are dropped (already masked). A region of a track named in
+    ``faces`` carries that face box (see :class:`~streamdeid.types.Region`).
     """
+    faces = faces or {}
     merged: list[list] = []  # [box, track_id]
     for box, track_id in boxes:
         for item in merged:
@@ -115,7 +123,8 @@ def merge_regions(boxes: Iterable[tuple[Box, int | None]]) -> list[Region]:
             for j, (other, _) in enumerate(merged)
         )
         if not inside:
-            kept.append(Region(box, track_id))
+            face = faces.get(track_id) if track_id is not None else None
+            kept.append(Region(box, track_id, face))
     return kept
 
 

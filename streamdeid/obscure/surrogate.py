@@ -36,6 +36,7 @@ from streamdeid.types import Region
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
+Face = tuple[float, float, float, float]
 
 FEATHER = 0.05
 """Feather width as a fraction of the region's smaller side: the blend fades out over it."""
@@ -47,15 +48,22 @@ FRAGMENT_FRAMES = 50
 """A new track that begins within this many frames of another track's last sighting, and
 within one face size of where it was, is taken for the same person (the tracker lost them)."""
 
+FIT_MARGIN = 1.3
+"""The mesh is fitted in the face box grown by this (the ``mask_scale`` padding of a region):
+with the fitter's own margin, the ~1.5x face box the model was trained on."""
+
 MIN_FACE_PX = 24
-"""Faces smaller than this (region side) are left blurred: a mesh there is guesswork."""
+"""Faces smaller than this (face box side x FIT_MARGIN) are left blurred: a mesh there is
+guesswork."""
 
 CHANGED_LEVEL = 12
 MIN_CHANGED = 0.65
-"""A surrogate is kept only where more than this share of the region's pixels, and of the
-face's own box, differ from the input by more than :data:`CHANGED_LEVEL` grey levels: the
+"""A surrogate is kept only where more than this share of the face's own box (the mesh's
+bounding box) differs from the input by more than :data:`CHANGED_LEVEL` grey levels: the
 black-box "masked" test of EVALUATION.md (60%), with a margin for encoding. A mean face
-colour-matched to its target can come that close on flat skin; the region then stays blurred."""
+colour-matched to its target can come that close on flat skin; the region then stays blurred.
+The rest of the region is blurred whichever way: a region grown around a moving face holds
+flat background that blur does not change either, so it is not part of the test."""
 
 
 @dataclass
@@ -104,7 +112,7 @@ class _Plan:
 @dataclass(slots=True)
 class _LastFit:
     fit: FaceFit | None  # None: the fit failed; retried on the next detector frame
-    centre: tuple[float, float]  # of the region the fit was made in
+    centre: tuple[float, float]  # of the face box the fit was made in
     side: float
     frame: int
     drawn: _Drawn | None = None
@@ -165,7 +173,7 @@ class SurrogateFilter(Filter):
         check_image(image)
         self._present = {r.track_id for r in regions}
         # Plans are made on the original pixels (fits, colour), before any region is blurred.
-        plans = [self._plan(image, box, r.track_id) for box, r in pixel_regions(image, regions)]
+        plans = [self._plan(image, box, r) for box, r in _one_per_face(image, regions)]
         self._blur.apply(image, regions)
         for plan in plans:
             if plan is None:
@@ -189,19 +197,20 @@ class SurrogateFilter(Filter):
             crop[fy : fy + fh, fx : fx + fw],
             p.original[fy : fy + fh, fx : fx + fw],
         )
-        if min(changed_share(p.original, crop), changed_share(face_before, face_now)) > MIN_CHANGED:
+        if changed_share(face_before, face_now) > MIN_CHANGED:
             return True
         crop[...] = blurred
         return False
 
-    def _plan(self, image: np.ndarray, box: Box, track_id: int | None) -> _Plan | None:
-        if track_id is None:
+    def _plan(self, image: np.ndarray, box: Box, region: Region) -> _Plan | None:
+        track_id, face = region.track_id, region.face
+        if track_id is None or face is None:
             self.counts.no_track += 1
             return None
         if not self._worth_fitting(track_id):
             self.counts.too_few_identities += 1
             return None
-        last = self._fit(image, box, track_id)
+        last = self._fit(image, face, track_id)
         if last is None or last.fit is None:
             self.counts.no_fit += 1
             return None
@@ -209,9 +218,8 @@ class SurrogateFilter(Filter):
         if surrogate is None:
             self.counts.too_few_identities += 1
             return None
-        x1, y1, x2, y2 = box
-        dx = round((x1 + x2) / 2 - last.centre[0])
-        dy = round((y1 + y2) / 2 - last.centre[1])
+        cx, cy = _centre(face)
+        dx, dy = round(cx - last.centre[0]), round(cy - last.centre[1])
         if last.drawn is None:
             last.drawn = self._draw(image, last.fit, surrogate, dx, dy)
         plan = _place(image, box, last.drawn, dx, dy) if last.drawn is not None else None
@@ -226,10 +234,13 @@ class SurrogateFilter(Filter):
             self.gallery.complete(track_id) and self.gallery.surrogate_for(track_id) is None
         )
 
-    def _fit(self, image: np.ndarray, box: Box, track_id: int) -> _LastFit | None:
-        """A fresh fit on detector frames (added to the gallery), else the last one."""
-        x1, y1, x2, y2 = box
-        side = float(min(x2 - x1, y2 - y1))
+    def _fit(self, image: np.ndarray, face: Face, track_id: int) -> _LastFit | None:
+        """A fresh fit on detector frames (added to the gallery), else the last one.
+
+        The mesh is fitted around the tracked face, not the region: a region also holds the
+        face's boxes before and after a skipped frame, and its centre is not the face's.
+        """
+        side = float(min(face[2] - face[0], face[3] - face[1])) * FIT_MARGIN
         if side < MIN_FACE_PX:
             return None
         last = self._fits.get(track_id)
@@ -238,8 +249,15 @@ class SurrogateFilter(Filter):
             return last
         if self.fitter is None:
             self.fitter = LandmarkFitter()
-        fit = self.fitter.fit(image, box)
-        centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+        centre = _centre(face)
+        half = max(face[2] - face[0], face[3] - face[1]) * FIT_MARGIN / 2
+        crop = (
+            round(centre[0] - half),
+            round(centre[1] - half),
+            round(centre[0] + half),
+            round(centre[1] + half),
+        )
+        fit = self.fitter.fit(image, crop)
         self._fits[track_id] = _LastFit(fit, centre, side, self._frame)
         if fit is not None:
             same_as = None if last is not None else self._broken_off(track_id, centre, side)
@@ -288,6 +306,27 @@ class SurrogateFilter(Filter):
             return None
         gain, bias = colour_transfer(face[sub], image[cy0:cy1, cx0:cx1], inside)
         return _Drawn(x0, y0, face, alpha, gain, bias)
+
+
+def _centre(box: Sequence[float]) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def _one_per_face(image: np.ndarray, regions: Sequence[Region]) -> list[tuple[Box, Region]]:
+    """The regions a surrogate may be drawn in: one per tracked face, the one holding the
+    face's centre (a track whose boxes were too far apart to merge has several regions, and
+    the face is in one of them), plus every region without a face (counted, never drawn)."""
+    chosen: dict[int, tuple[Box, Region]] = {}
+    out: list[tuple[Box, Region]] = []
+    for box, region in pixel_regions(image, regions):
+        if region.track_id is None or region.face is None:
+            out.append((box, region))
+            continue
+        cx, cy = _centre(region.face)
+        holds = box[0] <= cx < box[2] and box[1] <= cy < box[3]
+        if region.track_id not in chosen or holds:
+            chosen[region.track_id] = (box, region)
+    return out + list(chosen.values())
 
 
 def _place(image: np.ndarray, box: Box, drawn: _Drawn, dx: int, dy: int) -> _Plan | None:

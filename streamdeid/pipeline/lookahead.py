@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from streamdeid.obscure.regions import Box, box_around, merge_regions, whole_frame
+from streamdeid.obscure.regions import Box, Face, box_around, merge_regions, whole_frame
 from streamdeid.pipeline.stages import TrackStage
 from streamdeid.track.iou import IoUTracker
 from streamdeid.types import FramePacket, Region
@@ -111,7 +111,30 @@ def lookahead_regions(
         box = grow_box(box_around(partner, b), span_grow, width, height)
         if box is not None:
             boxes.append((box, rb.track_id))
-    return merge_regions(boxes)
+    return merge_regions(boxes, _faces_between(own, before, after, since_before, until_after))
+
+
+def _faces_between(
+    own: Iterable[Region],
+    before: Sequence[Region],
+    after: Sequence[Region],
+    since_before: int,
+    until_after: int,
+) -> dict[int, Face]:
+    """Each track's face on a skipped frame: its faces at the two runs interpolated when both
+    are known (the tracker only extrapolates from the run before), else the tracker's own."""
+    faces = {r.track_id: r.face for r in own if r.track_id is not None and r.face is not None}
+    if not after:
+        return faces
+    t = since_before / max(1, since_before + until_after)
+    later = {r.track_id: r.face for r in after if r.track_id is not None and r.face is not None}
+    for r in before:
+        if r.track_id is None or r.face is None or r.track_id not in later:
+            continue
+        b = later[r.track_id]
+        x1, y1, x2, y2 = (a + (bb - a) * t for a, bb in zip(r.face, b, strict=True))
+        faces[r.track_id] = (x1, y1, x2, y2)
+    return faces
 
 
 def _distance(a: Box, b: Box) -> float:

@@ -99,3 +99,13 @@ def test_merged_regions_cover_every_input_box() -> None:
                 and r.xyxy[3] >= box[3]
                 for r in regions
             ), box
+
+
+def test_a_track_region_carries_its_unpadded_face_a_raw_detection_none() -> None:
+    # The surrogate method draws at the face, so the region must say where the face is: its
+    # box is padded, clipped and merged with the detection of the same face.
+    d = Detections(np.array([[58, 12, 82, 32], [5, 5, 15, 15]], np.float32), np.ones(2, np.float32))
+    regions = build_regions(d, [confirmed(7, [60, 10, 80, 30])], 100, 100, mask_scale=1.3)
+    by_id = {r.track_id: r for r in regions}
+    assert by_id[7].face == (60.0, 10.0, 80.0, 30.0)
+    assert by_id[None].face is None

@@ -28,6 +28,13 @@ def fitter() -> LandmarkFitter:
     return LandmarkFitter()
 
 
+def tracked(box: tuple[int, int, int, int], track_id: int) -> Region:
+    """A track's region as the tracker makes it: the face box padded by ``mask_scale`` 1.3."""
+    x1, y1, x2, y2 = box
+    cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2.6, (y2 - y1) / 2.6
+    return Region(box, track_id, (cx - hw, cy - hh, cx + hw, cy + hh))
+
+
 def face_row(n: int, offset: int = 0) -> tuple[np.ndarray, list[Region]]:
     """One 360-px-high frame holding ``n`` different LFW faces in a row, one track each."""
     image = np.full((360, 10 + GAP * n, 3), 90, np.uint8)
@@ -35,7 +42,7 @@ def face_row(n: int, offset: int = 0) -> tuple[np.ndarray, list[Region]]:
     for i, face in enumerate(lfw_faces(n, SIDE)):
         x, y = 10 + i * GAP + offset, 100
         image[y : y + SIDE, x : x + SIDE] = face
-        regions.append(Region((x, y, x + SIDE, y + SIDE), track_id=i + 1))
+        regions.append(tracked((x, y, x + SIDE, y + SIDE), i + 1))
     return image, regions
 
 
@@ -112,7 +119,7 @@ def test_every_region_is_covered_including_ones_without_a_face(fitter) -> None:
     image = np.concatenate([image, np.full((360, GAP, 3), 90, np.uint8)], axis=1)
     x = image.shape[1] - GAP + 10
     image[100 : 100 + SIDE, x : x + SIDE] = noise  # a region the detector got wrong: no face
-    regions.append(Region((x, 100, x + SIDE, 100 + SIDE), track_id=99))
+    regions.append(tracked((x, 100, x + SIDE, 100 + SIDE), 99))
     regions.append(Region((10, 250, 10 + SIDE, 350), track_id=None))  # untracked detection
     filt = make(fitter=fitter)
     out = image
@@ -145,6 +152,39 @@ def test_nothing_of_the_box_outside_the_face_is_left_unblurred(fitter) -> None:
     assert not np.any(differs & (hulls == 0))  # every drawn pixel lies inside a face's mesh
 
 
+def test_surrogate_is_drawn_once_at_the_face_not_at_the_centre_of_a_grown_region(fitter) -> None:
+    # Between two detector runs a track's region also holds its boxes before and after, so its
+    # centre is not the face's; a second region of the same track (boxes too far apart to
+    # merge) must not get a second face either.
+    image, regions = face_row(7)
+    image = np.concatenate([image, np.full((360, 160, 3), 90, np.uint8)], axis=1)
+    filt = make(fitter=fitter)
+    out = run(filt, image, regions, frames=4)
+    blurred = image.copy()
+    BlurFilter(0.5).apply(blurred, regions)
+    drawn_on = [r for r in regions if masked_share(blurred, out, r.xyxy) > 0.2]
+    assert drawn_on
+    last = drawn_on[0]
+    x1, y1, x2, y2 = last.xyxy
+    grown = Region((x1, y1 - 10, x2, 355), last.track_id, last.face)  # centre 70 px too low
+    width = image.shape[1]
+    other = Region((width - 150, y1, width - 30, y2), last.track_id, last.face)
+    boxes = [r for r in regions if r.track_id != last.track_id] + [grown, other]
+    out = image.copy()
+    filt.next_frame(False)
+    filt.apply(out, boxes)
+    blurred = image.copy()
+    BlurFilter(0.5).apply(blurred, boxes)
+    drawn = np.any(out != blurred, axis=2)
+    gx1, gy1, gx2, gy2 = grown.xyxy
+    ys, _ = np.nonzero(drawn[gy1:gy2, gx1:gx2])
+    assert len(ys) > 0.2 * SIDE * SIDE / 1.69  # a face was drawn in the grown region
+    face_cy = (last.face[1] + last.face[3]) / 2 - gy1
+    assert abs(ys.mean() - face_cy) < 0.1 * SIDE  # around the face, not the region's centre
+    ox1, oy1, ox2, oy2 = other.xyxy
+    assert not drawn[oy1:oy2, ox1:ox2].any()
+
+
 def test_same_track_keeps_its_surrogate_as_the_gallery_grows(fitter) -> None:
     image, regions = face_row(6)
     filt = make(fitter=fitter)
@@ -152,7 +192,7 @@ def test_same_track_keeps_its_surrogate_as_the_gallery_grows(fitter) -> None:
     for step in range(10):
         s = 2 * step
         moved = [
-            Region((x1 + s, y1, x2 + s, y2), r.track_id)
+            tracked((x1 + s, y1, x2 + s, y2), r.track_id)
             for r in regions
             for x1, y1, x2, y2 in [r.xyxy]
         ]
@@ -178,7 +218,7 @@ def test_a_track_that_takes_over_where_another_broke_off_is_not_a_new_identity(f
     run(filt, image, regions, frames=3)
     assert filt.gallery.identities == 7
     # The tracker loses person 1 and finds them again, same place, as track 100.
-    regions[0] = Region(regions[0].xyxy, track_id=100)
+    regions[0] = tracked(regions[0].xyxy, 100)
     run(filt, image, regions, frames=4)
     assert filt.gallery.identities == 7
     surrogate = filt.gallery.surrogate_for(100)

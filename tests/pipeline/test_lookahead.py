@@ -28,3 +28,15 @@ def test_face_seen_by_both_runs_is_covered_along_its_path() -> None:
     regions = lookahead_regions([], [a], [b], 1, 2, 1.25, 640, 360)
     for x in (120, 140, 160):  # positions on the straight path
         assert any(r.xyxy[0] <= x and r.xyxy[2] >= x + 40 for r in regions)
+
+
+def test_a_face_seen_by_both_runs_is_placed_between_them_in_proportion() -> None:
+    a = Region((90, 90, 150, 150), 4, (100.0, 100.0, 140.0, 140.0))
+    b = Region((150, 90, 210, 150), 4, (160.0, 100.0, 200.0, 140.0))
+    own = Region((95, 90, 155, 150), 4, (105.0, 100.0, 145.0, 140.0))  # extrapolated from a
+    regions = lookahead_regions([own], [a], [b], 1, 2, 1.25, 640, 360)
+    faces = {r.face for r in regions if r.track_id == 4}
+    assert faces == {(120.0, 100.0, 160.0, 140.0)}  # one third of the way from a to b
+    # Only the run before is known (a live camera that does not wait): the tracker's own box.
+    alone = lookahead_regions([own], [a], [], 1, 0, 1.25, 640, 360)
+    assert {r.face for r in alone if r.track_id == 4} == {own.face}
