@@ -65,6 +65,59 @@ def method_configs(methods: list[str]) -> list[tuple[str, Any]]:
     return runs
 
 
+def site_gallery_run(tmp: Path, args: argparse.Namespace) -> tuple[str, Any]:
+    """('surrogate+site', config): the surrogate method with a site gallery (research data,
+    assembled in ``tmp``, never shipped)."""
+    import streamdeid
+
+    if args.site_gallery_dir:
+        folder = Path(args.site_gallery_dir)
+    else:
+        folder = tmp / f"site-gallery-{args.site_gallery}"
+        if not folder.exists():
+            if args.site_gallery == "lfw":
+                from streamdeid.testing.crowd import write_site_gallery
+
+                write_site_gallery(folder, 30)
+            else:
+                dev_portraits(data_root(args.data), folder)
+    overrides = {"obscure.method": "surrogate", "obscure.surrogate_gallery": str(folder)}
+    return "surrogate+site", streamdeid.load_config("default").override(overrides)
+
+
+DEV_PORTRAITS = [
+    "ageitgey__face_recognition/examples/knn_examples/train/biden/biden.jpg",
+    "ageitgey__face_recognition/examples/knn_examples/train/kit_harington/john1.jpeg",
+    "ageitgey__face_recognition/examples/knn_examples/train/obama/obama.jpg",
+    "ageitgey__face_recognition/examples/knn_examples/train/rose_leslie/img1.jpg",
+    "open-mmlab__mmpose/tests/data/300w/indoor_020.png",
+    "open-mmlab__mmpose/tests/data/300w/indoor_029.png",
+    "open-mmlab__mmpose/tests/data/cofw/001766.jpg",
+    "open-mmlab__mmpose/tests/data/cofw/001805.jpg",
+]
+PASCAL = "davisking__dlib/examples/faces"
+
+
+def dev_portraits(root: Path, folder: Path) -> None:
+    """Colour portraits of people in none of the dev clips (alex_lacamoire and Lin-Manuel
+    Miranda are left out: they perform in the Hamilton clip), plus each PASCAL face of dlib's
+    ``training.xml`` cropped with one face size of margin."""
+    import xml.etree.ElementTree as ET
+
+    folder.mkdir(parents=True)
+    for i, rel in enumerate(DEV_PORTRAITS):
+        image = cv2.imread(str(root / rel))
+        cv2.imwrite(str(folder / f"portrait{i:02d}.png"), image)
+    n = 0
+    for node in ET.parse(root / PASCAL / "training.xml").getroot().iter("image"):
+        image = cv2.imread(str(root / PASCAL / node.get("file", "")))
+        for box in node.iter("box"):
+            x, y, w, h = (int(box.get(k, 0)) for k in ("left", "top", "width", "height"))
+            crop = image[max(0, y - w) : y + h + w, max(0, x - w) : x + w + w]
+            cv2.imwrite(str(folder / f"pascal{n:02d}.png"), crop)
+            n += 1
+
+
 def clip_paths(args: argparse.Namespace) -> list[Path]:
     """The dev clips when the data folder is there, else the bundled sample clip."""
     if args.data is None and not (DEFAULT_DATA / "MANIFEST.md").is_file():
@@ -222,6 +275,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--detector", default="dlib", help="independent detector (dlib/centerface)")
     ap.add_argument("--stills", action="store_true", help="also the johns identity set")
     ap.add_argument("--no-video", action="store_true", help="skip the clips (with --stills)")
+    ap.add_argument(
+        "--site-gallery",
+        choices=["dev", "lfw"],
+        help="also run 'surrogate+site': the surrogate method with a site gallery made in the "
+        "temp folder: 'dev' = 26 colour portraits of people not in the dev clips (MANIFEST "
+        "section 4 and 3.2-3.4: four knn_examples people, 300-W, COFW, dlib's PASCAL faces), "
+        "'lfw' = 30 LFW faces of scikit-image (25 px, grey)",
+    )
+    ap.add_argument(
+        "--site-gallery-dir",
+        metavar="DIR",
+        help="as --site-gallery, with the portraits in DIR (one person per image; never people "
+        "of the dev data)",
+    )
     ap.add_argument("--keep", help="keep the outputs in this folder instead of a temp dir")
     ap.add_argument("--json", help="write all numbers to this JSON file")
     return ap.parse_args(argv)
@@ -239,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sd-utility-") as tmpdir:
         tmp = Path(args.keep) if args.keep else Path(tmpdir)
         tmp.mkdir(parents=True, exist_ok=True)
+        if args.site_gallery or args.site_gallery_dir:
+            runs.append(site_gallery_run(tmp, args))
         for src in clips:
             print(f"{src.name}:", flush=True)
             for method, config in runs:

@@ -243,6 +243,7 @@ def _anonymize_image(
     writer = open_sidecar(dst, config) if config.reversible.enabled else None
     filter_ = make_obscure_filter(config)
     try:
+        filter_.prepare()  # models, kernels, a site gallery
         packet = anonymize_frame(frame, detector, make_tracker(config), filter_, config, writer)
     finally:
         detector.close()
@@ -261,7 +262,7 @@ def _anonymize_image(
         detection_failures=int(packet.detection_failed),
         seconds=seconds,
         fps=1 / seconds if seconds else 0.0,
-        surrogate=surrogate_counts(filter_),  # a photo has no gallery: blurred, and counted
+        surrogate=surrogate_counts(filter_),  # blurred, and counted, without a site gallery
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from streamdeid.config import Config, PipelineConfig
@@ -100,6 +101,7 @@ def make_obscure_filter(config: Config) -> Filter:
         return SurrogateFilter(
             k=o.surrogate_k,
             epsilon=o.surrogate_epsilon,
+            site_gallery=Path(o.surrogate_gallery) if o.surrogate_gallery else None,
             blur_fraction=o.blur_fraction,
             shape=o.shape,
         )

@@ -140,6 +140,14 @@ class ObscureConfig(StrictModel):
         description="Surrogate: identities (tracks) averaged into each surrogate face. At least 2, "
         "since a mean of one face is that face; 5 by default, so no one contributor dominates.",
     )
+    surrogate_gallery: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Surrogate: a folder of portraits, one person per image, added to the people "
+        "each surrogate is averaged from, so scenes with fewer than surrogate_k + 1 people get "
+        "surrogates too. Never photos of people who may appear in the footage. Read once, kept "
+        "in memory only.",
+    )
     surrogate_epsilon: float | None = Field(
         default=None,
         gt=0.0,

@@ -109,6 +109,7 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "shape": ("obscure.shape",),
     "surrogate_k": ("obscure.surrogate_k",),
     "surrogate_epsilon": ("obscure.surrogate_epsilon",),
+    "surrogate_gallery": ("obscure.surrogate_gallery",),
     "mask_scale": ("obscure.mask_scale",),
     "detect_every": ("pipeline.detect_every",),
     "confidence": ("detector.backends.confidence",),  # config.CONFIDENCE_OF_BACKENDS

@@ -89,6 +89,12 @@ def _add_masking(run: argparse.ArgumentParser) -> None:
         "have been seen a face stays blurred",
     )
     g.add_argument(
+        "--surrogate-gallery",
+        metavar="DIR",
+        help="surrogate: a folder of portraits (one person per image, never people who may be "
+        "filmed) that count as other people from the first frame",
+    )
+    g.add_argument(
         "--surrogate-epsilon",
         type=float,
         metavar="E",

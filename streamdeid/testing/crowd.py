@@ -41,6 +41,19 @@ def lfw_faces(n: int, size: int = FACE_PX) -> list[np.ndarray]:
     return out
 
 
+def write_site_gallery(folder: Path, n: int, first: int = 20, size: int = 120) -> Path:
+    """``n`` LFW portraits, from the ``first``-th face on, as PNG files in a new ``folder``:
+    a site gallery for the surrogate method made of people not in the crowd scenario (which
+    uses the first faces), each with a grey border so the detector sees some picture round it.
+    """
+    folder.mkdir(parents=True)
+    for i, face in enumerate(lfw_faces(first + n, size)[first:]):
+        border = size // 2
+        portrait = cv2.copyMakeBorder(face, *[border] * 4, cv2.BORDER_CONSTANT, value=(120,) * 3)
+        cv2.imwrite(str(folder / f"person{i:02d}.png"), portrait)
+    return folder
+
+
 def lfw_sprites(n: int) -> list[FaceSprite]:
     """LFW faces as sprites whose face box is the whole enlarged face."""
     sprites = []

@@ -97,3 +97,25 @@ def test_a_photo_has_no_gallery_so_it_is_blurred_and_counted(tmp_path: Path) -> 
     assert stats.surrogate["blurred"] == stats.regions >= 1
     box = sprite.face_xyxy
     assert unmasked([sprite.image], [cv2.imread(str(dst))], [{"boxes": [box]}]) == []
+
+
+def test_a_photo_gets_a_surrogate_from_a_site_gallery_through_the_cli(tmp_path: Path) -> None:
+    import cv2
+
+    pytest.importorskip("skimage", reason="the LFW portraits come with scikit-image (dev extra)")
+    from streamdeid.testing.crowd import write_site_gallery
+    from streamdeid.testing.sprites import load_sample_faces
+
+    site = write_site_gallery(tmp_path / "site", 10)
+    sprite = load_sample_faces()[0]
+    src, dst, stats_path = tmp_path / "in.png", tmp_path / "out.png", tmp_path / "stats.json"
+    cv2.imwrite(str(src), sprite.image)
+    argv = ["run", str(src), "-o", str(dst), "--method", "surrogate", "--no-progress"]
+    argv += ["--surrogate-gallery", str(site), "--stats", str(stats_path)]
+    assert main(argv) == 0
+    counts = json.loads(stats_path.read_text())["surrogate"]
+    assert counts["surrogate"] >= 1  # without the gallery a photo is only blurred (test above)
+    box = sprite.face_xyxy
+    assert unmasked([sprite.image], [cv2.imread(str(dst))], [{"boxes": [box]}]) == []
+    # A missing gallery is the user's mistake: one line naming the setting, exit 2.
+    assert main([*argv[:-2], "--surrogate-gallery", str(tmp_path / "nope")]) != 0
