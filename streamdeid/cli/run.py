@@ -79,7 +79,7 @@ def _add_masking(run: argparse.ArgumentParser) -> None:
         choices=["blur", "pixelate", "solid", "surrogate"],
         help="how faces are obscured (default: blur, strength grows with face size; surrogate: "
         "blur, then the mean face of --surrogate-k other people of the video drawn over the "
-        "face, keeping pose and expression)",
+        "face, in its pose)",
     )
     g.add_argument(
         "--surrogate-k",
@@ -92,7 +92,8 @@ def _add_masking(run: argparse.ArgumentParser) -> None:
         "--surrogate-gallery",
         metavar="DIR",
         help="surrogate: a folder of portraits (one person per image, never people who may be "
-        "filmed) that count as other people from the first frame",
+        "filmed) that count as other people from the first frame; more faces get a surrogate, "
+        "a few percent of them re-identifiable (README)",
     )
     g.add_argument(
         "--surrogate-epsilon",
