@@ -122,12 +122,15 @@ def _faces_between(
     until_after: int,
 ) -> dict[int, Face]:
     """Each track's face on a skipped frame: its faces at the two runs interpolated when both
-    are known (the tracker only extrapolates from the run before), else the tracker's own."""
+    are known (the tracker only extrapolates from the run before), else the tracker's own, else
+    (a face that appeared before the next run found it) where that run saw it."""
     faces = {r.track_id: r.face for r in own if r.track_id is not None and r.face is not None}
     if not after:
         return faces
     t = since_before / max(1, since_before + until_after)
     later = {r.track_id: r.face for r in after if r.track_id is not None and r.face is not None}
+    for track_id, face in later.items():
+        faces.setdefault(track_id, face)
     for r in before:
         if r.track_id is None or r.face is None or r.track_id not in later:
             continue

@@ -40,3 +40,7 @@ def test_a_face_seen_by_both_runs_is_placed_between_them_in_proportion() -> None
     # Only the run before is known (a live camera that does not wait): the tracker's own box.
     alone = lookahead_regions([own], [a], [], 1, 0, 1.25, 640, 360)
     assert {r.face for r in alone if r.track_id == 4} == {own.face}
+    # A face that appeared before the next run found it: where that run saw it.
+    new = Region((400, 90, 460, 150), 8, (410.0, 100.0, 450.0, 140.0))
+    appeared = lookahead_regions([own], [a], [b, new], 2, 1, 1.25, 640, 360)
+    assert {r.face for r in appeared if r.track_id == 8} == {new.face}
