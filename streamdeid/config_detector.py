@@ -100,9 +100,9 @@ class RetinaFaceConfig(_ConvNetConfig):
         "gives 0.17 false boxes per frame, and a missed face is a leak.",
     )
     min_input_height: InputHeight = Field(
-        default=832,
+        default=720,
         description="The full pass sees the frame at least this many rows tall: small video "
-        "(and photos) are enlarged, so faces down to ~8 px are found. 0 = use scales as given.",
+        "(and photos) are enlarged, so faces down to ~9 px are found. 0 = use scales as given.",
     )
 
 
