@@ -25,13 +25,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streamdeid.obscure.filters import BlurFilter, Filter, Shape, check_image, pixel_regions
 from streamdeid.obscure.landmarks import FaceFit, LandmarkFitter
 from streamdeid.obscure.mesh_kernels import blend_region, count_changed, warp_mesh
 from streamdeid.obscure.site_gallery import load_site_faces
+from streamdeid.obscure.surrogate_blend import (
+    CHANGED_LEVEL,
+    changed_share,
+    colour_transfer,
+    feathered,
+)
 from streamdeid.obscure.surrogate_gallery import Gallery, Surrogate, deform, mean_shape_posed
 from streamdeid.types import Region
 
@@ -65,7 +70,6 @@ MIN_FACE_PX = 24
 """Faces smaller than this (face box side x FIT_MARGIN) are left blurred: a mesh there is
 guesswork."""
 
-CHANGED_LEVEL = 12
 MIN_CHANGED = 0.65
 """A surrogate is kept only where more than this share of the face's own box (the mesh's
 bounding box) differs from the input by more than :data:`CHANGED_LEVEL` grey levels: the
@@ -363,39 +367,6 @@ def _place(image: np.ndarray, box: Box, drawn: _Drawn, dx: int, dy: int) -> _Pla
     alpha = np.ascontiguousarray(drawn.alpha[sub])
     original = image[y1:y2, x1:x2].copy()
     return _Plan(box, original, ix1, iy1, face, alpha, drawn.gain, drawn.bias)
-
-
-def changed_share(before: np.ndarray, after: np.ndarray, level: int = CHANGED_LEVEL) -> float:
-    """Share of pixels whose grey level (mean of B, G, R) moved by more than ``level``."""
-    pixels = before.shape[0] * before.shape[1]
-    return count_changed(before, after, level) / pixels if pixels else 1.0
-
-
-def feathered(mask: np.ndarray, width: int) -> np.ndarray:
-    """Opacity from a coverage mask that is 1 deep inside and falls to 0 ``width`` px inside
-    the mask's edge, so the blend never reaches a pixel the mesh does not cover."""
-    kernel = np.ones((2 * width + 3, 2 * width + 3), np.uint8)  # w + 1 in: the blur spreads w
-    inner = cv2.erode(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    soft = cv2.blur(inner, (2 * width + 1, 2 * width + 1), borderType=cv2.BORDER_CONSTANT)
-    alpha = soft.astype(np.float32) * (1 / 255)
-    alpha[mask == 0] = 0.0
-    return alpha
-
-
-def colour_transfer(
-    face: np.ndarray, target: np.ndarray, inside: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel gain and bias mapping ``face``'s mean and std onto ``target``'s, inside the
-    ``inside`` mask (uint8).
-
-    Only statistics of the target cross over (its lighting and skin tone), never its pixels;
-    the gain is bounded so a flat surrogate is not stretched into noise.
-    """
-    f_mean, f_std = (v.ravel() for v in cv2.meanStdDev(face, mask=inside))
-    t_mean, t_std = (v.ravel() for v in cv2.meanStdDev(target, mask=inside))
-    gain = np.clip(t_std / np.maximum(f_std, 1.0), 0.5, 2.0).astype(np.float32)
-    bias = (t_mean - gain * f_mean).astype(np.float32)
-    return gain, bias
 
 
 def surrogate_counts(filter_: Filter) -> dict[str, int] | None:

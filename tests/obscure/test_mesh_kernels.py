@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamdeid.obscure.mesh_kernels import blend_region, warp_mesh
-from streamdeid.obscure.surrogate import changed_share, feathered
+from streamdeid.obscure.surrogate_blend import changed_share, feathered
 
 
 def grid_mesh(side: int) -> tuple[np.ndarray, np.ndarray]:
