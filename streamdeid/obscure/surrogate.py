@@ -86,7 +86,7 @@ class SurrogateCounts:
     surrogate: int = 0  # regions that got a surrogate face (blurred around it)
     too_few_identities: int = 0  # blurred: fewer than k other identities seen so far
     no_fit: int = 0  # blurred: the face mesh could not be fitted (or the face is tiny)
-    no_track: int = 0  # blurred: a raw detection without a track has no stable surrogate
+    no_track: int = 0  # blurred: a raw detection (no track), or a region with no face position
     too_close: int = 0  # blurred: the surrogate changed too few pixels of the input (MIN_CHANGED)
 
     @property

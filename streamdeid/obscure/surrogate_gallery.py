@@ -54,7 +54,9 @@ from streamdeid.obscure.mesh_kernels import warp_mesh
 log = logging.getLogger(__name__)
 
 TEXTURE_SIZE = 64
-"""Side of the canonical texture (px). The mean of k faces is smooth; more buys nothing."""
+"""Side of the canonical texture (px). 128 kept more faces detectable (66% against 62% on the
+crowd clip with a site gallery) but rank-1 identification rose to 32% against a chance of 14%:
+a sharper mean carries its contributors' and the target's detail through."""
 
 MAX_SAMPLES = 5
 """Fits of one track averaged into its texture (steadier than one frame, still one person)."""
