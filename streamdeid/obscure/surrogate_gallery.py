@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 TEXTURE_SIZE = 64
 """Side of the canonical texture (px). 128 kept more faces detectable (66% against 62% on the
 crowd clip with a site gallery) but rank-1 identification rose to 32% against a chance of 14%:
-a sharper mean carries its contributors' and the target's detail through."""
+on a sharper face dlib reads more of what is left of the target (its pose, a quarter of its
+proportions, its colour)."""
 
 MAX_SAMPLES = 5
 """Fits of one track averaged into its texture (steadier than one frame, still one person)."""
