@@ -33,6 +33,11 @@ CROP_SCALE = 1.15
 """Crop side / larger side of the region. Regions are face boxes padded by ``mask_scale``
 (1.3), so this gives the ~1.5x face box the model was trained on."""
 
+FIT_MARGIN = 1.3
+"""A detector's tight face box is grown by this before :meth:`LandmarkFitter.fit_face` (the
+``mask_scale`` padding of a region): with CROP_SCALE, the ~1.5x face box the model was trained
+on."""
+
 MIN_PRESENCE = 0.5
 """Fits whose face-presence probability is lower are failures (the region is only blurred)."""
 
@@ -105,3 +110,13 @@ class LandmarkFitter:
         raw = it.get_tensor(self._points).reshape(N_POINTS, 3)[:, :2]
         points = (raw - half) / k + np.float32([cx, cy])
         return FaceFit(points.astype(np.float32), float(presence))
+
+    def fit_face(
+        self, image: np.ndarray, face: tuple[float, float, float, float]
+    ) -> FaceFit | None:
+        """Landmarks of the face whose tight (detector or tracker) box is ``face``: fitted in
+        the square :data:`FIT_MARGIN` times its longer side, on the same centre."""
+        cx, cy = (face[0] + face[2]) / 2, (face[1] + face[3]) / 2
+        half = max(face[2] - face[0], face[3] - face[1]) * FIT_MARGIN / 2
+        box = (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+        return self.fit(image, box)

@@ -24,17 +24,15 @@ import cv2
 import numpy as np
 
 from streamdeid.errors import ConfigError
+from streamdeid.io.source import is_image_path
 from streamdeid.obscure.landmarks import FaceFit, LandmarkFitter
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_FILES = 200
 """Enough people to draw k from; every portrait costs a detector and a mesh run at start-up."""
 MAX_PIXELS = 40_000_000
 """Larger files are skipped: a portrait needs far fewer, and decoding costs memory."""
-FIT_MARGIN = 1.3
-"""The face box is grown by this before fitting, as for a region (see :mod:`.surrogate`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +53,7 @@ def load_site_faces(folder: Path, fitter: LandmarkFitter) -> list[SiteFace]:
     label = "obscure.surrogate_gallery"
     if not folder.is_dir():
         raise ConfigError(f"{label}: expected a folder of face photos, '{folder}' is not one")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if is_image_path(p))
     if len(files) > MAX_FILES:
         log.warning("%s: using the first %d of %d images", label, MAX_FILES, len(files))
         files = files[:MAX_FILES]
@@ -93,9 +91,7 @@ def _fit_file(path: Path, detector, fitter: LandmarkFitter) -> SiteFace | None:
         return None
     sides = np.maximum(found.xyxy[:, 2] - found.xyxy[:, 0], found.xyxy[:, 3] - found.xyxy[:, 1])
     x1, y1, x2, y2 = (float(v) for v in found.xyxy[int(np.argmax(sides))])
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * FIT_MARGIN / 2
-    box = (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
-    fit = fitter.fit(image, box)
+    fit = fitter.fit_face(image, (x1, y1, x2, y2))
     if fit is None:
         log.warning("surrogate gallery: the face in '%s' could not be fitted, skipped", path.name)
         return None

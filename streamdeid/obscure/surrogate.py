@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from streamdeid.obscure.filters import BlurFilter, Filter, Shape, check_image, pixel_regions
-from streamdeid.obscure.landmarks import FaceFit, LandmarkFitter
+from streamdeid.obscure.landmarks import FIT_MARGIN, FaceFit, LandmarkFitter
 from streamdeid.obscure.mesh_kernels import blend_region, count_changed, warp_mesh
+from streamdeid.obscure.regions import Face
 from streamdeid.obscure.site_gallery import load_site_faces
 from streamdeid.obscure.surrogate_blend import (
     CHANGED_LEVEL,
@@ -43,7 +44,6 @@ from streamdeid.types import Region
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]
-Face = tuple[float, float, float, float]
 
 FEATHER = 0.05
 """Feather width as a fraction of the region's smaller side: the blend fades out over it."""
@@ -61,10 +61,6 @@ shape (put in the target's pose): the target's proportions identify it even unde
 texture, so they are averaged too, as k-Same-M does. Measured with a site gallery on the crowd
 clip (dlib, re-identified / faces kept): 0.5 -> 3.6% / 58%, 0.75 -> 1.8% / 60%, 1.0 -> 0.9% /
 62%; a quarter of the target's own deviation is kept for its expression."""
-
-FIT_MARGIN = 1.3
-"""The mesh is fitted in the face box grown by this (the ``mask_scale`` padding of a region):
-with the fitter's own margin, the ~1.5x face box the model was trained on."""
 
 MIN_FACE_PX = 24
 """Faces smaller than this (face box side x FIT_MARGIN) are left blurred: a mesh there is
@@ -272,14 +268,7 @@ class SurrogateFilter(Filter):
         if self.fitter is None:
             self.fitter = LandmarkFitter()
         centre = _centre(face)
-        half = max(face[2] - face[0], face[3] - face[1]) * FIT_MARGIN / 2
-        crop = (
-            round(centre[0] - half),
-            round(centre[1] - half),
-            round(centre[0] + half),
-            round(centre[1] + half),
-        )
-        fit = self.fitter.fit(image, crop)
+        fit = self.fitter.fit_face(image, face)
         self._fits[track_id] = _LastFit(fit, centre, side, self._frame)
         if fit is not None:
             same_as = None if last is not None else self._broken_off(track_id, centre, side)
