@@ -20,6 +20,7 @@ from pathlib import Path
 # What a run is built from lives in streamdeid.build; this module only runs it.
 from streamdeid.build import (
     Stages,
+    background_nice,
     build_stages,
     encoder_settings,
     make_detector,
@@ -179,6 +180,7 @@ def _anonymize_video(
             queue_size=config.pipeline.queue_size,
             stop=stop,
             label=Path(src).name,
+            background_nice=background_nice(config, source.info.height),
         )
         try:
             pipeline.run()

@@ -127,6 +127,12 @@ def encoder_settings(config: Config) -> EncoderSettings:
     )
 
 
+def background_nice(config: Config, height: int) -> int:
+    """How much nicer a file pipeline's other threads run than its detector: only on video the
+    detector enlarges, where it paces the run (see :mod:`streamdeid.pipeline.priority`)."""
+    return config.pipeline.background_nice if config.detector.enlarges(height) else 0
+
+
 @dataclass(frozen=True)
 class Schedule:
     """When the detector runs and how skipped frames are covered, for one mode."""

@@ -258,6 +258,12 @@ class DetectorConfig(StrictModel):
         """The single backends that run: the ensemble's members, or the backend itself."""
         return list(dict.fromkeys(self.ensemble)) if self.backend == "ensemble" else [self.backend]
 
+    def enlarges(self, height: int) -> bool:
+        """Whether a backend in use sees video ``height`` rows tall enlarged (its full pass has a
+        larger ``min_input_height``): it then looks at more pixels than the codecs handle."""
+        sections = (getattr(self, backend, None) for backend in self.backends())
+        return any(isinstance(s, _ConvNetConfig) and height < s.min_input_height for s in sections)
+
     def backend_kwargs(self, backend: str, default_threads: int = 1) -> dict[str, Any]:
         """Keyword arguments of ``backend``'s detector class: exactly the options it reads.
         ``default_threads`` applies when ``threads`` is not set (cameras use more)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdeid.batch.plan import ChunkSpec
-from streamdeid.build import build_stages, encoder_settings
+from streamdeid.build import background_nice, build_stages, encoder_settings
 from streamdeid.config import Config, parse_config
 from streamdeid.errors import ChunkMismatchError
 from streamdeid.io.chunk_source import ChunkSource
@@ -131,6 +131,7 @@ def run_chunk(task: ChunkTask) -> WorkResult:
                 [built.detect, built.track, built.obscure, write],
                 queue_size=config.pipeline.queue_size,
                 label=f"{Path(task.input).name}#{spec.index}",
+                background_nice=background_nice(config, source.info.height),
             ).run()
         if sink.frames_written != spec.frames or write.last_pts != write.spec.last_pts:
             raise ChunkMismatchError(

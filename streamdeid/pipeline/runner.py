@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from streamdeid.errors import Interrupted, PipelineError, StreamDeidError
+from streamdeid.pipeline.priority import lower_this_thread
 from streamdeid.pipeline.stage import Channel, Stage
 from streamdeid.types import EndOfStream, Frame, FramePacket
 
@@ -24,6 +25,10 @@ class Pipeline:
     interrupted run leaves a playable file. A failing stage sets it too; :meth:`run` then
     raises the first error in pipeline order.
 
+    ``background_nice`` (files): every thread but the pacing stage's (``Stage.paces``, the
+    detector) runs this much nicer, so the detector gets a core whenever it wants one (see
+    :mod:`streamdeid.pipeline.priority`); 0 leaves priorities alone.
+
     Example:
         >>> Pipeline(frames, [DetectStage(...), TrackStage(...), ...]).run()  # doctest: +SKIP
     """
@@ -36,6 +41,7 @@ class Pipeline:
         queue_size: int = 8,
         stop: threading.Event | None = None,
         label: str = "file",
+        background_nice: int = 0,
     ) -> None:
         if not stages:
             raise ValueError("stages must not be empty")
@@ -44,6 +50,7 @@ class Pipeline:
         self.queue_size = queue_size
         self.stop = stop or threading.Event()
         self.label = label
+        self.background_nice = background_nice
         self.source_error: BaseException | None = None
         self.frames_read = 0
         self.source_busy_s = 0.0
@@ -79,7 +86,13 @@ class Pipeline:
 
     def _capture(self, outbox: Channel) -> None:
         """Body of the capture thread (a subclass may wait for something first)."""
+        lower_this_thread(self.background_nice)
         self._read(outbox)
+
+    def _run_stage(self, stage: Stage, inbox: Channel, outbox: Channel | None) -> None:
+        if not stage.paces:
+            lower_this_thread(self.background_nice)
+        stage.run(inbox, outbox, self.stop)
 
     def run(self) -> None:
         """Run to the end of the input (or until stopped) and raise the first failure."""
@@ -96,8 +109,8 @@ class Pipeline:
             outbox = channels[i + 1] if i + 1 < len(channels) else None
             threads.append(
                 threading.Thread(
-                    target=stage.run,
-                    args=(channels[i], outbox, self.stop),
+                    target=self._run_stage,
+                    args=(stage, channels[i], outbox),
                     name=f"streamdeid.{stage.name}:{self.label}",
                     daemon=True,
                 )

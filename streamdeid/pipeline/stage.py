@@ -61,6 +61,9 @@ class Stage(ABC):
     """One step of the pipeline. ``process`` is pure enough to unit-test without threads."""
 
     name: str = "stage"
+    # True for the stage that sets a file's pace (the detector): with a pipeline's
+    # ``background_nice``, every other thread yields the CPU to it (see pipeline.priority).
+    paces: bool = False
 
     def __init__(self) -> None:
         self.busy_s = 0.0

@@ -41,6 +41,7 @@ class DetectStage(Stage):
     BURST_FRAMES = 2
 
     name = "detect"
+    paces = True
 
     def __init__(
         self,
