@@ -7,8 +7,10 @@ slack to spare. Under the scheduler's fair share, the detector still waits for a
 three threads are runnable at once. On the 640×360 dev clip it was runnable for 2.18 s of a 2.25 s
 run but used only 1.63 s of CPU. Lowering the priority of every *other* pipeline thread (nice
 +10, inherited by the codec threads they start) gave the detector the core when it asked. The
-same run then took 8-10% less time, for the same CPU. At 720p and 1080p, where no single thread
-paces the run, it made no difference either way.
+same run then took 8-10% less time, for the same CPU. At 720p and 1080p no single thread paces
+the run, and it cost 2-4% there: x264 and the decoder lost their share while the detector ran.
+So it is used only where the detector enlarges the video (``build.background_nice``): its full
+pass then looks at more pixels than the codecs handle, and it is the slowest thread.
 
 Priority only decides who runs when more threads want the CPU than there are cores; a stage
 that is the bottleneck instead (the surrogate filter, an encoder on a slow preset) still gets
