@@ -46,7 +46,8 @@ SkipGrow = Annotated[
         le=4.0,
         description="With lookahead, on a frame the detector skipped, the faces of the runs "
         "before and after it are grown by this factor per frame between the run and the frame "
-        "(at most 4x): faces move between runs.",
+        "(at most 4x): faces move between runs. Every frame between two runs gets the margin "
+        "of the one farthest from them.",
     ),
 ]
 QueueSize = Annotated[

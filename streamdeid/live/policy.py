@@ -18,7 +18,8 @@ order, and every rule errs towards masking more:
    the next frame it did run on (call the runs before and after it A and B). The held frame is
    then masked with its own tracks ∪ every face of A and of B ∪, for each face seen by both,
    the box spanning its two positions (its straight path), all grown by ``skip_grow`` per frame
-   of distance from the run (at most 4×): the further behind the detector, the more is masked.
+   of distance from the run (at most 4×), the same for every frame between A and B (the
+   margins of the farthest one): the further behind the detector, the more is masked.
    A face that appears between two runs is in B, so it is covered on the skipped frames too.
    This costs no latency: B cannot be emitted before its own detection anyway, and frames leave
    in order. The rule and its code are shared with files (:mod:`streamdeid.pipeline.lookahead`).

@@ -7,11 +7,41 @@ from streamdeid.types import Region
 def test_margin_grows_with_the_distance_from_the_run_that_saw_the_face() -> None:
     # A face that appeared two frames before the next run had two frames to move: with
     # detect_every 3 its box must be grown twice as much there as one frame before the run.
+    # Both held frames get that margin: one mask for the whole gap.
     b = Region((100, 100, 140, 140), 9)
     one_before = lookahead_regions([], [], [b], 2, 1, 1.25, 640, 360)
     two_before = lookahead_regions([], [], [b], 1, 2, 1.25, 640, 360)
-    assert [r.xyxy for r in one_before] == [grow_box(b.xyxy, 1.25, 640, 360)]
     assert [r.xyxy for r in two_before] == [grow_box(b.xyxy, 1.5, 640, 360)]
+    assert [r.xyxy for r in one_before] == [r.xyxy for r in two_before]
+    # Without a next run (a live camera's blind rule), the frame's own distance is all there is.
+    alone = lookahead_regions([], [b], [], 2, 0, 1.25, 640, 360)
+    assert [r.xyxy for r in alone] == [grow_box(b.xyxy, 1.5, 640, 360)]
+
+
+def test_every_frame_of_a_gap_shares_one_mask_holding_its_own_margins() -> None:
+    # detect_every 4: three held frames, 1, 2 and 3 frames after A. Each is masked with the
+    # same boxes, and each box holds what the frame's own distance from A and from B asked for.
+    a = Region((100, 100, 140, 140), 1)
+    b = Region((130, 110, 170, 150), 1)
+    new = Region((400, 200, 440, 240), 2)
+    masks = [
+        sorted(r.xyxy for r in lookahead_regions([], [a], [b, new], k, 4 - k, 1.25, 640, 360))
+        for k in (1, 2, 3)
+    ]
+    assert masks[0] == masks[1] == masks[2]
+    for k in (1, 2, 3):
+        for r, frames in ((a, k), (b, 4 - k), (new, 4 - k)):
+            own = grow_box(r.xyxy, scaled_grow(1.25, frames), 640, 360)
+            assert any(_inside(own, m) for m in masks[0]), (k, r.xyxy)
+
+
+def _inside(inner, outer) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and inner[2] <= outer[2]
+        and inner[3] <= outer[3]
+    )
 
 
 def test_scaled_growth_is_capped_but_never_below_the_configured_factor() -> None:
