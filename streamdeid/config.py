@@ -179,8 +179,9 @@ class EncoderConfig(StrictModel):
     preset: str | None = Field(
         default=None,
         description="Encoder speed preset (x264/x265 names, SVT-AV1 0-13); null = veryfast for "
-        "files, superfast for live cameras (at 1080p 17 instead of 30 ms of CPU per frame, "
-        "for 14% more bits: a camera cannot wait for its encoder).",
+        "files; for live cameras (which cannot wait for their encoder) superfast up to 720p "
+        "and ultrafast above (a 1080p25 camera on two cores: detector on 71% instead of 50% "
+        "of frames, latency p95 185 instead of 250 ms, for 1.7x the bits).",
     )
     pix_fmt: str | None = Field(
         default=None, description="Pixel format; null = yuv420p (yuv444p for odd sizes)."

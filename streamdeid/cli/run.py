@@ -140,7 +140,9 @@ def _add_encoding(run: argparse.ArgumentParser) -> None:
         "--bitrate", type=int, metavar="BPS", help="target bitrate in bits/s (replaces --crf)"
     )
     e.add_argument(
-        "--preset", metavar="NAME", help="encoder speed preset (default veryfast; live: superfast)"
+        "--preset",
+        metavar="NAME",
+        help="encoder speed preset (default veryfast; live: superfast, ultrafast above 720p)",
     )
     e.add_argument(
         "--pix-fmt", metavar="FMT", help="pixel format (default yuv420p; yuv444p for odd sizes)"

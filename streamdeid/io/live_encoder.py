@@ -32,7 +32,7 @@ from streamdeid.errors import ConfigError, SinkError
 from streamdeid.io.frame_sink import FrameSink
 from streamdeid.io.pixfmt import choose_pix_fmt, to_video_frame
 from streamdeid.io.pts import RisingPts
-from streamdeid.io.sink import LIVE_PRESET, EncoderSettings
+from streamdeid.io.sink import EncoderSettings, live_preset
 from streamdeid.types import Frame
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ class LiveEncoder:
         ctx.gop_size = max(1, round(self.gop_s * self.frame_rate))
         ctx.max_b_frames = 0
         ctx.thread_count = s.threads
-        options = {"tune": "zerolatency", "preset": s.preset or LIVE_PRESET, "forced-idr": "1"}
+        preset = s.preset or live_preset(w, h)
+        options = {"tune": "zerolatency", "preset": preset, "forced-idr": "1"}
         if s.bitrate:
             ctx.bit_rate = s.bitrate
         elif s.crf is not None:

@@ -56,11 +56,20 @@ _EXTRA_AUDIO = {".ts": _TS_AUDIO, ".mts": _TS_AUDIO, ".m2ts": _TS_AUDIO}
 
 
 # x264/x265 presets when the config names none. Files: veryfast, the quality a file keeps. A
-# camera cannot wait for its encoder: at 1080p superfast costs 17 instead of 30 ms of CPU per
-# frame (x264, zerolatency, measured on the 2-core dev machine) for 14 % more bits, which is what
-# lets the detector share two cores with a 1080p25 encode.
+# camera cannot wait for its encoder: at 1080p superfast costs 18 instead of 29 ms of CPU per
+# frame (x264, zerolatency, measured on the 2-core dev machine) for 17 % more bits. Above 720p
+# even that leaves the detector too little of two cores: a 1080p25 RTSP camera, 60 s, had the
+# detector on 50-52 % of frames at latency p95 250-265 ms with superfast, and on 71 % at 185 ms
+# with ultrafast (11 ms of CPU per frame), for 1.7x the bits (12 instead of 7 Mbit/s masked).
 FILE_PRESET = "veryfast"
 LIVE_PRESET = "superfast"
+LIVE_PRESET_LARGE = "ultrafast"
+LIVE_LARGE_PIXELS = 1280 * 720
+
+
+def live_preset(width: int, height: int) -> str:
+    """The camera preset for frames of this size when the config names none."""
+    return LIVE_PRESET_LARGE if width * height > LIVE_LARGE_PIXELS else LIVE_PRESET
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,7 @@ class EncoderSettings:
     codec: str | None = None
     crf: int | None = 20
     bitrate: int | None = None  # bits/s; when set, replaces crf
-    preset: str | None = None  # None = FILE_PRESET (files), LIVE_PRESET (cameras)
+    preset: str | None = None  # None = FILE_PRESET (files), live_preset() (cameras)
     pix_fmt: str | None = None  # None = yuv420p, or yuv444p when the size is odd
     audio: str = "copy"  # copy | reencode | drop
     threads: int = 0  # 0 = let FFmpeg choose

@@ -25,7 +25,7 @@ from streamdeid.build import encoder_settings
 from streamdeid.config import Config
 from streamdeid.errors import ConfigError, OutputNotWritableError
 from streamdeid.io.frame_sink import FrameSink, SinkGroup
-from streamdeid.io.sink import LIVE_PRESET, VideoSink, check_output_writable
+from streamdeid.io.sink import VideoSink, check_output_writable, live_preset
 from streamdeid.io.source import VIDEO_SUFFIXES, FileSource, SourceInfo
 from streamdeid.live.policy import LiveSourceConfig
 from streamdeid.live.runner import paced
@@ -252,8 +252,8 @@ class SinkFactory:
         info = _output_info(self.input.info, frame, self.input.name)
         settings = encoder_settings(self.config)
         if self.input.live and settings.preset is None:
-            # A camera cannot wait for its encoder, whatever the output (see LIVE_PRESET).
-            settings = replace(settings, preset=LIVE_PRESET)
+            # A camera cannot wait for its encoder, whatever the output (see live_preset).
+            settings = replace(settings, preset=live_preset(frame.width, frame.height))
         rate = float(info.frame_rate or DEFAULT_FRAME_RATE)
         live: list[Any] = []
         files: list[FrameSink] = []

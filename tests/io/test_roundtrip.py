@@ -218,3 +218,29 @@ def test_encoder_preset_defaults_to_veryfast_for_files_and_superfast_for_cameras
     assert {"me=dia", "subme=1"} <= camera_options(EncoderSettings())  # superfast
     assert "subme=0" in file_options(EncoderSettings(preset="ultrafast"))
     assert "subme=0" in camera_options(EncoderSettings(preset="ultrafast"))
+
+
+def test_cameras_above_720p_encode_with_ultrafast_by_default(tmp_path: Path) -> None:
+    # Above 720p superfast leaves the detector too little of two cores (see live_preset); a
+    # named preset still wins, and 720p itself keeps superfast.
+    from fractions import Fraction
+
+    from streamdeid.io.segment_sink import SegmentSink
+    from streamdeid.io.sink import live_preset
+    from streamdeid.types import Frame
+
+    def camera_options(width: int, height: int, preset: str | None = None) -> set[str]:
+        folder = tmp_path / f"cam_{width}_{preset}"
+        folder.mkdir()
+        sink = SegmentSink(folder, settings=EncoderSettings(codec="h264", preset=preset))
+        image = np.full((height, width, 3), 128, np.uint8)
+        for i in range(2):
+            sink.write(Frame(i, image, i, Fraction(1, 25), i / 25))
+        sink.close()
+        (segment,) = folder.iterdir()
+        return _x264_options(segment.read_bytes())
+
+    assert (live_preset(1280, 720), live_preset(1920, 1080)) == ("superfast", "ultrafast")
+    assert {"me=dia", "subme=1"} <= camera_options(1280, 720)  # superfast
+    assert "subme=0" in camera_options(1920, 1080)  # ultrafast
+    assert "subme=1" in camera_options(1920, 1080, "superfast")
