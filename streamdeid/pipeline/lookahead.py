@@ -9,6 +9,11 @@ seen by both, the box spanning its two positions (its straight path), all grown.
 appears between two runs is in B, so it is covered from its first frame. Frames still leave in
 order: B cannot be emitted before its own detection anyway.
 
+All frames between two runs share one mask: each gets the margins of the frame farthest from
+the runs, which hold what its own distance asks for. A mask that changed size on every frame
+made the encoder's work harder: x264 spent 19% more CPU on the 720p dev clip's masked output
+than on its input, and one mask per gap took a third of that extra away (3-4% of the run).
+
 Used by ``streamdeid run`` (files: the detect stage always runs on the last frame, so every
 skipped frame has a B) and by the live pipeline, which adds its blind rule
 (:mod:`streamdeid.live.policy`).
@@ -69,18 +74,13 @@ def lookahead_regions(
     Every box of ``before`` (A) and of ``after`` (B) is masked where it was seen, grown by
     ``grow`` per frame of distance (:func:`scaled_grow`): a face that appeared two frames
     before B had two frames to move. Every frame of the gap gets the margins of the frame
-    farthest from the runs (boxes of A and B: the gap's length less one; paths: half of it), so
-    all frames between two runs share one mask, which holds what each frame's own distance
-    would have asked for. A mask that changed size on every frame made the encoder's work
-    harder: x264 spent 19% more CPU on the 720p dev clip's masked output than on its input,
-    and one mask per gap took a third of that extra away (and 3.5% of the run's CPU).
-    On top, a face's two positions are joined by the
-    box spanning both, grown: whatever straight path the face took between the two runs, it
-    stays inside. Positions are joined when they carry the same track id, and every B box with no
-    such partner (a new track: a face that appeared, or one that moved so far that the tracker
-    did not recognise it, its old track still coasting where it was) is joined to the nearest A
-    box within reach (a face size per frame of the gap). A new face with nothing in reach
-    is masked where B saw it.
+    farthest from the runs (one mask per gap, see the module docstring; B unknown: its own).
+    On top, a face's two positions are joined by the box spanning both, grown: whatever
+    straight path the face took between the two runs, it stays inside. Positions are joined
+    when they carry the same track id, and every B box with no such partner (a new track: a
+    face that appeared, or one that moved so far that the tracker did not recognise it, its
+    old track still coasting where it was) is joined to the nearest A box within reach (a face
+    size per frame of the gap). A new face with nothing in reach is masked where B saw it.
 
     Args:
         own: the frame's own regions (its predicted/coasting tracks).
@@ -94,9 +94,7 @@ def lookahead_regions(
     """
     boxes: list[tuple[Box, int | None]] = [(r.xyxy, r.track_id) for r in own]
     gap_frames = since_before + until_after
-    # The farthest frame of the gap from a run: gap - 1 frames (B unknown: this frame's own).
-    farthest = gap_frames - 1 if after else since_before
-    factor = scaled_grow(grow, farthest)
+    factor = scaled_grow(grow, gap_frames - 1 if after else since_before)
     for regions in (before, after):
         for r in regions:
             box = grow_box(r.xyxy, factor, width, height)
