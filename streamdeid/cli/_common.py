@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from streamdeid.config import bundled_configs, load_config
+from streamdeid.config import Config, bundled_configs, load_config
 from streamdeid.errors import ConfigError, StreamDeidError
 
 log = logging.getLogger("streamdeid")
@@ -67,6 +67,20 @@ def _default_summary() -> str:
     except ConfigError as e:  # a broken install must still print --help
         summary = f"(default config unreadable: {e})"
     return textwrap.fill(summary, width=94, subsequent_indent="      ")
+
+
+def confidence_defaults() -> str:
+    """The backends' default thresholds, read from the config model so help cannot drift."""
+    d = Config().detector
+    return (
+        f"RetinaFace {d.retinaface.confidence:g} (the default detector), CenterFace "
+        f"{d.centerface.confidence:g}, BlazeFace {d.confidence:g}"
+    )
+
+
+def detect_every_default() -> int:
+    """Files' detector schedule in the default config."""
+    return Config().pipeline.detect_every
 
 
 def examples() -> str:

@@ -18,6 +18,7 @@ from streamdeid.argtypes import port, positive_float, positive_int
 from streamdeid.cli._common import (
     Subparsers,
     add_common,
+    confidence_defaults,
     config_overrides,
     stop_on_signals,
     write_json,
@@ -156,7 +157,7 @@ def _add_masking(p: argparse.ArgumentParser) -> None:
         "--confidence",
         type=float,
         metavar="P",
-        help="detector threshold, every backend (CenterFace 0.2, BlazeFace 0.3)",
+        help=f"detector threshold, every backend (defaults: {confidence_defaults()})",
     )
     g.add_argument("--mask-scale", type=float, metavar="X", help="grow face boxes (1.3)")
 

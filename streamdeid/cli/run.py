@@ -18,7 +18,9 @@ from streamdeid.cli._common import (
     add_common,
     bar_per_file,
     bundled_names,
+    confidence_defaults,
     config_overrides,
+    detect_every_default,
     examples,
     one_bar,
     show_progress,
@@ -115,14 +117,14 @@ def _add_masking(run: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run the detector on every N-th frame (and the last); a frame in between is "
         "masked with its tracks and the faces of the runs before and after it "
-        "(default 3; 1 looks at every frame)",
+        f"(default {detect_every_default()}; 1 looks at every frame)",
     )
     g.add_argument(
         "--confidence",
         type=float,
         metavar="P",
         help="minimum detector score, for every backend the config runs (defaults: "
-        "CenterFace 0.2, BlazeFace 0.3; lower masks more)",
+        f"{confidence_defaults()}; lower masks more)",
     )
 
 

@@ -15,7 +15,7 @@ import cv2
 import pytest
 
 from streamdeid.cli import main
-from streamdeid.config import load_config
+from streamdeid.config import Config, load_config
 
 from helpers import probe
 
@@ -95,6 +95,22 @@ def test_help_teaches(capsys) -> None:
     assert e.value.code == 0
     for needle in ("--detect-every", "--method", "examples:", "cctv", "--stats"):
         assert needle in out
+
+
+def test_option_help_gives_the_defaults_the_config_has(capsys) -> None:
+    # --detect-every once said "default 3" and --confidence named CenterFace and BlazeFace
+    # only, long after the default became every 4th frame and RetinaFace at 0.05.
+    config = Config()
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    run_help = " ".join(capsys.readouterr().out.split())
+    assert f"(default {config.pipeline.detect_every}; 1 looks at every frame)" in run_help
+    with pytest.raises(SystemExit):
+        main(["live", "--help"])
+    live_help = " ".join(capsys.readouterr().out.split())
+    for text in (run_help, live_help):
+        assert f"RetinaFace {config.detector.retinaface.confidence:g}" in text
+        assert "default 3" not in text
 
 
 @pytest.mark.parametrize(
