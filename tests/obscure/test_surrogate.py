@@ -314,3 +314,34 @@ def test_drawn_landmarks_keep_the_targets_pose_and_take_the_contributors_proport
     assert np.abs(posed - target).mean() > 3.0
     half = mean_shape_posed(target, mean, 0.5)
     np.testing.assert_allclose(half, (posed + target) / 2, atol=1e-3)
+
+
+def test_with_a_large_gallery_the_least_alike_of_several_draws_is_drawn(fitter, tmp_path) -> None:
+    # A random draw of k others sometimes averages into a face that still reads as the target.
+    # With at least 2k others, the surrogate is the least alike the target of DRAWS draws;
+    # with fewer, the first random draw is kept (most draws would share most people).
+    from streamdeid.obscure.surrogate_gallery import DRAWS
+
+    write_site_gallery(tmp_path / "site", 10)
+    image, regions = face_row(1)
+    filt = make(k=3, fitter=fitter, site_gallery=tmp_path / "site")
+    filt.prepare()
+    run(filt, image, regions, frames=4)
+    gallery = filt.gallery
+    target = gallery._entries[regions[0].track_id]
+    others = gallery._others(target)
+    assert len(others) >= 2 * 3
+    made: list[tuple[int, ...]] = []
+    make_one = gallery._make
+    gallery._make = lambda ids: (made.append(ids), make_one(ids))[1]
+
+    def likeness(ids: tuple[int, ...]) -> float:
+        return float(gallery.descriptor(make_one(ids).texture) @ target.descriptor)
+
+    chosen = gallery._least_alike(target, others)
+    assert 1 < len(made) <= DRAWS
+    assert chosen.identities == min(made, key=likeness)
+    made.clear()
+    few = others[:5]  # fewer than 2k
+    assert gallery._least_alike(target, few).identities == tuple(few[:3])
+    assert made == [tuple(few[:3])]
