@@ -80,14 +80,10 @@ DESCRIPTOR_HIGH_PASS = 3.0  # sigma (texture px) of the shading removed before c
 SHAPE_NOISE_SCALE = 0.05
 SHAPE_NOISE_CLIP = 0.2
 DRAWS = 8
-"""With a site gallery there are many ways to pick ``k`` others, and a random draw sometimes
-makes a mean face that still reads as the target: on the crowd clip with the dev gallery, dlib
-re-identified 0, 4, 6 and 11 of 112 faces in four runs, and rank-1 was above chance every time
-(20-34% against 14%). Of this many random draws the one whose texture is least alike the
-target's (:meth:`Gallery.descriptor`) is kept: in three runs 1-3 of 112 re-identified and rank-1
-10-12%, for 56-62% of the faces kept instead of 63% (Hamilton: 0 of 61, rank-1 9-13% against
-chance 50%). With fewer than ``2k`` others (no gallery) most draws share most contributors:
-there the first draw is kept, as before (choosing gave 3-4 of 112 re-identified instead of 0-4)."""
+"""With a site gallery a random draw of ``k`` others sometimes still reads as the target (crowd
+clip: dlib re-identified 0-11 of 112, rank-1 above chance in every run); the least alike of this
+many draws is kept: 0-3 of 112, rank-1 under chance, 56-62% kept instead of 63% (README). With
+fewer than ``2k`` others draws share most people, and the first is kept."""
 
 
 @dataclass(frozen=True, slots=True)
