@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from streamdeid.errors import Interrupted, PipelineError, StreamDeidError
 from streamdeid.pipeline.priority import lower_this_thread
@@ -86,21 +86,21 @@ class Pipeline:
 
     def _capture(self, outbox: Channel) -> None:
         """Body of the capture thread (a subclass may wait for something first)."""
-        lower_this_thread(self.background_nice)
         self._read(outbox)
 
-    def _run_stage(self, stage: Stage, inbox: Channel, outbox: Channel | None) -> None:
-        if not stage.paces:
+    def _thread(self, paces: bool, body: Callable[..., None], *args: object) -> None:
+        """Run ``body`` on this new thread, nicer by ``background_nice`` unless it paces."""
+        if not paces:
             lower_this_thread(self.background_nice)
-        stage.run(inbox, outbox, self.stop)
+        body(*args)
 
     def run(self) -> None:
         """Run to the end of the input (or until stopped) and raise the first failure."""
         channels = self._make_channels()
         threads = [
             threading.Thread(
-                target=self._capture,
-                args=(channels[0],),
+                target=self._thread,
+                args=(False, self._capture, channels[0]),
                 name=f"streamdeid.capture:{self.label}",
                 daemon=True,
             )
@@ -109,8 +109,8 @@ class Pipeline:
             outbox = channels[i + 1] if i + 1 < len(channels) else None
             threads.append(
                 threading.Thread(
-                    target=self._run_stage,
-                    args=(stage, channels[i], outbox),
+                    target=self._thread,
+                    args=(stage.paces, stage.run, channels[i], outbox, self.stop),
                     name=f"streamdeid.{stage.name}:{self.label}",
                     daemon=True,
                 )

@@ -112,3 +112,16 @@ def test_only_video_the_detector_enlarges_gets_the_background_priority() -> None
         {"detector": {"backend": "mediapipe", "focus": {"enabled": False}}}
     )
     assert background_nice(mediapipe, 360) == 0  # no enlarged full pass
+
+
+def test_a_pipeline_that_captures_its_own_way_still_yields_there() -> None:
+    # The live pipeline overrides _capture (it waits for the camera first): the priority is set
+    # where every thread starts, not inside the base class's capture body.
+    class Waiting(Pipeline):
+        def _capture(self, outbox) -> None:
+            self._read(outbox)
+
+    base = in_new_thread(_nice)
+    read: list[int] = []
+    Waiting(frames(2, read), [NiceOf("detect", paces=True)], background_nice=3).run()
+    assert read and set(read) == {min(MAX_NICE, base + 3)}
