@@ -69,9 +69,18 @@ def _default_summary() -> str:
     return textwrap.fill(summary, width=94, subsequent_indent="      ")
 
 
+def _default_config() -> Config:
+    """The bundled default config for help texts; the model's defaults if it cannot be read
+    (a broken install must still print --help)."""
+    try:
+        return load_config("default")
+    except ConfigError:
+        return Config()
+
+
 def confidence_defaults() -> str:
-    """The backends' default thresholds, read from the config model so help cannot drift."""
-    d = Config().detector
+    """The backends' thresholds in the default config, so help cannot drift from it."""
+    d = _default_config().detector
     return (
         f"RetinaFace {d.retinaface.confidence:g} (the default detector), CenterFace "
         f"{d.centerface.confidence:g}, BlazeFace {d.confidence:g}"
@@ -80,7 +89,7 @@ def confidence_defaults() -> str:
 
 def detect_every_default() -> int:
     """Files' detector schedule in the default config."""
-    return Config().pipeline.detect_every
+    return _default_config().pipeline.detect_every
 
 
 def examples() -> str:

@@ -15,7 +15,7 @@ import cv2
 import pytest
 
 from streamdeid.cli import main
-from streamdeid.config import Config, load_config
+from streamdeid.config import load_config
 
 from helpers import probe
 
@@ -99,8 +99,9 @@ def test_help_teaches(capsys) -> None:
 
 def test_option_help_gives_the_defaults_the_config_has(capsys) -> None:
     # --detect-every once said "default 3" and --confidence named CenterFace and BlazeFace
-    # only, long after the default became every 4th frame and RetinaFace at 0.05.
-    config = Config()
+    # only, long after the default became every 4th frame and RetinaFace at 0.05. The numbers
+    # come from the bundled default config, as the summary above the examples does.
+    config = load_config("default")
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     run_help = " ".join(capsys.readouterr().out.split())
@@ -111,6 +112,20 @@ def test_option_help_gives_the_defaults_the_config_has(capsys) -> None:
     for text in (run_help, live_help):
         assert f"RetinaFace {config.detector.retinaface.confidence:g}" in text
         assert "default 3" not in text
+
+
+def test_option_help_follows_an_edited_default_config(monkeypatch, capsys) -> None:
+    from streamdeid.cli import _common
+
+    edited = load_config("default").override(
+        {"pipeline.detect_every": 6, "detector.retinaface.confidence": 0.07}
+    )
+    monkeypatch.setattr(_common, "load_config", lambda name: edited)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default 6; 1 looks at every frame)" in out
+    assert "RetinaFace 0.07" in out
 
 
 @pytest.mark.parametrize(
