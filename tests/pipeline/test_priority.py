@@ -93,7 +93,7 @@ def test_the_detect_stage_paces_files_and_the_config_bounds_the_setting() -> Non
     from streamdeid.pipeline.stages import DetectStage, ObscureStage
 
     assert DetectStage.paces and not ObscureStage.paces
-    assert Config().pipeline.background_nice == 10
+    assert Config().pipeline.background_nice == 19
     with pytest.raises(ValueError, match="background_nice"):
         Config.model_validate({"pipeline": {"background_nice": 20}})
 
