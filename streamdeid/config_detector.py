@@ -134,11 +134,11 @@ class FocusConfig(StrictModel):
         "that appears without motion, is found within this many frames.",
     )
     coarse_height: InputHeight = Field(
-        default=352,
+        default=360,
         description="Between full passes, also run the detector on the whole frame seen this "
         "many rows tall: a cheap pass that finds new faces big enough for it from their first "
-        "frame (retinaface, centerface); a multiple of 32 is not stretched to the next one. "
-        "0 = none.",
+        "frame (retinaface, centerface); for frames no taller than this, rounded to the nearest "
+        "multiple of 32 (352 for 360). 0 = none.",
     )
     motion: bool = Field(
         default=False,

@@ -24,10 +24,6 @@ from streamdeid.limits import MAX_EDGE_PAD, MAX_INPUT_HEIGHT, MAX_SCALE, MIN_SCA
 from streamdeid.types import Detections
 
 ALIGN = 32  # total downsampling of both networks: input sides must be multiples of it
-# Shrinks up to this factor are bilinear: at 2.1 it still reads 95% of the source pixels, and a
-# 720p frame's 352-row cheap pass (2.05x after rounding to ALIGN) stays 6x cheaper than area
-# averaging at a ratio that is not a whole number.
-LINEAR_MAX_SHRINK = 2.1
 
 
 def onnx_session(ort: Any, model: bytes, threads: int, label: str) -> Any:
@@ -45,6 +41,15 @@ def onnx_session(ort: Any, model: bytes, threads: int, label: str) -> Any:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise DetectorError(f"onnxruntime cannot load {label}: {e}") from e
+
+
+def aligned(side: float) -> int:
+    """``side`` network pixels rounded up to a multiple of :data:`ALIGN` (at least one).
+
+    A scale made to hit a multiple exactly (``832 / h`` times ``h`` rows) lands a rounding
+    error above it for some ``h`` (358, 361 ...): a plain ceil then adds 32 rows of work.
+    """
+    return max(ALIGN, math.ceil(side / ALIGN - 1e-6) * ALIGN)
 
 
 def nchw_blob(
@@ -173,13 +178,12 @@ class FullyConvolutionalDetector(TiledDetector):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Faces in one window seen at ``scale``: window-pixel xyxy clipped to it, scores."""
         h, w = window.shape[:2]
-        net_w = max(ALIGN, math.ceil(w * scale / ALIGN) * ALIGN)
-        net_h = max(ALIGN, math.ceil(h * scale / ALIGN) * ALIGN)
+        net_w, net_h = aligned(w * scale), aligned(h * scale)
         if (net_w, net_h) != (w, h):
-            # Bilinear is area averaging for shrinks down to about 1/2 (it reads every source
-            # pixel) and 6x cheaper; beyond that it would skip pixels and alias small faces
-            # away, so area averaging takes over.
-            far = net_w * LINEAR_MAX_SHRINK < w or net_h * LINEAR_MAX_SHRINK < h
+            # Bilinear is area averaging for shrinks down to 1/2 (it reads every source pixel)
+            # and 6x cheaper; beyond 1/2 it would skip pixels and alias small faces away, so
+            # area averaging takes over.
+            far = net_w * 2 < w or net_h * 2 < h
             interp = cv2.INTER_AREA if far else cv2.INTER_LINEAR
             window = cv2.resize(window, (net_w, net_h), interpolation=interp)
         px, py = self.edge_pad * pad_x, self.edge_pad * pad_y
