@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from streamdeid.detect.fullconv import aligned
 from streamdeid.detect.tiling import box_iou
 
 Window = tuple[int, int, int, int]
@@ -189,7 +190,7 @@ def face_windows(
             continue
         scale = float(needs[i])
         side = max(FACE_CONTEXT * edges[i], WINDOW_NET / scale)
-        side = math.ceil(side * scale / 32) * 32 / scale  # no network pixel wasted on rounding
+        side = aligned(side * scale) / scale  # no network pixel wasted on rounding
         window = fit(square(faces[i], side / edges[i]), 1, width, height)
         inside = contains(np.asarray([window], np.float64), faces.astype(np.float64))[0]
         covered |= inside & (needs <= scale)
