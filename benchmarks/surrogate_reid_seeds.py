@@ -81,7 +81,7 @@ def seeded_run(src: Path, dst: Path, config: Any, seed: int) -> dict[int, list]:
     def logged_apply(self: Any, image: np.ndarray, regions: Any) -> None:
         seen[self._frame - 1] = [
             (r.track_id, r.face) for r in regions if r.track_id is not None and r.face is not None
-        ]
+        ] + [face for r in regions for face in r.inner]
         apply(self, image, regions)
 
     surrogate.SurrogateFilter.__post_init__ = seeded_post_init  # type: ignore[method-assign]

@@ -93,11 +93,17 @@ class Region:
     tracker's box on a detector frame, between two runs the face's two boxes interpolated. Only
     a method that draws a replacement face needs it (``surrogate``); it is None for raw
     detections, whole-frame masks and regions read back from a sidecar.
+
+    ``inner`` holds the (track id, face) of other tracks whose boxes lie wholly inside this one
+    and were therefore not given a region of their own (already masked): between two runs a
+    region spans a moving face's positions before and after, and a neighbour's face often lies
+    inside that span. A method that draws faces draws those too.
     """
 
     xyxy: tuple[int, int, int, int]
     track_id: int | None = None
     face: tuple[float, float, float, float] | None = None
+    inner: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()
 
     def __post_init__(self) -> None:
         x1, y1, x2, y2 = self.xyxy

@@ -103,7 +103,8 @@ def merge_regions(
     (a raw detection) and they overlap with IoU >= 0.5. Boxes of two different tracks are
     never merged: a region belongs to one person, whose reveal must not show a neighbour.
     Boxes lying inside another are dropped (already masked). A region of a track named in
-    ``faces`` carries that face box (see :class:`~streamdeid.types.Region`).
+    ``faces`` carries that face box, and the faces of other tracks dropped inside it (see
+    :class:`~streamdeid.types.Region`).
     """
     faces = faces or {}
     merged: list[list] = []  # [box, track_id]
@@ -116,16 +117,29 @@ def merge_regions(
                 break
         else:
             merged.append([box, track_id])
+    holders = [
+        [j for j, (other, _) in enumerate(merged) if _holds(other, j, box, i)]
+        for i, (box, _) in enumerate(merged)
+    ]
+    inner: dict[int, dict[int, Face]] = {}
+    for (_, track_id), held_by in zip(merged, holders, strict=True):
+        face = faces.get(track_id) if track_id is not None else None
+        if track_id is None or face is None:
+            continue
+        for j in held_by:
+            if not holders[j] and merged[j][1] != track_id:
+                inner.setdefault(j, {})[track_id] = face
     kept = []
     for i, (box, track_id) in enumerate(merged):
-        inside = any(
-            j != i and _contains(other, box) and (other != box or j < i)
-            for j, (other, _) in enumerate(merged)
-        )
-        if not inside:
+        if not holders[i]:
             face = faces.get(track_id) if track_id is not None else None
-            kept.append(Region(box, track_id, face))
+            kept.append(Region(box, track_id, face, tuple(inner.get(i, {}).items())))
     return kept
+
+
+def _holds(other: Box, j: int, box: Box, i: int) -> bool:
+    """Whether merged box ``j`` holds box ``i`` (of two equal boxes the first holds the other)."""
+    return j != i and _contains(other, box) and (other != box or j < i)
 
 
 def _same_face(a: Box, a_id: int | None, b: Box, b_id: int | None) -> bool:

@@ -109,3 +109,17 @@ def test_a_track_region_carries_its_unpadded_face_a_raw_detection_none() -> None
     by_id = {r.track_id: r for r in regions}
     assert by_id[7].face == (60.0, 10.0, 80.0, 30.0)
     assert by_id[None].face is None
+
+
+def test_a_track_box_dropped_inside_another_region_hands_its_face_to_that_region() -> None:
+    # Track 1's span holds track 2's box (and a raw detection): both are dropped as already
+    # masked, but a method that draws faces must still know where track 2's face is.
+    span, inner, raw = (0, 0, 200, 100), (120, 20, 160, 60), (20, 20, 50, 50)
+    faces = {1: (5.0, 5.0, 40.0, 45.0), 2: (126.0, 26.0, 154.0, 54.0)}
+    regions = merge_regions([(span, 1), (inner, 2), (raw, None), (inner, 2)], faces)
+    assert [(r.xyxy, r.track_id, r.face, r.inner) for r in regions] == [
+        (span, 1, faces[1], ((2, faces[2]),))
+    ]
+    # A box of the region's own track inside it is the same face: nothing is added.
+    (own,) = merge_regions([(span, 1), ((10, 10, 30, 30), 1)], faces)
+    assert own.inner == ()
