@@ -92,7 +92,9 @@ class Region:
     ``face`` is where its track's face is on this frame (the unpadded, unclipped box): the
     tracker's box on a detector frame, between two runs the face's two boxes interpolated. Only
     a method that draws a replacement face needs it (``surrogate``); it is None for raw
-    detections, whole-frame masks and regions read back from a sidecar.
+    detections, whole-frame masks, regions read back from a sidecar, and a coasting track that
+    overlaps a track the detector still sees (the same person followed anew, see
+    :data:`streamdeid.obscure.regions.GHOST_IOU`).
 
     ``inner`` holds the (track id, face) of other tracks whose boxes lie wholly inside this one
     and were therefore not given a region of their own (already masked): between two runs a

@@ -123,3 +123,28 @@ def test_a_track_box_dropped_inside_another_region_hands_its_face_to_that_region
     # A box of the region's own track inside it is the same face: nothing is added.
     (own,) = merge_regions([(span, 1), ((10, 10, 30, 30), 1)], faces)
     assert own.inner == ()
+
+
+def test_a_coasting_track_over_a_seen_one_is_masked_but_names_no_face() -> None:
+    # The same person followed anew after a jump: the old track coasts where it predicted the
+    # face, beside the new one. Both are masked; only the seen one says where a face is, so
+    # a face-drawing method does not draw a second face beside the real one.
+    new = confirmed(2, [100, 100, 140, 140])
+    ghost = Track(
+        track_id=1,
+        xyxy=np.array([112, 104, 152, 144], np.float32),
+        state=TrackState.COASTING,
+        misses=1,
+    )
+    alone = Track(
+        track_id=3,
+        xyxy=np.array([300, 100, 340, 140], np.float32),
+        state=TrackState.COASTING,
+        misses=1,
+    )
+    regions = build_regions(None, [ghost, new, alone], 640, 360, mask_scale=1.3)
+    by_id = {r.track_id: r for r in regions}
+    assert set(by_id) == {1, 2, 3}
+    assert by_id[1].face is None
+    assert by_id[2].face == (100.0, 100.0, 140.0, 140.0)
+    assert by_id[3].face == (300.0, 100.0, 340.0, 140.0)  # nobody else there: still a face
