@@ -77,7 +77,11 @@ flat background that blur does not change either, so it is not part of the test.
 
 @dataclass
 class SurrogateCounts:
-    """What the filter did with each region it was handed (``--stats``)."""
+    """What the filter did with each region it was handed (``--stats``).
+
+    A face lying inside another track's region (:attr:`Region.inner`) counts as one more
+    region: it gets its own surrogate, or falls back to blur, like any other.
+    """
 
     surrogate: int = 0  # regions that got a surrogate face (blurred around it)
     too_few_identities: int = 0  # blurred: fewer than k other identities seen so far
