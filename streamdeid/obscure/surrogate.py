@@ -197,9 +197,8 @@ class SurrogateFilter(Filter):
         # Plans are made on the original pixels (fits, colour), before any region is blurred.
         plans = [self._plan(image, box, r) for box, r in _one_per_face(image, regions)]
         self._blur.apply(image, regions)
-        for plan in plans:
-            if plan is None:
-                continue
+        # Nearer faces are larger and hide the ones behind them: draw the largest last, on top.
+        for plan in sorted((p for p in plans if p is not None), key=lambda p: p.alpha.size):
             if self._blend_checked(image, plan):
                 self.counts.surrogate += 1
             else:

@@ -371,3 +371,36 @@ def test_with_a_large_gallery_the_least_alike_of_several_draws_is_drawn(fitter, 
     few = others[:5]  # fewer than 2k
     assert gallery._least_alike(target, few).identities == tuple(few[:3])
     assert made == [tuple(few[:3])]
+
+
+def test_a_nearer_larger_face_is_drawn_over_a_smaller_one_behind_it(monkeypatch) -> None:
+    # In a crowd the face in front is the larger one and hides part of the one behind it; the
+    # surrogates must overlap the same way, or the face in front is cut by the one behind.
+    from streamdeid.obscure import surrogate as mod
+
+    def plan_for(side: int, value: float) -> mod._Plan:
+        box = (0, 0, 100, 100)
+        face = np.full((side, side, 3), value, np.float32)
+        one = np.ones(3, np.float32)
+        return mod._Plan(
+            box,
+            np.zeros((100, 100, 3), np.uint8),
+            10,
+            10,
+            face,
+            np.ones((side, side), np.float32),
+            one,
+            np.zeros(3, np.float32),
+        )
+
+    big, small = plan_for(60, 200.0), plan_for(30, 40.0)
+    plans = iter([big, small])  # planned in region order: the big face first
+    monkeypatch.setattr(mod.SurrogateFilter, "_plan", lambda self, image, box, r: next(plans))
+    filt = make()
+    image = np.zeros((100, 100, 3), np.uint8)
+    regions = [
+        Region((0, 0, 100, 100), 1, (10, 10, 70, 70)),
+        Region((0, 0, 100, 100), 2, (10, 10, 40, 40)),
+    ]
+    filt.apply(image, regions)
+    assert (image[20:30, 20:30] == 200).all()  # the big face's pixels where both overlap
