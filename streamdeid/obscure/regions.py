@@ -92,13 +92,12 @@ def build_regions(
         return whole_frame(width, height)
     boxes: list[tuple[Box, int | None]] = []
     faces: dict[int, Face] = {}
-    tracks = list(tracks)
-    seen = [_face(t) for t in tracks if t.state != TrackState.COASTING]
-    for t in tracks:
+    with_faces = [(t, _face(t)) for t in tracks]
+    seen = [face for t, face in with_faces if t.state != TrackState.COASTING]
+    for t, face in with_faces:
         box = pad_box(t.xyxy, width, height, mask_scale, min_size_px)
         if box is not None:
             boxes.append((box, t.track_id))
-            face = _face(t)
             if t.state != TrackState.COASTING or not any(_iou(face, s) > GHOST_IOU for s in seen):
                 faces[t.track_id] = face
     if detections is not None:
@@ -144,7 +143,7 @@ def merge_regions(
     inner: dict[int, dict[int, Face]] = {}
     for (_, track_id), held_by in zip(merged, holders, strict=True):
         face = faces.get(track_id) if track_id is not None else None
-        if track_id is None or face is None:
+        if face is None:
             continue
         for j in held_by:
             if not holders[j] and merged[j][1] != track_id:

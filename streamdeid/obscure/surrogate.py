@@ -340,22 +340,16 @@ def _one_per_face(image: np.ndarray, regions: Sequence[Region]) -> list[tuple[Bo
     chosen: dict[int, tuple[Box, Region]] = {}
     out: list[tuple[Box, Region]] = []
     for box, region in pixel_regions(image, regions):
-        if region.track_id is None or region.face is None:
-            out.append((box, region))
-        else:
-            _choose(chosen, box, region, region.track_id, region.face)
-        for track_id, face in region.inner:
-            _choose(chosen, box, Region(region.xyxy, track_id, face), track_id, face)
+        inner = [Region(region.xyxy, track_id, face) for track_id, face in region.inner]
+        for r in (region, *inner):
+            if r.track_id is None or r.face is None:
+                out.append((box, r))
+                continue
+            cx, cy = _centre(r.face)
+            holds = box[0] <= cx < box[2] and box[1] <= cy < box[3]
+            if r.track_id not in chosen or holds:
+                chosen[r.track_id] = (box, r)
     return out + list(chosen.values())
-
-
-def _choose(
-    chosen: dict[int, tuple[Box, Region]], box: Box, region: Region, track_id: int, face: Face
-) -> None:
-    cx, cy = _centre(face)
-    holds = box[0] <= cx < box[2] and box[1] <= cy < box[3]
-    if track_id not in chosen or holds:
-        chosen[track_id] = (box, region)
 
 
 def _place(image: np.ndarray, box: Box, drawn: _Drawn, dx: int, dy: int) -> _Plan | None:

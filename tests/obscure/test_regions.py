@@ -10,6 +10,10 @@ def confirmed(track_id: int, xyxy: list[float]) -> Track:
     return Track(track_id, np.array(xyxy, np.float32), TrackState.CONFIRMED, misses=0)
 
 
+def coasting(track_id: int, xyxy: list[float]) -> Track:
+    return Track(track_id, np.array(xyxy, np.float32), TrackState.COASTING, misses=1)
+
+
 def test_pad_box_scales_around_centre_and_rounds_outwards() -> None:
     assert pad_box((100, 100, 200, 200), 1000, 1000, 1.3, 1) == (85, 85, 215, 215)
 
@@ -130,18 +134,8 @@ def test_a_coasting_track_over_a_seen_one_is_masked_but_names_no_face() -> None:
     # face, beside the new one. Both are masked; only the seen one says where a face is, so
     # a face-drawing method does not draw a second face beside the real one.
     new = confirmed(2, [100, 100, 140, 140])
-    ghost = Track(
-        track_id=1,
-        xyxy=np.array([112, 104, 152, 144], np.float32),
-        state=TrackState.COASTING,
-        misses=1,
-    )
-    alone = Track(
-        track_id=3,
-        xyxy=np.array([300, 100, 340, 140], np.float32),
-        state=TrackState.COASTING,
-        misses=1,
-    )
+    ghost = coasting(1, [112, 104, 152, 144])
+    alone = coasting(3, [300, 100, 340, 140])
     regions = build_regions(None, [ghost, new, alone], 640, 360, mask_scale=1.3)
     by_id = {r.track_id: r for r in regions}
     assert set(by_id) == {1, 2, 3}

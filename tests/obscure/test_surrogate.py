@@ -55,6 +55,16 @@ def run(filt: SurrogateFilter, image: np.ndarray, regions: list[Region], frames:
     return out
 
 
+def drawn_between_runs(filt: SurrogateFilter, image: np.ndarray, regions: list[Region]):
+    """Where a frame the detector skipped differs from the same frame only blurred."""
+    out = image.copy()
+    filt.next_frame(False)
+    filt.apply(out, regions)
+    blurred = image.copy()
+    BlurFilter(0.5).apply(blurred, regions)
+    return np.any(out != blurred, axis=2)
+
+
 def make(k: int = 5, fitter: LandmarkFitter | None = None, **kw) -> SurrogateFilter:
     return SurrogateFilter(k=k, fitter=fitter, rng=np.random.default_rng(0), **kw)
 
@@ -172,12 +182,7 @@ def test_surrogate_is_drawn_once_at_the_face_not_at_the_centre_of_a_grown_region
     width = image.shape[1]
     other = Region((width - 150, y1, width - 30, y2), last.track_id, last.face)
     boxes = [r for r in regions if r.track_id != last.track_id] + [grown, other]
-    out = image.copy()
-    filt.next_frame(False)
-    filt.apply(out, boxes)
-    blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, boxes)
-    drawn = np.any(out != blurred, axis=2)
+    drawn = drawn_between_runs(filt, image, boxes)
     gx1, gy1, gx2, gy2 = grown.xyxy
     ys, _ = np.nonzero(drawn[gy1:gy2, gx1:gx2])
     assert len(ys) > 0.2 * SIDE * SIDE / 1.69  # a face was drawn in the grown region
@@ -196,12 +201,7 @@ def test_a_face_inside_another_tracks_span_still_gets_its_surrogate(fitter) -> N
     a, b = regions[2], regions[3]
     span = Region((a.xyxy[0], 40, b.xyxy[2], 300), a.track_id, a.face, ((b.track_id, b.face),))
     boxes = [r for r in regions if r.track_id not in (a.track_id, b.track_id)] + [span]
-    out = image.copy()
-    filt.next_frame(False)
-    filt.apply(out, boxes)
-    blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, boxes)
-    drawn = np.any(out != blurred, axis=2)
+    drawn = drawn_between_runs(filt, image, boxes)
     for face in (a.face, b.face):
         x1, y1, x2, y2 = (round(v) for v in face)
         assert drawn[y1:y2, x1:x2].mean() > 0.3, face
