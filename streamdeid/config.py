@@ -196,12 +196,12 @@ class PipelineConfig(StrictModel):
 
     The four schedule settings are shared with cameras (``live.*``, see
     :mod:`streamdeid.config_schedule`); these ``pipeline.*`` values apply to files and images
-    only. A file can wait for its detector, so by default it runs on every 4th frame, lookahead
+    only. A file can wait for its detector, so by default it runs on every 5th frame, lookahead
     covers the frames in between (the last frame is always detected), and 8 frames are queued
     between stages.
     """
 
-    detect_every: DetectEvery = 4
+    detect_every: DetectEvery = 5
     lookahead: Lookahead = True
     skip_grow: SkipGrow = 1.25
     queue_size: FileQueueSize = 8

@@ -69,7 +69,7 @@ def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
 
 def test_override_validates_and_skips_none() -> None:
     c = Config().override({"obscure.method": "solid", "pipeline.detect_every": None})
-    assert c.obscure.method == "solid" and c.pipeline.detect_every == 4
+    assert c.obscure.method == "solid" and c.pipeline.detect_every == 5
     with pytest.raises(ConfigError, match=r"obscure\.mask_scale"):
         Config().override({"obscure.mask_scale": 0.5})
 

@@ -47,7 +47,7 @@ def grow_box(xyxy: Sequence[float], factor: float, width: int, height: int) -> B
 MAX_SCALED_GROW = 4.0
 """Growth scaled by distance from a run stops here (unless ``grow`` itself is larger).
 
-Files never reach it (with ``detect_every`` 4 a frame is at most 3 frames from a run: 1.75x).
+Files never reach it (with ``detect_every`` 5 a frame is at most 4 frames from a run: 2x).
 A live detector that falls behind can leave up to ``blind_frames`` (12) between two runs; a
 cap of 2x there let a face walking out at the frame edge between runs 11 frames apart show on
 the frames in between (seen under load in the RTSP test). A run further away masks more."""
