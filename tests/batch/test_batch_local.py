@@ -218,7 +218,7 @@ def test_without_warm_up_a_chunk_masks_its_first_frames_whole(clip: Path) -> Non
     packets = probe_packets(clip)
     planned = plan_chunks(packets, 1.0, detect_every=4).chunks[1]
     assert (planned.start, planned.warm) == (25, 0)
-    config = Config().model_dump(mode="json")
+    config = Config().override({"pipeline.detect_every": 4}).model_dump(mode="json")
     warm = run_chunk(ChunkTask(str(clip), ".mp4", config, planned)).stats
     cold = run_chunk(ChunkTask(str(clip), ".mp4", config, replace(planned, warm=25))).stats
     assert warm["frames_masked_whole"] == 0
