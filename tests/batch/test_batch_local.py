@@ -215,10 +215,11 @@ def test_without_warm_up_a_chunk_masks_its_first_frames_whole(clip: Path) -> Non
     # Control for the warm-up: chunk 1 starts on frame 25, between two detector runs (every
     # 4th frame). With its warm-up it has the run on frame 24 before it; without, the frames up
     # to the next run have none, and look-ahead masks them whole rather than trust nothing.
+    every = 4  # the plan and the run must share the schedule, whatever the default is
     packets = probe_packets(clip)
-    planned = plan_chunks(packets, 1.0, detect_every=4).chunks[1]
+    planned = plan_chunks(packets, 1.0, detect_every=every).chunks[1]
     assert (planned.start, planned.warm) == (25, 0)
-    config = Config().override({"pipeline.detect_every": 4}).model_dump(mode="json")
+    config = Config().override({"pipeline.detect_every": every}).model_dump(mode="json")
     warm = run_chunk(ChunkTask(str(clip), ".mp4", config, planned)).stats
     cold = run_chunk(ChunkTask(str(clip), ".mp4", config, replace(planned, warm=25))).stats
     assert warm["frames_masked_whole"] == 0
