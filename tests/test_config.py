@@ -247,3 +247,14 @@ def test_scale_bounds_are_the_same_in_the_config_and_the_detector() -> None:
             Config().override({"detector.retinaface.scales": [scale]})
         with pytest.raises(ValueError, match="scales"):
             Nothing(0.5, scales=(scale,))
+
+
+def test_retinaface_precision_reaches_the_detector_and_a_bad_one_is_named() -> None:
+    from streamdeid.build import make_detector
+
+    assert Config().detector.retinaface.precision == "int8"  # the faster one, same recall
+    config = Config().override({"detector.retinaface.precision": "fp32", **NO_FOCUS})
+    assert config.detector.backend_kwargs("retinaface")["precision"] == "fp32"
+    make_detector(config).close()
+    with pytest.raises(ConfigError, match=r"detector\.retinaface\.precision"):
+        Config().override({"detector.retinaface.precision": "int4"})

