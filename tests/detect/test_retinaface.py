@@ -256,3 +256,21 @@ def test_default_cheap_pass_is_not_stretched_past_the_nearest_multiple_of_32(
     finally:
         detector.close()
     assert shapes[-1][0] == rows + 2 * pad
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1921, 1081), (1280, 720)])
+def test_network_resize_averages_like_area_and_never_aliases(size: tuple[int, int]) -> None:
+    """Shrunk ~3x, every source pixel counts, whichever path the resize takes (halving first,
+    or odd sides): 1-px stripes come out grey (a plain bilinear shrink samples only white or
+    only black columns), and a photo as area averaging gives it."""
+    from streamdeid.detect.fullconv import resize_for_network
+
+    w, h = size
+    stripes = np.zeros((h, w, 3), np.uint8)
+    stripes[:, ::2] = 255
+    grey = resize_for_network(stripes, 640, 384)
+    assert grey.shape == (384, 640, 3)
+    assert abs(float(grey.mean()) - 127.5) < 3 and 60 < grey.min() and grey.max() < 195
+    photo = cv2.resize(load_sample_faces()[0].image, (w, h), interpolation=cv2.INTER_LINEAR)
+    area = cv2.resize(photo, (640, 384), interpolation=cv2.INTER_AREA)
+    assert np.abs(resize_for_network(photo, 640, 384).astype(np.int16) - area).mean() < 1.5
