@@ -144,7 +144,7 @@ def _add_encoding(run: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--preset",
         metavar="NAME",
-        help="encoder speed preset (default veryfast; live: superfast, ultrafast above 720p)",
+        help="encoder speed preset (default veryfast; live: ultrafast from 720p, superfast below)",
     )
     e.add_argument(
         "--pix-fmt", metavar="FMT", help="pixel format (default yuv420p; yuv444p for odd sizes)"

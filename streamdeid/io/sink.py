@@ -61,6 +61,11 @@ _EXTRA_AUDIO = {".ts": _TS_AUDIO, ".mts": _TS_AUDIO, ".m2ts": _TS_AUDIO}
 # even that leaves the detector too little of two cores: a 1080p25 RTSP camera, 60 s, had the
 # detector on 50-52 % of frames at latency p95 250-265 ms with superfast, and on 71 % at 185 ms
 # with ultrafast (11 ms of CPU per frame), for 1.7x the bits (12 instead of 7 Mbit/s masked).
+# 720p too, since 2026-12-04 (AMD EPYC host): three alternated pairs of 60-s runs of a 720p25
+# camera had the detector on 80, 71 and 92 % of frames with superfast, on 92, 96 and 94 % with
+# ultrafast (p95 175/205/140 against 125/105/115 ms), which costs 5.4 instead of 7.8 ms of CPU
+# per frame and 2.5x the bits (unmasked test footage, crf 20: 9.4 against 3.8 Mbit/s). A site
+# that stores the video and has the CPU to spare sets encoder.preset: superfast.
 FILE_PRESET = "veryfast"
 LIVE_PRESET = "superfast"
 LIVE_PRESET_LARGE = "ultrafast"
@@ -69,7 +74,7 @@ LIVE_LARGE_PIXELS = 1280 * 720
 
 def live_preset(width: int, height: int) -> str:
     """The camera preset for frames of this size when the config names none."""
-    return LIVE_PRESET_LARGE if width * height > LIVE_LARGE_PIXELS else LIVE_PRESET
+    return LIVE_PRESET_LARGE if width * height >= LIVE_LARGE_PIXELS else LIVE_PRESET
 
 
 @dataclass(frozen=True, slots=True)

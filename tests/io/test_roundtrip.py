@@ -220,9 +220,9 @@ def test_encoder_preset_defaults_to_veryfast_for_files_and_superfast_for_cameras
     assert "subme=0" in camera_options(EncoderSettings(preset="ultrafast"))
 
 
-def test_cameras_above_720p_encode_with_ultrafast_by_default(tmp_path: Path) -> None:
-    # Above 720p superfast leaves the detector too little of two cores (see live_preset); a
-    # named preset still wins, and 720p itself keeps superfast.
+def test_cameras_from_720p_encode_with_ultrafast_by_default(tmp_path: Path) -> None:
+    # From 720p superfast leaves the detector too little of two cores (see live_preset); a
+    # named preset still wins, and smaller cameras keep superfast.
     from fractions import Fraction
 
     from streamdeid.io.segment_sink import SegmentSink
@@ -240,7 +240,8 @@ def test_cameras_above_720p_encode_with_ultrafast_by_default(tmp_path: Path) -> 
         (segment,) = folder.iterdir()
         return _x264_options(segment.read_bytes())
 
-    assert (live_preset(1280, 720), live_preset(1920, 1080)) == ("superfast", "ultrafast")
-    assert {"me=dia", "subme=1"} <= camera_options(1280, 720)  # superfast
-    assert "subme=0" in camera_options(1920, 1080)  # ultrafast
+    assert (live_preset(1276, 720), live_preset(1280, 720)) == ("superfast", "ultrafast")
+    assert {"me=dia", "subme=1"} <= camera_options(960, 540)  # superfast
+    assert "subme=0" in camera_options(1280, 720)  # ultrafast
+    assert "subme=0" in camera_options(1920, 1080)
     assert "subme=1" in camera_options(1920, 1080, "superfast")
