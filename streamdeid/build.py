@@ -60,6 +60,17 @@ def make_detector(config: Config, default_threads: int = 1) -> Detector:
     return detector
 
 
+def retinaface_precision(config: Config) -> str:
+    """The RetinaFace model a config runs: as set, else int8 (1.5x faster per call, the same
+    masked recall), except float for the surrogate method, whose drawn faces follow the
+    detections closely enough that int8's slightly different boxes let dlib re-identify more
+    of them (crowd clip, 8 seeds: 44 against 18 of 896)."""
+    set_to = config.detector.retinaface.precision
+    if set_to is not None:
+        return set_to
+    return "fp32" if config.obscure.method == "surrogate" else "int8"
+
+
 def _single_detector(config: Config, backend: str, default_threads: int) -> Detector:
     # Each backend gets exactly the options the config says it reads (BACKEND_OPTIONS), so an
     # option it would ignore is refused by the config rather than dropped here.
@@ -75,7 +86,7 @@ def _single_detector(config: Config, backend: str, default_threads: int) -> Dete
     if backend == "retinaface":
         from streamdeid.detect.retinaface import RetinaFaceDetector
 
-        return RetinaFaceDetector(**kwargs)
+        return RetinaFaceDetector(**{**kwargs, "precision": retinaface_precision(config)})
     if backend == "centerface":
         from streamdeid.detect.centerface import CenterFaceDetector
 

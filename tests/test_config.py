@@ -250,11 +250,25 @@ def test_scale_bounds_are_the_same_in_the_config_and_the_detector() -> None:
 
 
 def test_retinaface_precision_reaches_the_detector_and_a_bad_one_is_named() -> None:
-    from streamdeid.build import make_detector
+    from streamdeid.build import make_detector, retinaface_precision
 
-    assert Config().detector.retinaface.precision == "int8"  # the faster one, same recall
+    # Unset: int8 (the faster one, same masked recall), float for the surrogate method.
+    assert retinaface_precision(Config()) == "int8"
+    assert retinaface_precision(Config().override({"obscure.method": "surrogate"})) == "fp32"
     config = Config().override({"detector.retinaface.precision": "fp32", **NO_FOCUS})
-    assert config.detector.backend_kwargs("retinaface")["precision"] == "fp32"
-    make_detector(config).close()
+    assert retinaface_precision(config) == "fp32"
+    chosen = Config().override(
+        {"detector.retinaface.precision": "int8", "obscure.method": "surrogate"}
+    )
+    assert retinaface_precision(chosen) == "int8"  # a precision set is a precision kept
+    for built, variant in (
+        (config, "fp32"),
+        (Config().override({"obscure.method": "surrogate"}), "fp32"),
+        (Config(), "int8"),
+    ):
+        detector = make_detector(built)
+        inner = getattr(detector, "inner", detector)
+        assert inner.variant.startswith(variant)
+        detector.close()
     with pytest.raises(ConfigError, match=r"detector\.retinaface\.precision"):
         Config().override({"detector.retinaface.precision": "int4"})

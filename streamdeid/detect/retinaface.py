@@ -187,6 +187,7 @@ class RetinaFaceDetector(FullyConvolutionalDetector):
         if precision not in MODELS:
             raise DetectorError(f"precision must be one of {sorted(MODELS)}, got {precision!r}")
         variant = int8_variant() if precision == "int8" else precision
+        self.variant = variant  # the bundled model it runs (a key of MODELS)
         log.debug("RetinaFace: %s model", variant)
         model = load_weights(weights, variant)
         self._session = onnx_session(ort, model, threads, f"the {variant} RetinaFace model")
