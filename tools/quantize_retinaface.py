@@ -1,6 +1,6 @@
 """Derive the int8 RetinaFace models in streamdeid/detect/models from the vendored float model.
 
-Why int8: convolutions are 94% of a RetinaFace call, and onnxruntime runs them in int8 ~1.6x
+Why int8: convolutions are 94% of a RetinaFace call, and onnxruntime runs them in int8 ~1.5x
 faster on one core (benchmarks/detectors.py has the figures). The backbone's first stage
 (``/fx/stage1``: the high-resolution, few-channel layers) stays in float: quantized, it cost ~10
 points of recall and saved no time. So does the final softmax. The rest is static QDQ,

@@ -13,7 +13,7 @@ streamdeid`` give a working default detector offline. ``tools/vendor_retinaface.
 the file from the pinned wheel; a SHA-256 check at load time makes sure that the bytes are the
 model this decoder was written for.
 
-Precision: by default the network runs in int8 (``models/retinaface_mnet025_int8*.onnx``), ~1.6x
+Precision: by default the network runs in int8 (``models/retinaface_mnet025_int8*.onnx``), ~1.5x
 faster per call on this machine's CPU for the same recall at the thresholds we use (README,
 "Choosing the network"). ``tools/quantize_retinaface.py`` derives both int8 files from the float
 model, calibrated on public-domain pictures only; its docstring says which layers stay in float.
@@ -82,7 +82,8 @@ def _bundled_model(name: str) -> bytes:
 
 @functools.cache
 def int8_variant() -> str:
-    """ "int8" (8-bit weights) where int8 products cannot saturate, else "int8-w7" (7-bit).
+    """The int8 model for this CPU: 8-bit weights ("int8") where int8 products cannot
+    saturate, else 7-bit ("int8-w7").
 
     x86 CPUs without VNNI add pairs of unsigned-by-signed byte products into saturating 16-bit
     sums (onnxruntime's documented caveat), which 8-bit weights can overflow and 7-bit weights
