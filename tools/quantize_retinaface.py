@@ -9,7 +9,7 @@ per-channel weights.
 Two files, one per kind of CPU (``streamdeid.detect.retinaface.int8_variant`` picks):
 
 * ``retinaface_mnet025_int8.onnx``, 8-bit weights, for CPUs whose int8 dot products sum into
-  32 bits (x86 with VNNI, ARM). Its masked recall matches the float model's;
+  32 bits (x86 with VNNI, ARM). Its masked recall is within a few faces of the float model's;
 * ``retinaface_mnet025_int8_w7.onnx``, 7-bit weights (onnxruntime's ``reduce_range``), for x86
   CPUs without VNNI: they add pairs of byte products into saturating 16-bit sums, which 8-bit
   weights can overflow and 7-bit ones cannot. ~1 point of recall below the float model.
