@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
+from streamdeid.obscure.region_merge import merge_boxes
 from streamdeid.types import Detections, Region, Track, TrackState
 
 Box = tuple[int, int, int, int]
@@ -92,14 +95,14 @@ def build_regions(
         return whole_frame(width, height)
     boxes: list[tuple[Box, int | None]] = []
     faces: dict[int, Face] = {}
-    with_faces = [(t, _face(t)) for t in tracks]
-    seen = [face for t, face in with_faces if t.state != TrackState.COASTING]
-    for t, face in with_faces:
+    tracks = list(tracks)
+    ghosts = _ghosts(tracks)
+    for t, ghost in zip(tracks, ghosts, strict=True):
         box = pad_box(t.xyxy, width, height, mask_scale, min_size_px)
         if box is not None:
             boxes.append((box, t.track_id))
-            if t.state != TrackState.COASTING or not any(_iou(face, s) > GHOST_IOU for s in seen):
-                faces[t.track_id] = face
+            if not ghost:
+                faces[t.track_id] = _face(t)
     if detections is not None:
         for xyxy in detections.xyxy:
             box = pad_box(xyxy, width, height, mask_scale, min_size_px)
@@ -126,45 +129,30 @@ def merge_regions(
     :class:`~streamdeid.types.Region`).
     """
     faces = faces or {}
-    merged: list[list] = []  # [box, track_id]
-    for box, track_id in boxes:
-        for item in merged:
-            if _same_face(item[0], item[1], box, track_id):
-                item[0] = box_around(item[0], box)
-                if item[1] is None:
-                    item[1] = track_id
-                break
-        else:
-            merged.append([box, track_id])
-    holders = [
-        [j for j, (other, _) in enumerate(merged) if _holds(other, j, box, i)]
-        for i, (box, _) in enumerate(merged)
-    ]
+    items = list(boxes)
+    if not items:
+        return []
+    merged, has_id, ids, holds = merge_boxes(
+        np.array([box for box, _ in items], np.int64).reshape(-1, 4),
+        np.array([track_id is not None for _, track_id in items], np.bool_),
+        np.array([track_id or 0 for _, track_id in items], np.int64),
+    )
+    track_ids = [int(t) if h else None for h, t in zip(has_id.tolist(), ids.tolist(), strict=True)]
+    free = ~holds.any(axis=1)
     inner: dict[int, dict[int, Face]] = {}
-    for (_, track_id), held_by in zip(merged, holders, strict=True):
+    for i, track_id in enumerate(track_ids):
         face = faces.get(track_id) if track_id is not None else None
         if face is None:
             continue
-        for j in held_by:
-            if not holders[j] and merged[j][1] != track_id:
+        for j in np.flatnonzero(holds[i] & free).tolist():
+            if track_ids[j] != track_id:
                 inner.setdefault(j, {})[track_id] = face
     kept = []
-    for i, (box, track_id) in enumerate(merged):
-        if not holders[i]:
+    for i, (box, track_id) in enumerate(zip(merged.tolist(), track_ids, strict=True)):
+        if free[i]:
             face = faces.get(track_id) if track_id is not None else None
-            kept.append(Region(box, track_id, face, tuple(inner.get(i, {}).items())))
+            kept.append(Region(tuple(box), track_id, face, tuple(inner.get(i, {}).items())))
     return kept
-
-
-def _holds(other: Box, j: int, box: Box, i: int) -> bool:
-    """Whether merged box ``j`` holds box ``i`` (of two equal boxes the first holds the other)."""
-    return j != i and _contains(other, box) and (other != box or j < i)
-
-
-def _same_face(a: Box, a_id: int | None, b: Box, b_id: int | None) -> bool:
-    if a_id is not None and b_id is not None:
-        return a_id == b_id and _area(box_around(a, b)) <= _area(a) + _area(b)
-    return _iou(a, b) >= 0.5
 
 
 def box_around(a: Box, b: Box) -> Box:
@@ -172,20 +160,26 @@ def box_around(a: Box, b: Box) -> Box:
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
-def _area(b: Face) -> float:
-    return max(0, b[2] - b[0]) * max(0, b[3] - b[1])
+def _ghosts(tracks: list[Track]) -> list[bool]:
+    """Per track: a coasting track overlapping a seen one by IoU > :data:`GHOST_IOU`.
+
+    All pairs at once in float64, the same operations in the same order as a scalar IoU, so
+    the same answer (a crowd has tens of coasting tracks against tens of seen ones per frame).
+    """
+    coasting = np.array([t.state == TrackState.COASTING for t in tracks], np.bool_)
+    if not coasting.any() or coasting.all():
+        return [False] * len(tracks)
+    faces = np.array([_face(t) for t in tracks], np.float64).reshape(-1, 4)
+    a, b = faces[coasting][:, None, :], faces[~coasting][None, :, :]
+    inter = _area_of(np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:]))
+    union = _area_of(a[..., :2], a[..., 2:]) + _area_of(b[..., :2], b[..., 2:]) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union != 0, inter / np.where(union != 0, union, 1.0), 0.0)
+    out = np.zeros(len(tracks), np.bool_)
+    out[coasting] = (iou > GHOST_IOU).any(axis=1)
+    return out.tolist()
 
 
-def _iou(a: Face, b: Face) -> float:
-    inter = _area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
-    union = _area(a) + _area(b) - inter
-    return inter / union if union else 0.0
-
-
-def _contains(outer: Box, inner: Box) -> bool:
-    return (
-        outer[0] <= inner[0]
-        and outer[1] <= inner[1]
-        and outer[2] >= inner[2]
-        and outer[3] >= inner[3]
-    )
+def _area_of(top_left: np.ndarray, bottom_right: np.ndarray) -> np.ndarray:
+    wh = np.maximum(0.0, bottom_right - top_left)
+    return wh[..., 0] * wh[..., 1]

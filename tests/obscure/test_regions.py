@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from streamdeid.obscure.regions import build_regions, merge_regions, pad_box
-from streamdeid.types import Detections, Track, TrackState
+from streamdeid.obscure.regions import GHOST_IOU, build_regions, merge_regions, pad_box
+from streamdeid.types import Detections, Region, Track, TrackState
 
 
 def confirmed(track_id: int, xyxy: list[float]) -> Track:
@@ -142,3 +144,108 @@ def test_a_coasting_track_over_a_seen_one_is_masked_but_names_no_face() -> None:
     assert by_id[1].face is None
     assert by_id[2].face == (100.0, 100.0, 140.0, 140.0)
     assert by_id[3].face == (300.0, 100.0, 340.0, 140.0)  # nobody else there: still a face
+
+
+# --------------------------------------------------------------------------------------------------
+# The compiled merge against the rules written out as plain Python (the loops it replaced).
+# --------------------------------------------------------------------------------------------------
+
+
+def _area(b: tuple) -> float:
+    return max(0, b[2] - b[0]) * max(0, b[3] - b[1])
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    inter = _area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+    union = _area(a) + _area(b) - inter
+    return inter / union if union else 0.0
+
+
+def _around(a: tuple, b: tuple) -> tuple:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _merge_ref(boxes: list, faces: dict) -> list[Region]:
+    def same_face(a: tuple, a_id: int | None, b: tuple, b_id: int | None) -> bool:
+        if a_id is not None and b_id is not None:
+            return a_id == b_id and _area(_around(a, b)) <= _area(a) + _area(b)
+        return _iou(a, b) >= 0.5
+
+    def holds(other: tuple, j: int, box: tuple, i: int) -> bool:
+        inside = other[0] <= box[0] and other[1] <= box[1] and other[2] >= box[2]
+        return j != i and inside and other[3] >= box[3] and (other != box or j < i)
+
+    merged: list[list] = []
+    for box, track_id in boxes:
+        for item in merged:
+            if same_face(item[0], item[1], box, track_id):
+                item[0] = _around(item[0], box)
+                item[1] = track_id if item[1] is None else item[1]
+                break
+        else:
+            merged.append([box, track_id])
+    holders = [
+        [j for j, (other, _) in enumerate(merged) if holds(other, j, box, i)]
+        for i, (box, _) in enumerate(merged)
+    ]
+    inner: dict[int, dict] = {}
+    for (_, track_id), held_by in zip(merged, holders, strict=True):
+        face = faces.get(track_id) if track_id is not None else None
+        for j in held_by if face is not None else []:
+            if not holders[j] and merged[j][1] != track_id:
+                inner.setdefault(j, {})[track_id] = face
+    return [
+        Region(
+            box, tid, faces.get(tid) if tid is not None else None, tuple(inner.get(i, {}).items())
+        )
+        for i, (box, tid) in enumerate(merged)
+        if not holders[i]
+    ]
+
+
+_boxes = st.lists(
+    st.tuples(
+        st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(1, 40), st.integers(1, 40)),
+        st.one_of(st.none(), st.integers(0, 4)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_boxes, st.sets(st.integers(0, 4)))
+@example([((0, 0, 3, 1), None), ((1, 0, 4, 1), 1)], {1})  # IoU exactly 0.5: merged
+@example([((0, 0, 3, 1), 2), ((0, 0, 3, 1), 1), ((1, 0, 2, 1), 3)], {1, 2, 3})  # equal boxes
+def test_compiled_merge_is_the_plain_rules_box_for_box(raw: list, with_face: set) -> None:
+    # Crowded on purpose (60-px field, 40-px boxes, ids 0-4): nested, equal, same-id and raw
+    # boxes all occur, so every branch of the rules is compared, in order.
+    boxes = [((x, y, x + w, y + h), tid) for (x, y, w, h), tid in raw]
+    faces = {tid: (float(tid), 1.0, 20.0 + tid, 21.0) for tid in with_face}
+    assert merge_regions(boxes, faces) == _merge_ref(boxes, faces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.tuples(*[st.floats(0, 80, allow_nan=False)] * 2, *[st.floats(1, 40)] * 2),
+            st.sampled_from(list(TrackState)),
+        ),
+        max_size=12,
+    )
+)
+def test_ghost_rule_is_the_scalar_iou_rule(raw: list) -> None:
+    tracks = [
+        Track(i, np.array([x, y, x + w, y + h], np.float32), state, misses=0)
+        for i, ((x, y, w, h), state) in enumerate(raw)
+    ]
+    faces = [tuple(float(v) for v in t.xyxy) for t in tracks]
+    seen = [f for t, f in zip(tracks, faces, strict=True) if t.state != TrackState.COASTING]
+    named = {
+        t.track_id: f
+        for t, f in zip(tracks, faces, strict=True)
+        if t.state != TrackState.COASTING or not any(_iou(f, s) > GHOST_IOU for s in seen)
+    }
+    boxes = [(pad_box(t.xyxy, 200, 200, 1.0, 1), t.track_id) for t in tracks]
+    expected = _merge_ref(boxes, named)
+    assert build_regions(None, tracks, 200, 200, mask_scale=1.0, min_size_px=1) == expected
