@@ -214,12 +214,16 @@ class FocusDetector(Detector):
     ) -> Detections:
         """This call's share of a full pass in parts, the cheap pass and the windows."""
         h, w = image.shape[:2]
-        self.last_windows = windows + [win for win, _ in scaled]
         found = []
         if self._parts:
             part = self._parts.pop(0)
             self.full_scans += not self._parts  # counted when the last part has run
             found.append(self.inner.detect_windows(image, [part]))  # type: ignore[attr-defined]
+            # The part sees its pixels at the full pass's scale, which no window exceeds: a
+            # window wholly inside it would look again at what it just saw.
+            windows = [win for win in windows if not _within(win, part)]
+            scaled = [(win, s) for win, s in scaled if not _within(win, part)]
+        self.last_windows = windows + [win for win, _ in scaled]
         if coarse:
             self.coarse_passes += 1
             found.append(self.inner.detect_at(image, [(0, 0, w, h)], coarse))  # type: ignore[attr-defined]
@@ -366,6 +370,15 @@ class FocusDetector(Detector):
     def _forget(self, index: int) -> None:
         keep = (index - self._seen) <= self.memory_frames
         self._known, self._seen = self._known[keep], self._seen[keep]
+
+
+def _within(window: Window, outer: Window) -> bool:
+    return (
+        outer[0] <= window[0]
+        and outer[1] <= window[1]
+        and window[2] <= outer[2]
+        and window[3] <= outer[3]
+    )
 
 
 def _by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:

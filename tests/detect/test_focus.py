@@ -560,6 +560,29 @@ def test_periodic_full_pass_in_parts_covers_the_frame_over_consecutive_calls() -
     assert focused.full_scans == 2
 
 
+def test_a_part_of_the_full_pass_replaces_the_face_windows_it_holds() -> None:
+    # Two small faces followed in windows, one in the top band and one in the bottom band: on
+    # a part's call the window inside that part is not run again (the part saw its pixels at
+    # the full pass's scale), the other one is, and both faces are found on every call.
+    top, bottom = (600.0, 100.0, 616.0, 120.0), (300.0, 600.0, 316.0, 620.0)
+    inner = ConvInner([top, bottom], min_px=12)
+    focused = FocusDetector(
+        inner, full_scan_every=10, coarse_height=360, motion=False, full_scan_parts=3
+    )
+    frames = still(14)
+    for f in frames[:10]:
+        focused.detect(f)
+    followed: list[list[tuple[float, ...]]] = []
+    for f in frames[10:14]:  # three parts, then a call without one
+        inner.at.clear()
+        assert len(focused.detect(f)) == 2
+        windows = [w for _, wins, _ in inner.at for w in wins if w != WHOLE]
+        followed.append([face for face in (top, bottom) if any(_inside(face, w) for w in windows)])
+    bands = [wins[0] for wins in inner.windowed[-3:]]
+    assert _inside(top, bands[0]) and _inside(bottom, bands[2])  # the layout this relies on
+    assert followed == [[bottom], [top, bottom], [top], [top, bottom]]
+
+
 def test_without_a_cheap_pass_the_periodic_pass_runs_whole() -> None:
     # A part border could cut a large face, and only the cheap pass would find it again.
     inner = ConvInner()
