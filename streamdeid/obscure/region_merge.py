@@ -2,9 +2,10 @@
 
 Between two detector runs a held frame carries its own tracks, every face of the runs before and
 after it, and the path joining each face's two positions: on a 1080p crowd that is about a
-hundred boxes, merged pairwise. Written as Python loops over tuples this took most of the track
-stage (9 ms of CPU per frame on the crowd clip, holding the interpreter lock that the other
-stages' Python needs), so the two quadratic loops run here, on integer arrays, without the lock.
+hundred boxes, merged pairwise. Written as Python loops over tuples this was most of the track
+stage's 9 ms of CPU per frame on the 1080p crowd camera, all of it holding the interpreter lock
+that the other stages' Python needs; so the two quadratic loops run here, on integer arrays,
+without the lock.
 
 The rules are the ones ``merge_regions`` documents; every comparison is on integers except the
 IoU, whose two integer areas are divided in float64 exactly as Python divides two ints (both
