@@ -51,10 +51,12 @@ from streamdeid.detect.windows import (
     band_overlap,
     bands,
     blob_boxes,
+    by_scale,
     edge,
     face_windows,
     same_place,
     target_windows,
+    within,
 )
 from streamdeid.types import Detections, Frame
 
@@ -221,13 +223,13 @@ class FocusDetector(Detector):
             found.append(self.inner.detect_windows(image, [part]))  # type: ignore[attr-defined]
             # The part sees its pixels at the full pass's scale, which no window exceeds: a
             # window wholly inside it would look again at what it just saw.
-            windows = [win for win in windows if not _within(win, part)]
-            scaled = [(win, s) for win, s in scaled if not _within(win, part)]
+            windows = [win for win in windows if not within(win, part)]
+            scaled = [(win, s) for win, s in scaled if not within(win, part)]
         self.last_windows = windows + [win for win, _ in scaled]
         if coarse:
             self.coarse_passes += 1
             found.append(self.inner.detect_at(image, [(0, 0, w, h)], coarse))  # type: ignore[attr-defined]
-            for scale_, group in _by_scale(scaled).items():
+            for scale_, group in by_scale(scaled).items():
                 found.append(self.inner.detect_at(image, group, scale_))  # type: ignore[attr-defined]
         if windows:
             found.append(self.inner.detect_windows(image, windows))  # type: ignore[attr-defined]
@@ -370,22 +372,6 @@ class FocusDetector(Detector):
     def _forget(self, index: int) -> None:
         keep = (index - self._seen) <= self.memory_frames
         self._known, self._seen = self._known[keep], self._seen[keep]
-
-
-def _within(window: Window, outer: Window) -> bool:
-    return (
-        outer[0] <= window[0]
-        and outer[1] <= window[1]
-        and window[2] <= outer[2]
-        and window[3] <= outer[3]
-    )
-
-
-def _by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:
-    groups: dict[float, list[Window]] = {}
-    for window, scale in scaled:
-        groups.setdefault(scale, []).append(window)
-    return groups
 
 
 def _union(found: list[Detections], inner: Detector) -> Detections:

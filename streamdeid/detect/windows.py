@@ -274,3 +274,21 @@ def bands(width: int, height: int, parts: int, overlap: int) -> list[Window]:
         (0, max(0, k * step - overlap // 2), width, min(height, (k + 1) * step + overlap // 2))
         for k in range(parts)
     ]
+
+
+def within(window: Window, outer: Window) -> bool:
+    """Whether ``window`` lies wholly inside ``outer``."""
+    return (
+        outer[0] <= window[0]
+        and outer[1] <= window[1]
+        and window[2] <= outer[2]
+        and window[3] <= outer[3]
+    )
+
+
+def by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:
+    """Windows grouped by the scale they are seen at (one model call per scale)."""
+    groups: dict[float, list[Window]] = {}
+    for window, scale in scaled:
+        groups.setdefault(scale, []).append(window)
+    return groups
