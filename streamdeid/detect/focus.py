@@ -52,11 +52,11 @@ from streamdeid.detect.windows import (
     bands,
     blob_boxes,
     by_scale,
+    contains,
     edge,
     face_windows,
     same_place,
     target_windows,
-    within,
 )
 from streamdeid.types import Detections, Frame
 
@@ -223,8 +223,12 @@ class FocusDetector(Detector):
             found.append(self.inner.detect_windows(image, [part]))  # type: ignore[attr-defined]
             # The part sees its pixels at the full pass's scale, which no window exceeds: a
             # window wholly inside it would look again at what it just saw.
-            windows = [win for win in windows if not within(win, part)]
-            scaled = [(win, s) for win, s in scaled if not within(win, part)]
+            every = np.asarray(windows + [win for win, _ in scaled], np.float64).reshape(-1, 4)
+            seen = contains(np.asarray([part], np.float64), every)[0]
+            windows, scaled = (
+                [win for win, held in zip(windows, seen[: len(windows)], strict=True) if not held],
+                [ws for ws, held in zip(scaled, seen[len(windows) :], strict=True) if not held],
+            )
         self.last_windows = windows + [win for win, _ in scaled]
         if coarse:
             self.coarse_passes += 1

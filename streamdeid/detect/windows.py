@@ -276,16 +276,6 @@ def bands(width: int, height: int, parts: int, overlap: int) -> list[Window]:
     ]
 
 
-def within(window: Window, outer: Window) -> bool:
-    """Whether ``window`` lies wholly inside ``outer``."""
-    return (
-        outer[0] <= window[0]
-        and outer[1] <= window[1]
-        and window[2] <= outer[2]
-        and window[3] <= outer[3]
-    )
-
-
 def by_scale(scaled: list[tuple[Window, float]]) -> dict[float, list[Window]]:
     """Windows grouped by the scale they are seen at (one model call per scale)."""
     groups: dict[float, list[Window]] = {}
