@@ -41,7 +41,7 @@ def _same_face(
 
 
 @njit(nogil=True, cache=True)
-def merge_boxes(
+def merge_same_faces(
     boxes: np.ndarray, has_id: np.ndarray, ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Greedy merge in input order, then which merged box holds which.

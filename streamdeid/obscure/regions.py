@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from streamdeid.obscure.region_merge import merge_boxes
+from streamdeid.obscure.region_merge import merge_same_faces
 from streamdeid.types import Detections, Region, Track, TrackState
 
 Box = tuple[int, int, int, int]
@@ -132,7 +132,7 @@ def merge_regions(
     items = list(boxes)
     if not items:
         return []
-    merged, has_id, ids, holds = merge_boxes(
+    merged, has_id, ids, holds = merge_same_faces(
         np.array([box for box, _ in items], np.int64).reshape(-1, 4),
         np.array([track_id is not None for _, track_id in items], np.bool_),
         np.array([track_id or 0 for _, track_id in items], np.int64),
