@@ -391,6 +391,7 @@ def test_a_nearer_larger_face_is_drawn_over_a_smaller_one_behind_it(monkeypatch)
             np.ones((side, side), np.float32),
             one,
             np.zeros(3, np.float32),
+            (10, 10, 10 + side, 10 + side),
         )
 
     big, small = plan_for(60, 200.0), plan_for(30, 40.0)
