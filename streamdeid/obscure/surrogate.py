@@ -34,7 +34,7 @@ from streamdeid.obscure.regions import Face
 from streamdeid.obscure.site_gallery import load_site_faces
 from streamdeid.obscure.surrogate_blend import (
     CHANGED_LEVEL,
-    changed_share,
+    changed_in,
     colour_transfer,
     feathered,
 )
@@ -218,7 +218,8 @@ class SurrogateFilter(Filter):
         blend_region(image, p.x1, p.y1, p.face, p.alpha, p.gain, p.bias)
         fh, fw = p.alpha.shape
         mesh_box = (p.x1, p.y1, p.x1 + fw, p.y1 + fh)
-        if all(_changed_in(p, crop, box) > MIN_CHANGED for box in (mesh_box, p.face_box)):
+        boxes = (mesh_box, p.face_box)
+        if all(changed_in(p.original, crop, p.region, b) > MIN_CHANGED for b in boxes):
             return True
         crop[...] = blurred
         return False
@@ -350,14 +351,6 @@ def _one_per_face(image: np.ndarray, regions: Sequence[Region]) -> list[tuple[Bo
             if r.track_id not in chosen or holds:
                 chosen[r.track_id] = (box, r)
     return out + list(chosen.values())
-
-
-def _changed_in(p: _Plan, crop: np.ndarray, box: Box) -> float:
-    """:func:`changed_share` of the part of ``box`` (frame pixels) inside the plan's region."""
-    x1, y1, x2, y2 = p.region
-    bx1, by1 = max(box[0], x1) - x1, max(box[1], y1) - y1
-    bx2, by2 = min(box[2], x2) - x1, min(box[3], y2) - y1
-    return changed_share(p.original[by1:by2, bx1:bx2], crop[by1:by2, bx1:bx2])
 
 
 def _place(

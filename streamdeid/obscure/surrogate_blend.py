@@ -22,6 +22,17 @@ def changed_share(before: np.ndarray, after: np.ndarray, level: int = CHANGED_LE
     return count_changed(before, after, level) / pixels if pixels else 1.0
 
 
+def changed_in(
+    before: np.ndarray, after: np.ndarray, region: tuple[int, ...], box: tuple[int, ...]
+) -> float:
+    """:func:`changed_share` of the part of ``box`` inside ``region`` (both in frame pixels),
+    where ``before`` and ``after`` are the region's crops."""
+    x1, y1, x2, y2 = region
+    bx1, by1 = max(box[0], x1) - x1, max(box[1], y1) - y1
+    bx2, by2 = min(box[2], x2) - x1, min(box[3], y2) - y1
+    return changed_share(before[by1:by2, bx1:bx2], after[by1:by2, bx1:bx2])
+
+
 def feathered(mask: np.ndarray, width: int) -> np.ndarray:
     """Opacity from a coverage mask that is 1 deep inside and falls to 0 ``width`` px inside
     the mask's edge, so the blend never reaches a pixel the mesh does not cover."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamdeid.obscure.surrogate import MIN_CHANGED, SurrogateFilter, _Plan
+from streamdeid.obscure.surrogate_blend import changed_in
 
 from helpers import masked_share
 
@@ -33,3 +34,13 @@ def test_a_surrogate_over_the_whole_face_box_is_kept() -> None:
     out = image.copy()
     assert SurrogateFilter._blend_checked(out, plan(image, 60))
     assert masked_share(image, out, FACE) > MIN_CHANGED
+
+
+def test_the_share_is_of_the_part_of_the_box_inside_the_region() -> None:
+    before = np.zeros((40, 40, 3), np.uint8)
+    after = before.copy()
+    after[:, :20] = 200  # the region's left half changed
+    region = (100, 100, 140, 140)
+    assert changed_in(before, after, region, (100, 100, 120, 140)) == 1.0
+    assert changed_in(before, after, region, (80, 100, 120, 140)) == 1.0  # clipped at x=100
+    assert changed_in(before, after, region, (110, 90, 130, 150)) == 0.5
