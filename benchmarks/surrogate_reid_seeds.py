@@ -13,14 +13,19 @@ an output face at IoU >= 0.3 with an original face is re-identified when its nea
 embedding belongs to that face's identity and lies within 0.6. A face is attributed to the track
 whose face box (as the obscure stage saw it) overlaps the original face most.
 
+``--explain`` adds, per seed, where every face not found again went and what was drawn where
+each re-identified face was (:mod:`_surrogate_trace`).
+
 Example:
     .venv/bin/python benchmarks/surrogate_reid_seeds.py --seeds 1 2 3 4 5 6 7 8
+    .venv/bin/python benchmarks/surrogate_reid_seeds.py --seeds 1 3 --explain
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +34,7 @@ from typing import Any
 import av
 import numpy as np
 from _common import data_root, iou_matrix, need_file, table, write_json
+from _surrogate_trace import Trace, explain
 from anonymization_utility import dev_portraits
 
 CLIP = "timesler__facenet-pytorch/examples/video.mp4"
@@ -103,12 +109,16 @@ def track_of(box: np.ndarray, faces: list) -> int | None:
     return faces[int(overlap.argmax())][0] if overlap.max() >= MATCH_IOU else None
 
 
-def score(orig: Originals, out: dict[int, np.ndarray], seen: dict[int, list]) -> dict[str, Any]:
+def score(
+    orig: Originals, out: dict[int, np.ndarray], seen: dict[int, list], trace: Trace | None = None
+) -> dict[str, Any]:
     from streamdeid.evaluate.reid import MATCH_DISTANCE, nearest
 
     found_again, per_track = 0, collections.Counter()
+    reid_at: collections.Counter[str] = collections.Counter()
+    found_in: dict[int, np.ndarray] = {}
     for i, boxes in orig.boxes.items():
-        found = orig.detector.detect(out[i]).xyxy
+        found = found_in[i] = orig.detector.detect(out[i]).xyxy
         if not len(found) or not len(boxes):
             continue
         embeddings = orig.embedder.embed(out[i], found)
@@ -121,11 +131,18 @@ def score(orig: Originals, out: dict[int, np.ndarray], seen: dict[int, list]) ->
             who, dist = nearest(embeddings[j : j + 1], orig.gallery, orig.identities)
             if dist[0] <= MATCH_DISTANCE and who[0] == orig.ids[i][src]:
                 per_track[str(track_of(boxes[src], seen.get(i, [])))] += 1
-    return {
+                if trace is not None:
+                    what, near = trace.at(i, boxes[src].astype(np.float64))
+                    reid_at[what if near >= MATCH_IOU else "had no tracked face"] += 1
+    result = {
         "found_again": found_again,
         "reidentified": sum(per_track.values()),
         "by_track": dict(per_track.most_common()),
     }
+    if trace is not None:
+        result["faces"] = explain(trace, orig.boxes, found_in)
+        result["reidentified_where"] = dict(reid_at)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=3, help="check every N-th frame")
     p.add_argument("--no-site-gallery", action="store_true", help="the recording's people only")
     p.add_argument("--json", help="write the figures to this JSON file")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also say where each face not found again went (no tracked face there, face off, "
+        "no mesh fit, drawn but not found...), on detector frames and between runs, and "
+        "whether each re-identified face was a drawn surrogate",
+    )
     args = p.parse_args(argv)
 
     import streamdeid
@@ -153,13 +177,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{src.name}: {faces} faces, {len(set(orig.identities))} identities", flush=True)
         rows, results = [], []
         for seed in args.seeds:
-            seen = seeded_run(src, tmp / "out.mp4", config, seed)
-            r = score(orig, frames(tmp / "out.mp4", args.every), seen)
+            with Trace() if args.explain else contextlib.nullcontext() as trace:
+                seen = seeded_run(src, tmp / "out.mp4", config, seed)
+            r = score(orig, frames(tmp / "out.mp4", args.every), seen, trace)
             r["seed"] = seed
             results.append(r)
             top = ", ".join(f"track {t}: {n}" for t, n in list(r["by_track"].items())[:3])
             rows.append([seed, f"{r['reidentified']}/{faces}", f"{r['found_again']}/{faces}", top])
             print(f"  seed {seed}: {rows[-1][1]} re-identified ({top or '-'})", flush=True)
+            for name, n in r.get("faces", {}).items():
+                print(f"    {name}: {n}")
+            for name, n in r.get("reidentified_where", {}).items():
+                print(f"    re-identified, the filter's decision there '{name}': {n}")
     print()
     print(table(["seed", "re-identified", "found again", "largest tracks"], rows))
     write_json(args.json, {"clip": CLIP, "faces": faces, "every": args.every, "runs": results})
