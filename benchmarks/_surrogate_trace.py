@@ -78,27 +78,23 @@ class Trace:
         cls = surrogate.SurrogateFilter
         cls.next_frame, cls._plan, cls._blend_checked = self._saved  # type: ignore[method-assign]
 
-    def at(self, frame: int, box: np.ndarray) -> tuple[str, float]:
-        """The decision for the tracked face overlapping ``box`` most, and that IoU."""
+    def at(self, frame: int, box: np.ndarray) -> str:
+        """What the filter did at ``box``: its decision for the tracked face overlapping it
+        most, or that no tracked face was there or near enough."""
         faces = self.faces.get(frame, [])
-        if not faces:
-            return "no tracked face", 0.0
-        overlap = iou_matrix(box[None], np.array([f for f, _ in faces]))[0]
-        best = int(overlap.argmax())
-        return faces[best][1], float(overlap[best])
+        overlap = iou_matrix(box[None], np.array([f for f, _ in faces]))[0] if faces else [0.0]
+        best = int(np.argmax(overlap))
+        if overlap[best] < 0.1:
+            return "no tracked face there"
+        if overlap[best] < MATCH_IOU:
+            return f"tracked face off (IoU < {MATCH_IOU})"
+        return faces[best][1]
 
 
 def bucket(trace: Trace, frame: int, box: np.ndarray, found: bool) -> str:
     """Where one original face went, prefixed by the kind of frame."""
     kind = "detector frame" if trace.ran.get(frame, False) else "between runs"
-    if found:
-        return f"{kind}: found again"
-    what, overlap = trace.at(frame, box)
-    if overlap < 0.1:
-        return f"{kind}: lost, no tracked face there"
-    if overlap < MATCH_IOU:
-        return f"{kind}: lost, tracked face off (IoU < {MATCH_IOU})"
-    return f"{kind}: lost, {what}"
+    return f"{kind}: found again" if found else f"{kind}: lost, {trace.at(frame, box)}"
 
 
 def explain(trace: Trace, originals: dict[int, np.ndarray], found: dict[int, np.ndarray]) -> dict:

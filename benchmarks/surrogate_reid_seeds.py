@@ -34,11 +34,10 @@ from typing import Any
 import av
 import numpy as np
 from _common import data_root, iou_matrix, need_file, table, write_json
-from _surrogate_trace import Trace, explain
+from _surrogate_trace import MATCH_IOU, Trace, explain
 from anonymization_utility import dev_portraits
 
 CLIP = "timesler__facenet-pytorch/examples/video.mp4"
-MATCH_IOU = 0.3
 
 
 def frames(path: Path, every: int) -> dict[int, np.ndarray]:
@@ -132,8 +131,7 @@ def score(
             if dist[0] <= MATCH_DISTANCE and who[0] == orig.ids[i][src]:
                 per_track[str(track_of(boxes[src], seen.get(i, [])))] += 1
                 if trace is not None:
-                    what, near = trace.at(i, boxes[src].astype(np.float64))
-                    reid_at[what if near >= MATCH_IOU else "had no tracked face"] += 1
+                    reid_at[trace.at(i, boxes[src].astype(np.float64))] += 1
     result = {
         "found_again": found_again,
         "reidentified": sum(per_track.values()),

@@ -122,7 +122,7 @@ class _Plan:
     alpha: np.ndarray  # (fh, fw) float32
     gain: np.ndarray
     bias: np.ndarray
-    face_box: Box  # the tracked face box inside the region, in frame pixels
+    face_box: Box  # the tracked face box, in frame pixels (checked where it is in the region)
 
 
 @dataclass(slots=True)
