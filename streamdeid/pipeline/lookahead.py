@@ -130,19 +130,31 @@ def _faces_between(
     """Each track's face on a skipped frame: its faces at the two runs interpolated when both
     are known (the tracker only extrapolates from the run before), else the tracker's own, else
     (a face that appeared before the next run found it) where that run saw it."""
-    faces = {r.track_id: r.face for r in own if r.track_id is not None and r.face is not None}
+    faces = _track_faces(own)
     if not after:
         return faces
     t = since_before / max(1, since_before + until_after)
-    later = {r.track_id: r.face for r in after if r.track_id is not None and r.face is not None}
+    later = _track_faces(after)
     for track_id, face in later.items():
         faces.setdefault(track_id, face)
-    for r in before:
-        if r.track_id is None or r.face is None or r.track_id not in later:
+    for track_id, face in _track_faces(before).items():
+        if track_id not in later:
             continue
-        b = later[r.track_id]
-        x1, y1, x2, y2 = (a + (bb - a) * t for a, bb in zip(r.face, b, strict=True))
-        faces[r.track_id] = (x1, y1, x2, y2)
+        b = later[track_id]
+        x1, y1, x2, y2 = (a + (bb - a) * t for a, bb in zip(face, b, strict=True))
+        faces[track_id] = (x1, y1, x2, y2)
+    return faces
+
+
+def _track_faces(regions: Iterable[Region]) -> dict[int, Face]:
+    """Every track's face named by ``regions``: a region's own, and those of the tracks lying
+    inside it (:attr:`Region.inner`), which have no region of their own."""
+    faces: dict[int, Face] = {}
+    for r in regions:
+        for track_id, face in r.inner:
+            faces.setdefault(track_id, face)
+        if r.track_id is not None and r.face is not None:
+            faces[r.track_id] = r.face
     return faces
 
 

@@ -74,3 +74,16 @@ def test_a_face_seen_by_both_runs_is_placed_between_them_in_proportion() -> None
     new = Region((400, 90, 460, 150), 8, (410.0, 100.0, 450.0, 140.0))
     appeared = lookahead_regions([own], [a], [b, new], 2, 1, 1.25, 640, 360)
     assert {r.face for r in appeared if r.track_id == 8} == {new.face}
+
+
+def test_a_face_inside_another_tracks_region_keeps_its_place_between_runs() -> None:
+    # A walker's face lies inside a neighbour's wide region on this frame and at the next run,
+    # so it has no region of its own there, only an entry in that region's ``inner``. It must
+    # still be placed between the runs (a face-drawing method draws it), not lost.
+    a = Region((90, 90, 150, 150), 4, (100.0, 100.0, 140.0, 140.0))
+    wide = (0, 0, 400, 360)
+    b = Region(wide, 9, (10.0, 10.0, 390.0, 350.0), ((4, (160.0, 100.0, 200.0, 140.0)),))
+    own = Region(wide, 9, (10.0, 10.0, 390.0, 350.0), ((4, (105.0, 100.0, 145.0, 140.0)),))
+    regions = lookahead_regions([own], [a], [b], 1, 2, 1.25, 640, 360)
+    faces = {f for r in regions for t, f in ((r.track_id, r.face), *r.inner) if t == 4}
+    assert faces == {(120.0, 100.0, 160.0, 140.0)}  # one third of the way, as for its own region
