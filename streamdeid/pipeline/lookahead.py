@@ -117,7 +117,16 @@ def lookahead_regions(
         box = grow_box(box_around(partner, b), span_grow, width, height)
         if box is not None:
             boxes.append((box, rb.track_id))
-    return merge_regions(boxes, _faces_between(own, before, after, since_before, until_after))
+    faces = _faces_between(own, before, after, since_before, until_after)
+    # A track seen only inside other tracks' regions (their ``inner``) has no box here for the
+    # merge to name its face by: its face box is one. It lies inside the region that held the
+    # face, as a rule (so masks stay as they were); where it does not, the mask only grows.
+    boxed = {track_id for _, track_id in boxes}
+    for track_id, face in faces.items():
+        box = None if track_id in boxed else grow_box(face, 1.0, width, height)
+        if box is not None:
+            boxes.append((box, track_id))
+    return merge_regions(boxes, faces)
 
 
 def _faces_between(

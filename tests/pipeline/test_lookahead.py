@@ -87,3 +87,24 @@ def test_a_face_inside_another_tracks_region_keeps_its_place_between_runs() -> N
     regions = lookahead_regions([own], [a], [b], 1, 2, 1.25, 640, 360)
     faces = {f for r in regions for t, f in ((r.track_id, r.face), *r.inner) if t == 4}
     assert faces == {(120.0, 100.0, 160.0, 140.0)}  # one third of the way, as for its own region
+
+
+def test_a_face_seen_only_inside_other_regions_is_still_named_and_masks_stay() -> None:
+    # The walker's face is inside the neighbour's wide region at both runs and on the frame
+    # itself: no region of its own anywhere, yet it must be placed (and drawn) between them,
+    # without changing what is masked.
+    face9 = (10.0, 10.0, 390.0, 350.0)
+    wide = (0, 0, 400, 360)
+
+    def inside(face: tuple[float, float, float, float]) -> Region:
+        return Region(wide, 9, face9, ((4, face),))
+
+    a = inside((100.0, 100.0, 140.0, 140.0))
+    b = inside((160.0, 100.0, 200.0, 140.0))
+    own = inside((105.0, 100.0, 145.0, 140.0))
+    regions = lookahead_regions([own], [a], [b], 1, 2, 1.25, 640, 360)
+    faces = {f for r in regions for t, f in ((r.track_id, r.face), *r.inner) if t == 4}
+    assert faces == {(120.0, 100.0, 160.0, 140.0)}
+    alone = [Region(wide, 9, face9)]
+    plain = lookahead_regions(alone, alone, alone, 1, 2, 1.25, 640, 360)
+    assert [r.xyxy for r in regions] == [r.xyxy for r in plain]
