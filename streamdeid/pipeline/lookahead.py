@@ -100,7 +100,23 @@ def lookahead_regions(
             box = grow_box(r.xyxy, factor, width, height)
             if box is not None:
                 boxes.append((box, r.track_id))
-    span_grow = scaled_grow(grow, gap_frames // 2)
+    boxes += _paths(before, after, gap_frames, scaled_grow(grow, gap_frames // 2), width, height)
+    faces = _faces_between(own, before, after, since_before, until_after)
+    boxes += _unboxed_faces(faces, boxes, width, height)
+    return merge_regions(boxes, faces)
+
+
+def _paths(
+    before: Sequence[Region],
+    after: Sequence[Region],
+    gap_frames: int,
+    span_grow: float,
+    width: int,
+    height: int,
+) -> list[tuple[Box, int | None]]:
+    """Each B box joined to its A position (same track id, else the nearest A box in reach)
+    by the box spanning both, grown."""
+    boxes: list[tuple[Box, int | None]] = []
     a_ids = {r.track_id: r.xyxy for r in before if r.track_id is not None}
     for rb in after:
         b = rb.xyxy
@@ -117,16 +133,23 @@ def lookahead_regions(
         box = grow_box(box_around(partner, b), span_grow, width, height)
         if box is not None:
             boxes.append((box, rb.track_id))
-    faces = _faces_between(own, before, after, since_before, until_after)
-    # A track seen only inside other tracks' regions (their ``inner``) has no box here for the
-    # merge to name its face by: its face box is one. It lies inside the region that held the
-    # face, as a rule (so masks stay as they were); where it does not, the mask only grows.
+    return boxes
+
+
+def _unboxed_faces(
+    faces: dict[int, Face], boxes: list[tuple[Box, int | None]], width: int, height: int
+) -> list[tuple[Box, int | None]]:
+    """A box for each face whose track has none among ``boxes``: a track seen only inside
+    other tracks' regions (their ``inner``) has nothing else for the merge to name its face
+    by. The face box lies inside the region that held the face, as a rule (so masks stay as
+    they were); where it does not, the mask only grows."""
     boxed = {track_id for _, track_id in boxes}
+    out: list[tuple[Box, int | None]] = []
     for track_id, face in faces.items():
         box = None if track_id in boxed else grow_box(face, 1.0, width, height)
         if box is not None:
-            boxes.append((box, track_id))
-    return merge_regions(boxes, faces)
+            out.append((box, track_id))
+    return out
 
 
 def _faces_between(
