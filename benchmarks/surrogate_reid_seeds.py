@@ -113,7 +113,7 @@ def score(
 ) -> dict[str, Any]:
     from streamdeid.evaluate.reid import MATCH_DISTANCE, nearest
 
-    found_again, per_track = 0, collections.Counter()
+    found_again, rank1, per_track = 0, 0, collections.Counter()
     reid_at: collections.Counter[str] = collections.Counter()
     found_in: dict[int, np.ndarray] = {}
     for i, boxes in orig.boxes.items():
@@ -128,12 +128,14 @@ def score(
             found_again += 1
             src = int(overlap[j].argmax())
             who, dist = nearest(embeddings[j : j + 1], orig.gallery, orig.identities)
+            rank1 += int(who[0] == orig.ids[i][src])
             if dist[0] <= MATCH_DISTANCE and who[0] == orig.ids[i][src]:
                 per_track[str(track_of(boxes[src], seen.get(i, [])))] += 1
                 if trace is not None:
                     reid_at[trace.at(i, boxes[src].astype(np.float64))] += 1
     result = {
         "found_again": found_again,
+        "rank1": rank1,
         "reidentified": sum(per_track.values()),
         "by_track": dict(per_track.most_common()),
     }
@@ -181,14 +183,22 @@ def main(argv: list[str] | None = None) -> int:
             r["seed"] = seed
             results.append(r)
             top = ", ".join(f"track {t}: {n}" for t, n in list(r["by_track"].items())[:3])
-            rows.append([seed, f"{r['reidentified']}/{faces}", f"{r['found_again']}/{faces}", top])
+            rank1 = f"{r['rank1']}/{r['found_again']}"
+            rows.append(
+                [seed, f"{r['reidentified']}/{faces}", f"{r['found_again']}/{faces}", rank1, top]
+            )
             print(f"  seed {seed}: {rows[-1][1]} re-identified ({top or '-'})", flush=True)
             for name, n in r.get("faces", {}).items():
                 print(f"    {name}: {n}")
             for name, n in r.get("reidentified_where", {}).items():
                 print(f"    re-identified, the filter's decision there '{name}': {n}")
     print()
-    print(table(["seed", "re-identified", "found again", "largest tracks"], rows))
+    chance = f"chance 1/{len(set(orig.identities))}"
+    print(
+        table(
+            ["seed", "re-identified", "found again", f"rank-1 ({chance})", "largest tracks"], rows
+        )
+    )
     write_json(args.json, {"clip": CLIP, "faces": faces, "every": args.every, "runs": results})
     return 0
 
