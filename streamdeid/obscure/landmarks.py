@@ -44,10 +44,16 @@ MIN_PRESENCE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class FaceFit:
-    """One fitted face: 468 landmark (x, y) positions in frame pixels and the presence score."""
+    """One fitted face: 468 landmark (x, y) positions in frame pixels and the presence score.
+
+    ``depth`` is the model's z per point (frame pixels, relative; smaller is nearer the camera):
+    with it a turned face can be laid out as seen from the front
+    (:func:`streamdeid.obscure.surrogate_gallery.frontal`).
+    """
 
     points: np.ndarray  # (468, 2) float32, frame pixels
     presence: float
+    depth: np.ndarray | None = None  # (468,) float32, frame pixels
 
 
 def model_path() -> Path:
@@ -107,9 +113,10 @@ class LandmarkFitter:
         presence = 1.0 / (1.0 + np.exp(-np.clip(logit, -60.0, 60.0)))
         if presence < self.min_presence:
             return None
-        raw = it.get_tensor(self._points).reshape(N_POINTS, 3)[:, :2]
-        points = (raw - half) / k + np.float32([cx, cy])
-        return FaceFit(points.astype(np.float32), float(presence))
+        raw = it.get_tensor(self._points).reshape(N_POINTS, 3)
+        points = (raw[:, :2] - half) / k + np.float32([cx, cy])
+        depth = raw[:, 2] / k
+        return FaceFit(points.astype(np.float32), float(presence), depth.astype(np.float32))
 
     def fit_face(
         self, image: np.ndarray, face: tuple[float, float, float, float]

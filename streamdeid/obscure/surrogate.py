@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamdeid.obscure.face_shape import deform, mean_shape_posed
 from streamdeid.obscure.filters import BlurFilter, Filter, Shape, check_image, pixel_regions
 from streamdeid.obscure.landmarks import FIT_MARGIN, FaceFit, LandmarkFitter
 from streamdeid.obscure.mesh_kernels import blend_region, count_changed, warp_mesh
@@ -38,7 +39,7 @@ from streamdeid.obscure.surrogate_blend import (
     colour_transfer,
     feathered,
 )
-from streamdeid.obscure.surrogate_gallery import Gallery, Surrogate, deform, mean_shape_posed
+from streamdeid.obscure.surrogate_gallery import Gallery, Surrogate
 from streamdeid.types import Region
 
 log = logging.getLogger(__name__)

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from streamdeid.obscure.face_shape import frontal, similarity_fit
 from streamdeid.obscure.landmarks import FaceFit
 from streamdeid.obscure.mesh_kernels import warp_mesh
 
@@ -97,15 +98,22 @@ class Mesh:
     coverage: np.ndarray  # (T, T) bool: texture pixels inside the mesh
 
     @classmethod
-    def from_fit(cls, points: np.ndarray, size: int = TEXTURE_SIZE) -> Mesh:
+    def from_fit(
+        cls, points: np.ndarray, size: int = TEXTURE_SIZE, depth: np.ndarray | None = None
+    ) -> Mesh:
         """Scale and move one fitted shape into a ``size`` square (5% margin) and triangulate.
 
         The first fit of the run defines the texture layout. Its geometry never reaches the
         output (a surrogate is drawn on the target's landmarks); it only decides which texture
-        pixel holds which part of the face.
+        pixel holds which part of the face. So it is laid out as seen from the front when its
+        ``depth`` is known: the first fit of a run is often a turned face, and its far half
+        then got a sliver of the texture, which every surrogate of the run stretched back
+        over half a face as streaks (seen on the crowd clip).
         """
         from scipy.spatial import Delaunay
 
+        if depth is not None:
+            points = frontal(points, depth)
         lo, hi = points.min(axis=0), points.max(axis=0)
         scale = 0.9 * size / float(max(hi - lo))
         canon = ((points - (lo + hi) / 2) * scale + size / 2).astype(np.float32)
@@ -185,7 +193,7 @@ class Gallery:
         if fit.presence < MIN_PRESENCE or len(self._entries) >= MAX_ENTRIES:
             return False
         if self.mesh is None:
-            self.mesh = Mesh.from_fit(fit.points)
+            self.mesh = Mesh.from_fit(fit.points, depth=fit.depth)
         texture = self.aligned(image, fit.points)
         entry = _Entry(
             -1 - len(self._entries),
@@ -210,7 +218,7 @@ class Gallery:
         if fit.presence < MIN_PRESENCE:
             return
         if self.mesh is None:
-            self.mesh = Mesh.from_fit(fit.points)
+            self.mesh = Mesh.from_fit(fit.points, depth=fit.depth)
         entry = self._entries.get(track_id)
         if entry is not None and entry.samples >= MAX_SAMPLES:
             return
@@ -356,44 +364,3 @@ class Gallery:
         texture = np.clip(mean + 0.5, 0, 255).astype(np.uint8)
         shape = np.mean([self._entries[i].shape for i in ids], axis=0).astype(np.float32)
         return Surrogate(ids, texture, shape_noise, shape)
-
-
-def similarity_fit(src: np.ndarray, dst: np.ndarray):
-    """The least-squares similarity (Umeyama) taking ``src`` points onto ``dst``, as a function
-    of points."""
-    s_mean, d_mean = src.mean(axis=0), dst.mean(axis=0)
-    s0, d0 = (src - s_mean).astype(np.float64), (dst - d_mean).astype(np.float64)
-    u, sig, vt = np.linalg.svd(d0.T @ s0)
-    flip = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ flip @ vt
-    scale = float(np.trace(np.diag(sig) @ flip) / max(float((s0**2).sum()), 1e-9))
-
-    def apply(points: np.ndarray) -> np.ndarray:
-        return ((points - s_mean) @ rot.T * scale + d_mean).astype(np.float32)
-
-    return apply
-
-
-def mean_shape_posed(points: np.ndarray, shape: np.ndarray, weight: float) -> np.ndarray:
-    """``points`` moved ``weight`` of the way towards ``shape`` (a canonical mean shape) put in
-    their pose: the face's place, size and in-plane rotation stay, its own proportions (eye
-    distance, nose length, jaw) give way to the contributors' mean."""
-    posed = similarity_fit(shape, points)(shape)
-    return (points + weight * (posed - points)).astype(np.float32)
-
-
-def deform(points: np.ndarray, grid: np.ndarray | None) -> np.ndarray:
-    """``points`` moved by the smooth displacement field ``grid`` (3x3 control points over the
-    shape's bounding box, in units of its larger side); unchanged when ``grid`` is None."""
-    if grid is None:
-        return points
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    size = float(max(hi - lo))
-    uv = (points - lo) / np.maximum(hi - lo, 1e-6) * (grid.shape[0] - 1)
-    i = np.clip(uv.astype(np.int32), 0, grid.shape[0] - 2)
-    f = uv - i
-    g00, g01 = grid[i[:, 1], i[:, 0]], grid[i[:, 1], i[:, 0] + 1]
-    g10, g11 = grid[i[:, 1] + 1, i[:, 0]], grid[i[:, 1] + 1, i[:, 0] + 1]
-    fx, fy = f[:, :1], f[:, 1:]
-    disp = (g00 * (1 - fx) + g01 * fx) * (1 - fy) + (g10 * (1 - fx) + g11 * fx) * fy
-    return (points + disp * size).astype(np.float32)

@@ -8,10 +8,11 @@ import pytest
 
 from streamdeid.config import Config
 from streamdeid.errors import ConfigError
+from streamdeid.obscure.face_shape import deform, mean_shape_posed, similarity_fit
 from streamdeid.obscure.filters import BlurFilter
-from streamdeid.obscure.landmarks import LandmarkFitter
+from streamdeid.obscure.landmarks import FaceFit, LandmarkFitter
 from streamdeid.obscure.surrogate import SHAPE_WEIGHT, SurrogateFilter
-from streamdeid.obscure.surrogate_gallery import deform, mean_shape_posed
+from streamdeid.obscure.surrogate_gallery import Mesh
 from streamdeid.types import Region
 
 from helpers import masked_share
@@ -405,3 +406,41 @@ def test_a_nearer_larger_face_is_drawn_over_a_smaller_one_behind_it(monkeypatch)
     ]
     filt.apply(image, regions)
     assert (image[20:30, 20:30] == 200).all()  # the big face's pixels where both overlap
+
+
+def _turned(fit: FaceFit, degrees: float) -> FaceFit:
+    """``fit`` turned about the vertical axis through its centre (its 3D points rotated and
+    projected back), as the mesh model would see the same face turned away."""
+    a = np.radians(degrees)
+    centre = np.array([*fit.points.mean(axis=0), fit.depth.mean()])
+    p = np.column_stack([fit.points, fit.depth]) - centre
+    x = np.cos(a) * p[:, 0] + np.sin(a) * p[:, 2]
+    z = -np.sin(a) * p[:, 0] + np.cos(a) * p[:, 2]
+    turned = np.column_stack([x, p[:, 1]]) + centre[:2]
+    return FaceFit(turned.astype(np.float32), fit.presence, (z + centre[2]).astype(np.float32))
+
+
+def _layout_gap(a: Mesh, b: Mesh) -> float:
+    """Mean distance between two texture layouts' points after the best similarity, in
+    texture sides."""
+    moved = similarity_fit(a.points, b.points)(a.points)
+    return float(np.linalg.norm(moved - b.points, axis=1).mean()) / a.coverage.shape[0]
+
+
+def test_the_texture_layout_is_frontal_whatever_the_pose_of_the_first_fit(fitter) -> None:
+    """The first fit of a run lays out the texture every surrogate is drawn from; a turned first
+    face used to squeeze its far half into a sliver, stretched back as streaks on every face."""
+    face = lfw_faces(1, SIDE)[0]
+    image = np.full((SIDE * 2, SIDE * 2, 3), 90, np.uint8)
+    image[60 : 60 + SIDE, 60 : 60 + SIDE] = face
+    fit = fitter.fit(image, (60, 60, 60 + SIDE, 60 + SIDE))
+    assert fit is not None and fit.depth is not None and fit.depth.shape == (468,)
+    front = Mesh.from_fit(fit.points, depth=fit.depth)
+    turned = _turned(fit, 50)
+    assert _layout_gap(Mesh.from_fit(turned.points, depth=turned.depth), front) < 0.005
+    # Control: laid out from the turned points as seen, the layouts differ.
+    assert _layout_gap(Mesh.from_fit(turned.points), front) > 0.03
+    # And the gallery lays out the first fit it is given that way.
+    gallery = make(fitter=fitter).gallery
+    gallery.add(1, image, turned)
+    assert _layout_gap(gallery.mesh, front) < 0.005
