@@ -11,7 +11,9 @@ Method (as ``streamdeid eval``): dlib HOG finds faces in the original and in the
 ``--every``-th frame; identities are clustered from the original faces (chinese whispers at 0.5);
 an output face at IoU >= 0.3 with an original face is re-identified when its nearest original
 embedding belongs to that face's identity and lies within 0.6. A face is attributed to the track
-whose face box (as the obscure stage saw it) overlaps the original face most.
+whose face box (as the obscure stage saw it) overlaps the original face most. Rank-1 counts the
+faces found again whose nearest original identity is their own at any distance (the issue asks
+for at most 1/k; chance is one over the recording's identities).
 
 ``--explain`` adds, per seed, where every face not found again went and what was drawn where
 each re-identified face was (:mod:`_surrogate_trace`).
