@@ -48,7 +48,7 @@ class FaceFit:
 
     ``depth`` is the model's z per point (frame pixels, relative; smaller is nearer the camera):
     with it a turned face can be laid out as seen from the front
-    (:func:`streamdeid.obscure.surrogate_gallery.frontal`).
+    (:func:`streamdeid.obscure.face_shape.frontal`).
     """
 
     points: np.ndarray  # (468, 2) float32, frame pixels
