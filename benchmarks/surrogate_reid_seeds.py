@@ -130,8 +130,9 @@ def score(
             found_again += 1
             src = int(overlap[j].argmax())
             who, dist = nearest(embeddings[j : j + 1], orig.gallery, orig.identities)
-            rank1 += int(who[0] == orig.ids[i][src])
-            if dist[0] <= MATCH_DISTANCE and who[0] == orig.ids[i][src]:
+            own = bool(who[0] == orig.ids[i][src])
+            rank1 += own
+            if own and dist[0] <= MATCH_DISTANCE:
                 per_track[str(track_of(boxes[src], seen.get(i, [])))] += 1
                 if trace is not None:
                     reid_at[trace.at(i, boxes[src].astype(np.float64))] += 1

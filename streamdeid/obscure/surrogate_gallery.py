@@ -192,8 +192,7 @@ class Gallery:
         face duplicates one already kept."""
         if fit.presence < MIN_PRESENCE or len(self._entries) >= MAX_ENTRIES:
             return False
-        if self.mesh is None:
-            self.mesh = Mesh.from_fit(fit.points, depth=fit.depth)
+        self._lay_out(fit)
         texture = self.aligned(image, fit.points)
         entry = _Entry(
             -1 - len(self._entries),
@@ -217,8 +216,7 @@ class Gallery:
         """
         if fit.presence < MIN_PRESENCE:
             return
-        if self.mesh is None:
-            self.mesh = Mesh.from_fit(fit.points, depth=fit.depth)
+        self._lay_out(fit)
         entry = self._entries.get(track_id)
         if entry is not None and entry.samples >= MAX_SAMPLES:
             return
@@ -265,6 +263,11 @@ class Gallery:
         """``points`` moved onto the canonical mesh by the similarity (rotation, scale, shift)
         that fits them best: what is left is the face's shape, not its place or size."""
         return similarity_fit(points, self._mesh().points)(points)
+
+    def _lay_out(self, fit: FaceFit) -> None:
+        """The texture layout comes from the first fit the gallery is given (see Mesh.from_fit)."""
+        if self.mesh is None:
+            self.mesh = Mesh.from_fit(fit.points, depth=fit.depth)
 
     def _mesh(self) -> Mesh:
         if self.mesh is None:

@@ -146,7 +146,9 @@ def _unboxed_faces(
     boxed = {track_id for _, track_id in boxes}
     out: list[tuple[Box, int | None]] = []
     for track_id, face in faces.items():
-        box = None if track_id in boxed else grow_box(face, 1.0, width, height)
+        if track_id in boxed:
+            continue
+        box = grow_box(face, 1.0, width, height)
         if box is not None:
             out.append((box, track_id))
     return out
