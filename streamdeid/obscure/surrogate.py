@@ -293,6 +293,15 @@ class SurrogateFilter(Filter):
                 best, best_d = other, d
         return best
 
+    @staticmethod
+    def landmarks_drawn(fit: FaceFit, surrogate: Surrogate) -> np.ndarray:
+        """Where the surrogate's landmarks go for ``fit``: the fit's pose, its proportions moved
+        towards the contributors' mean (:data:`SHAPE_WEIGHT`), then the ε dial's deformation."""
+        points = fit.points
+        if surrogate.shape is not None and SHAPE_WEIGHT:
+            points = mean_shape_posed(points, surrogate.shape, SHAPE_WEIGHT)
+        return deform(points, surrogate.shape_noise)
+
     def _draw(
         self, image: np.ndarray, fit: FaceFit, surrogate: Surrogate, dx: int, dy: int
     ) -> _Drawn | None:
@@ -301,10 +310,7 @@ class SurrogateFilter(Filter):
         mesh = self.gallery.mesh
         if mesh is None:
             return None
-        points = fit.points
-        if surrogate.shape is not None and SHAPE_WEIGHT:
-            points = mean_shape_posed(points, surrogate.shape, SHAPE_WEIGHT)
-        points = deform(points, surrogate.shape_noise)
+        points = self.landmarks_drawn(fit, surrogate)
         x0, y0 = (int(v) for v in np.floor(points.min(axis=0)))
         x1, y1 = (int(v) + 2 for v in np.ceil(points.max(axis=0)))
         h, w = y1 - y0, x1 - x0
