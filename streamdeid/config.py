@@ -126,7 +126,7 @@ class ObscureConfig(StrictModel):
     blur_fraction: float = Field(
         default=0.5,
         gt=0.0,
-        le=2.0,
+        le=1.0,
         description="Blur radius as a fraction of the region's smaller side.",
     )
     blocks_across: int = Field(

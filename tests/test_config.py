@@ -38,6 +38,7 @@ def test_unknown_config_name_is_a_clear_error(tmp_path, monkeypatch) -> None:
         ({"detector": {"confidence": 1.5}}, "field 'detector.confidence'"),
         ({"pipeline": {"detect_every": 0}}, "field 'pipeline.detect_every'"),
         ({"obscure": {"color": [0, 0, 300]}}, "color"),
+        ({"obscure": {"blur_fraction": 1.5}}, "field 'obscure.blur_fraction'"),  # filter's bound
         (
             {"pipeline": {"detect_every": 30}, "tracker": {"max_coast_frames": 10}},
             "tracker.max_coast_frames",
