@@ -127,7 +127,8 @@ class ObscureConfig(StrictModel):
         default=0.5,
         gt=0.0,
         le=1.0,
-        description="Blur radius as a fraction of the region's smaller side.",
+        description="Blur radius as a fraction of the region's smaller side (the surrogate "
+        "method blurs its regions at 1.0 when this is lower: see README).",
     )
     blocks_across: int = Field(
         default=6, ge=1, le=64, description="Pixelate: number of mosaic blocks across a region."

@@ -11,7 +11,7 @@ from streamdeid.errors import ConfigError
 from streamdeid.obscure.face_shape import deform, mean_shape_posed, similarity_fit
 from streamdeid.obscure.filters import BlurFilter
 from streamdeid.obscure.landmarks import FaceFit, LandmarkFitter
-from streamdeid.obscure.surrogate import SurrogateFilter
+from streamdeid.obscure.surrogate import SURROUND_BLUR, SurrogateFilter
 from streamdeid.obscure.surrogate_gallery import Mesh
 from streamdeid.types import Region
 
@@ -62,7 +62,7 @@ def drawn_between_runs(filt: SurrogateFilter, image: np.ndarray, regions: list[R
     filt.next_frame(False)
     filt.apply(out, regions)
     blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, regions)
+    BlurFilter(SURROUND_BLUR).apply(blurred, regions)
     return np.any(out != blurred, axis=2)
 
 
@@ -81,7 +81,7 @@ def test_surrogate_is_none_of_its_contributors(fitter) -> None:
     filt = make(fitter=fitter)
     out = run(filt, image, regions, frames=4)  # a track counts as an identity after 3 fits
     blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, regions)
+    BlurFilter(SURROUND_BLUR).apply(blurred, regions)
     gallery = filt.gallery
     # The inner part of the mesh, where the blend is opaque (the feathered rim is left out).
     inside = cv2.erode(gallery.mesh.coverage.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
@@ -113,7 +113,7 @@ def test_too_few_identities_blurs_every_region_and_counts_it(fitter) -> None:
     filt = make(fitter=fitter)
     out = run(filt, image, regions, frames=2)
     blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, regions)
+    BlurFilter(SURROUND_BLUR).apply(blurred, regions)
     np.testing.assert_array_equal(out, blurred)
     assert filt.counts.too_few_identities == 10
     assert filt.counts.surrogate == 0 and filt.counts.blurred == 10
@@ -151,7 +151,7 @@ def test_nothing_of_the_box_outside_the_face_is_left_unblurred(fitter) -> None:
     filt = make(fitter=fitter)
     out = run(filt, image, regions, frames=4)
     blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, regions)
+    BlurFilter(SURROUND_BLUR).apply(blurred, regions)
     assert filt.counts.surrogate > 0
     hulls = np.zeros(image.shape[:2], np.uint8)
     for region in regions:
@@ -174,7 +174,7 @@ def test_surrogate_is_drawn_once_at_the_face_not_at_the_centre_of_a_grown_region
     filt = make(fitter=fitter)
     out = run(filt, image, regions, frames=4)
     blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, regions)
+    BlurFilter(SURROUND_BLUR).apply(blurred, regions)
     drawn_on = [r for r in regions if masked_share(blurred, out, r.xyxy) > 0.2]
     assert drawn_on
     last = drawn_on[0]
@@ -202,7 +202,7 @@ def test_a_face_inside_another_tracks_span_still_gets_its_surrogate(fitter) -> N
     # Two neighbours that each got a surrogate on their own (a mean face colour-matched to
     # its target may change too little of it, and stay blurred: MIN_CHANGED).
     blurred = image.copy()
-    BlurFilter(0.5).apply(blurred, regions)
+    BlurFilter(SURROUND_BLUR).apply(blurred, regions)
     drawn_on = [masked_share(blurred, out, r.xyxy) > 0.2 for r in regions]
     i = next(i for i in range(len(regions) - 1) if drawn_on[i] and drawn_on[i + 1])
     a, b = regions[i], regions[i + 1]
