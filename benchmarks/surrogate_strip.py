@@ -54,7 +54,7 @@ def recorded():
         seen["filter"] = self
         p = plan(self, image, box, region)
         if p is not None:
-            seen["drawn"][self._frame - 1].append(region.track_id)
+            seen["drawn"][self._frame - 1].append((region.track_id, region.face))
         return p
 
     cls._plan = recording_plan  # type: ignore[method-assign]
@@ -66,14 +66,15 @@ def recorded():
 
 def site_only_frame(seen: dict[str, Any], wanted: int | None) -> tuple[int, list]:
     """``wanted``, or the frame with the most surrogates that all come from site portraits
-    (site entries have negative ids); with the contributors of each track drawn there."""
+    (site entries have negative ids); with each face box drawn there and its contributors."""
     chosen = seen["filter"].gallery._chosen
     per_frame = {
-        f: [tuple(chosen[t].identities) for t in tracks] for f, tracks in seen["drawn"].items()
+        f: [(face, tuple(chosen[t].identities)) for t, face in drawn]
+        for f, drawn in seen["drawn"].items()
     }
     if wanted is not None:
         return wanted, per_frame.get(wanted, [])
-    good = [f for f, ids in per_frame.items() if all(i < 0 for draw in ids for i in draw)]
+    good = [f for f, d in per_frame.items() if all(i < 0 for _, ids in d for i in ids)]
     if not good:
         raise SystemExit("no frame where every surrogate comes from site portraits only")
     best = max(good, key=lambda f: (len(per_frame[f]), -f))
@@ -122,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     cv2.imwrite(args.output, strip)
     print(f"wrote {args.output}: input, blur, surrogate (frame {frame})")
     print(f"surrogates drawn there: {len(contributors)}")
-    for ids in contributors:
+    for face, ids in contributors:
         names = [CREDITS[-i - 1] if args.scene == "sample" and i < 0 else f"track {i}" for i in ids]
-        print("  mean of:\n    " + "\n    ".join(names))
+        where = ", ".join(str(round(v)) for v in face)
+        print(f"  the face at ({where}) is the mean of:\n    " + "\n    ".join(names))
     return 0
 
 
