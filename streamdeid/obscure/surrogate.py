@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdeid.obscure.face_shape import deform, mean_shape_posed
-from streamdeid.obscure.filters import BlurFilter, Filter, Shape, check_image, pixel_regions
+from streamdeid.obscure.filters import BlurFilter, Filter, Shape, check_image
 from streamdeid.obscure.landmarks import FIT_MARGIN, FaceFit, LandmarkFitter
 from streamdeid.obscure.mesh_kernels import blend_region, count_changed, warp_mesh
 from streamdeid.obscure.regions import Face
@@ -41,11 +41,10 @@ from streamdeid.obscure.surrogate_blend import (
     feathered,
 )
 from streamdeid.obscure.surrogate_gallery import Gallery, Surrogate
+from streamdeid.obscure.surrogate_place import Box, Drawn, Plan, centre, one_per_face, place
 from streamdeid.types import Region
 
 log = logging.getLogger(__name__)
-
-Box = tuple[int, int, int, int]
 
 FEATHER = 0.05
 """Feather width as a fraction of the region's smaller side: the blend fades out over it."""
@@ -107,40 +106,12 @@ class SurrogateCounts:
 
 
 @dataclass(slots=True)
-class _Drawn:
-    """A surrogate warped onto one fit, with its opacity and colour transfer: drawn once per
-    fit and moved with the track on the frames in between."""
-
-    x0: int  # where face[0, 0] goes in the frame, for the fit as fitted (not shifted)
-    y0: int
-    face: np.ndarray  # (h, w, 3) float32
-    alpha: np.ndarray  # (h, w) float32
-    gain: np.ndarray  # (3,) float32
-    bias: np.ndarray  # (3,) float32
-
-
-@dataclass(slots=True)
-class _Plan:
-    """A surrogate ready to blend into one region once the frame has been blurred."""
-
-    region: Box
-    original: np.ndarray  # (h, w, 3) uint8 copy of the region before blurring
-    x1: int  # where face[0, 0] goes in the frame (the part of the face inside the region)
-    y1: int
-    face: np.ndarray  # (fh, fw, 3) float32, C-contiguous
-    alpha: np.ndarray  # (fh, fw) float32
-    gain: np.ndarray
-    bias: np.ndarray
-    face_box: Box  # the tracked face box, in frame pixels (checked where it is in the region)
-
-
-@dataclass(slots=True)
 class _LastFit:
     fit: FaceFit | None  # None: the fit failed; retried on the next detector frame
     centre: tuple[float, float]  # of the face box the fit was made in
     side: float
     frame: int
-    drawn: _Drawn | None = None
+    drawn: Drawn | None = None
 
 
 @dataclass
@@ -208,7 +179,7 @@ class SurrogateFilter(Filter):
         check_image(image)
         self._present = {r.track_id for r in regions} | {t for r in regions for t, _ in r.inner}
         # Plans are made on the original pixels (fits, colour), before any region is blurred.
-        plans = [self._plan(image, box, r) for box, r in _one_per_face(image, regions)]
+        plans = [self._plan(image, box, r) for box, r in one_per_face(image, regions)]
         self._blur.apply(image, regions)
         # Nearer faces are larger and hide the ones behind them: draw the largest last, on top.
         for plan in sorted((p for p in plans if p is not None), key=lambda p: p.alpha.size):
@@ -218,7 +189,7 @@ class SurrogateFilter(Filter):
                 self.counts.too_close += 1
 
     @staticmethod
-    def _blend_checked(image: np.ndarray, p: _Plan) -> bool:
+    def _blend_checked(image: np.ndarray, p: Plan) -> bool:
         """Blend the surrogate into the blurred region; undo it (keep the blur) when the result
         would not count as masked, in the mesh's box or in the tracked face box (which is what
         a detector, or a reviewer's ground truth, calls the face)."""
@@ -234,7 +205,7 @@ class SurrogateFilter(Filter):
         crop[...] = blurred
         return False
 
-    def _plan(self, image: np.ndarray, box: Box, region: Region) -> _Plan | None:
+    def _plan(self, image: np.ndarray, box: Box, region: Region) -> Plan | None:
         track_id, face = region.track_id, region.face
         if track_id is None or face is None:
             self.counts.no_track += 1
@@ -250,11 +221,11 @@ class SurrogateFilter(Filter):
         if surrogate is None:
             self.counts.too_few_identities += 1
             return None
-        cx, cy = _centre(face)
+        cx, cy = centre(face)
         dx, dy = round(cx - last.centre[0]), round(cy - last.centre[1])
         if last.drawn is None:
             last.drawn = self._draw(image, last.fit, surrogate, dx, dy)
-        plan = _place(image, box, last.drawn, dx, dy, face) if last.drawn is not None else None
+        plan = place(image, box, last.drawn, dx, dy, face) if last.drawn is not None else None
         if plan is None:
             self.counts.no_fit += 1
         return plan
@@ -281,15 +252,15 @@ class SurrogateFilter(Filter):
             return last
         if self.fitter is None:
             self.fitter = LandmarkFitter()
-        centre = _centre(face)
+        at = centre(face)
         fit = self.fitter.fit_face(image, face)
-        self._fits[track_id] = _LastFit(fit, centre, side, self._frame)
+        self._fits[track_id] = _LastFit(fit, at, side, self._frame)
         if fit is not None:
-            same_as = None if last is not None else self._broken_off(track_id, centre, side)
+            same_as = None if last is not None else self._broken_off(track_id, at, side)
             self.gallery.add(track_id, image, fit, same_as)
         return self._fits[track_id]
 
-    def _broken_off(self, track_id: int, centre: tuple[float, float], side: float) -> int | None:
+    def _broken_off(self, track_id: int, at: tuple[float, float], side: float) -> int | None:
         """The track that ended where and shortly before ``track_id`` began, if any."""
         best, best_d = None, side
         for other, last in self._fits.items():
@@ -297,7 +268,7 @@ class SurrogateFilter(Filter):
                 continue
             if self._frame - last.frame > FRAGMENT_FRAMES:
                 continue
-            d = float(np.hypot(centre[0] - last.centre[0], centre[1] - last.centre[1]))
+            d = float(np.hypot(at[0] - last.centre[0], at[1] - last.centre[1]))
             if d <= max(best_d, last.side):
                 best, best_d = other, d
         return best
@@ -313,7 +284,7 @@ class SurrogateFilter(Filter):
 
     def _draw(
         self, image: np.ndarray, fit: FaceFit, surrogate: Surrogate, dx: int, dy: int
-    ) -> _Drawn | None:
+    ) -> Drawn | None:
         """Warp the surrogate onto ``fit``, feather it, and match its colour to the face
         (which is ``dx, dy`` away from where it was fitted on this frame)."""
         mesh = self.gallery.mesh
@@ -339,53 +310,7 @@ class SurrogateFilter(Filter):
         if not inside.any():
             return None
         gain, bias = colour_transfer(face[sub], image[cy0:cy1, cx0:cx1], inside)
-        return _Drawn(x0, y0, face, alpha, gain, bias)
-
-
-def _centre(box: Sequence[float]) -> tuple[float, float]:
-    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-
-
-def _one_per_face(image: np.ndarray, regions: Sequence[Region]) -> list[tuple[Box, Region]]:
-    """The regions a surrogate may be drawn in: one per tracked face, the one holding the
-    face's centre (a track whose boxes were too far apart to merge has several regions, and
-    the face is in one of them), plus every region without a face (counted, never drawn).
-
-    A face whose box lies inside another track's region (:attr:`Region.inner`) is drawn in
-    that region: between two runs a span around a moving face often holds a neighbour, which
-    otherwise stayed blurred (measured: most of the faces dlib lost on such frames)."""
-    chosen: dict[int, tuple[Box, Region]] = {}
-    out: list[tuple[Box, Region]] = []
-    for box, region in pixel_regions(image, regions):
-        inner = [Region(region.xyxy, track_id, face) for track_id, face in region.inner]
-        for r in (region, *inner):
-            if r.track_id is None or r.face is None:
-                out.append((box, r))
-                continue
-            cx, cy = _centre(r.face)
-            holds = box[0] <= cx < box[2] and box[1] <= cy < box[3]
-            if r.track_id not in chosen or holds:
-                chosen[r.track_id] = (box, r)
-    return out + list(chosen.values())
-
-
-def _place(
-    image: np.ndarray, box: Box, drawn: _Drawn, dx: int, dy: int, face: Sequence[float]
-) -> _Plan | None:
-    """The part of ``drawn``, moved by ``dx, dy``, that lies inside the region ``box``
-    (which holds the tracked face box ``face``)."""
-    x1, y1, x2, y2 = box
-    h, w = drawn.alpha.shape
-    ox, oy = drawn.x0 + dx, drawn.y0 + dy
-    ix1, iy1, ix2, iy2 = max(x1, ox), max(y1, oy), min(x2, ox + w), min(y2, oy + h)
-    if ix2 <= ix1 or iy2 <= iy1:
-        return None
-    sub = (slice(iy1 - oy, iy2 - oy), slice(ix1 - ox, ix2 - ox))
-    face_img = np.ascontiguousarray(drawn.face[sub])
-    alpha = np.ascontiguousarray(drawn.alpha[sub])
-    original = image[y1:y2, x1:x2].copy()
-    face_box = (round(face[0]), round(face[1]), round(face[2]), round(face[3]))
-    return _Plan(box, original, ix1, iy1, face_img, alpha, drawn.gain, drawn.bias, face_box)
+        return Drawn(x0, y0, face, alpha, gain, bias)
 
 
 def surrogate_counts(filter_: Filter) -> dict[str, int] | None:

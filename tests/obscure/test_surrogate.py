@@ -384,12 +384,13 @@ def test_a_nearer_larger_face_is_drawn_over_a_smaller_one_behind_it(monkeypatch)
     # In a crowd the face in front is the larger one and hides part of the one behind it; the
     # surrogates must overlap the same way, or the face in front is cut by the one behind.
     from streamdeid.obscure import surrogate as mod
+    from streamdeid.obscure.surrogate_place import Plan
 
-    def plan_for(side: int, value: float) -> mod._Plan:
+    def plan_for(side: int, value: float) -> Plan:
         box = (0, 0, 100, 100)
         face = np.full((side, side, 3), value, np.float32)
         one = np.ones(3, np.float32)
-        return mod._Plan(
+        return Plan(
             box,
             np.zeros((100, 100, 3), np.uint8),
             10,

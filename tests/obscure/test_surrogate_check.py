@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamdeid.obscure.surrogate import MIN_CHANGED, SurrogateFilter, _Plan
+from streamdeid.obscure.surrogate import MIN_CHANGED, SurrogateFilter
 from streamdeid.obscure.surrogate_blend import changed_in
+from streamdeid.obscure.surrogate_place import Plan
 
 from helpers import masked_share
 
 FACE = (20, 20, 80, 80)  # the tracked face box; the region is the whole 100x100 image
 
 
-def plan(image: np.ndarray, drawn_rows: int) -> _Plan:
+def plan(image: np.ndarray, drawn_rows: int) -> Plan:
     """A surrogate patch over the face box's top ``drawn_rows`` rows, far from the input."""
     x1, y1, x2, _ = FACE
     patch = 255.0 - image[y1 : y1 + drawn_rows, x1:x2].astype(np.float32)
     alpha = np.ones(patch.shape[:2], np.float32)
     one, zero = np.ones(3, np.float32), np.zeros(3, np.float32)
-    return _Plan((0, 0, 100, 100), image.copy(), x1, y1, patch, alpha, one, zero, FACE)
+    return Plan((0, 0, 100, 100), image.copy(), x1, y1, patch, alpha, one, zero, FACE)
 
 
 def test_a_surrogate_that_leaves_half_the_face_box_unchanged_is_undone() -> None:
