@@ -12,7 +12,7 @@ gallery. Its faces are LFW news photos published for research (from scikit-image
 dependency): made on your machine, not for shipping.
 
 Example:
-    .venv/bin/python benchmarks/surrogate_strip.py -o samples/surrogate_strip.png
+    .venv/bin/python benchmarks/surrogate_strip.py -o samples/surrogate_strip.jpg
     .venv/bin/python benchmarks/surrogate_strip.py --scene crowd -o crowd_strip.png --frame 50
 """
 
@@ -83,7 +83,7 @@ def site_only_frame(seen: dict[str, Any], wanted: int | None) -> tuple[int, list
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-o", "--output", default="surrogate_strip.png", help="PNG to write")
+    p.add_argument("-o", "--output", default="surrogate_strip.png", help="image to write")
     p.add_argument("--scene", choices=("sample", "crowd"), default="sample")
     p.add_argument("--frame", type=int, help="which frame (default: chosen, see above; crowd: 50)")
     p.add_argument("--width", type=int, default=640, help="width of each picture in the strip")
