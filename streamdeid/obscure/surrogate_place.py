@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamdeid.obscure.filters import pixel_regions
+from streamdeid.obscure.regions import Box
 from streamdeid.types import Region
-
-Box = tuple[int, int, int, int]
 
 
 @dataclass(slots=True)
