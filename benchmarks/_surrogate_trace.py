@@ -12,7 +12,7 @@ match of the drawn face) or not (an original face showing: a leak).
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from _common import iou_matrix
@@ -25,12 +25,22 @@ OUTCOME = {  # SurrogateCounts field that a plan-less decision increments -> buc
 }
 
 
+class Seen(NamedTuple):
+    """One tracked face of a frame and what the filter did with it."""
+
+    box: np.ndarray  # the tracked face box, float64
+    what: str  # "drawn", "undone as too close", or an OUTCOME bucket
+    track_id: int | None
+
+
 class Trace:
-    """Patches :class:`~streamdeid.obscure.surrogate.SurrogateFilter` while in a ``with``."""
+    """Patches :class:`~streamdeid.obscure.surrogate.SurrogateFilter` while in a ``with``;
+    ``filter`` is the (last) filter instance that ran, for its gallery."""
 
     def __init__(self) -> None:
         self.ran: dict[int, bool] = {}
-        self.faces: dict[int, list[tuple[np.ndarray, str]]] = collections.defaultdict(list)
+        self.faces: dict[int, list[Seen]] = collections.defaultdict(list)
+        self.filter: Any = None
         self._pending: dict[int, tuple[int, int]] = {}  # id(plan) -> (frame, index in faces)
 
     def __enter__(self) -> Trace:
@@ -46,6 +56,7 @@ class Trace:
             trace.ran[self._frame - 1] = detector_ran
 
         def traced_plan(self: Any, image: np.ndarray, box: Any, region: Any) -> Any:
+            trace.filter = self
             before = dict(vars(self.counts))
             p = plan(self, image, box, region)
             frame = self._frame - 1
@@ -56,7 +67,8 @@ class Trace:
                 else:
                     what = "drawn"
                     trace._pending[id(p)] = (frame, len(trace.faces[frame]))
-                trace.faces[frame].append((np.asarray(region.face, np.float64), what))
+                box_ = np.asarray(region.face, np.float64)
+                trace.faces[frame].append(Seen(box_, what, region.track_id))
             return p
 
         def traced_blend(image: np.ndarray, p: Any) -> bool:
@@ -64,7 +76,7 @@ class Trace:
             where = trace._pending.pop(id(p), None)
             if where is not None and not ok:
                 frame, i = where
-                trace.faces[frame][i] = (trace.faces[frame][i][0], "undone as too close")
+                trace.faces[frame][i] = trace.faces[frame][i]._replace(what="undone as too close")
             return ok
 
         cls.next_frame = traced_next_frame  # type: ignore[method-assign]
@@ -82,13 +94,13 @@ class Trace:
         """What the filter did at ``box``: its decision for the tracked face overlapping it
         most, or that no tracked face was there or near enough."""
         faces = self.faces.get(frame, [])
-        overlap = iou_matrix(box[None], np.array([f for f, _ in faces]))[0] if faces else [0.0]
+        overlap = iou_matrix(box[None], np.array([f.box for f in faces]))[0] if faces else [0.0]
         best = int(np.argmax(overlap))
         if overlap[best] < 0.1:
             return "no tracked face there"
         if overlap[best] < MATCH_IOU:
             return f"tracked face off (IoU < {MATCH_IOU})"
-        return faces[best][1]
+        return faces[best].what
 
 
 def bucket(trace: Trace, frame: int, box: np.ndarray, found: bool) -> str:

