@@ -22,6 +22,7 @@ OUTCOME = {  # SurrogateCounts field that a plan-less decision increments -> buc
     "too_few_identities": "too few identities",
     "no_fit": "no mesh fit",
     "no_track": "no track",
+    "covered": "inside other faces",
 }
 
 

@@ -135,7 +135,7 @@ def score(
             who, dist = nearest(embeddings[j : j + 1], orig.gallery, orig.identities)
             own = bool(who[0] == orig.ids[i][src])
             rank1 += own
-            someone_else += not own and dist[0] <= MATCH_DISTANCE
+            someone_else += int(not own and dist[0] <= MATCH_DISTANCE)
             if own and dist[0] <= MATCH_DISTANCE:
                 per_track[str(track_of(boxes[src], seen.get(i, [])))] += 1
                 if trace is not None:

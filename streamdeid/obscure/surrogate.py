@@ -11,9 +11,10 @@ edge that reaches zero inside the mesh.
 
 Privacy first, in that order: every region is blurred on every frame before anything is drawn,
 so hair, ears and background inside the box never show, and a frame where the mesh cannot be
-fitted, a region without a track, or a gallery with fewer than ``k`` other identities leaves
-the region blurred (counted in :class:`SurrogateCounts`). The surrogate only ever adds pixels
-that come from other people's mean.
+fitted, a region without a track, a face box lying mostly inside other tracked faces' boxes
+(:data:`~streamdeid.obscure.surrogate_place.COVERED`), or a gallery with fewer than ``k`` other
+identities leaves the region blurred (counted in :class:`SurrogateCounts`). The surrogate only
+ever adds pixels that come from other people's mean.
 
 Speed: the mesh is fitted on frames where the detector ran (the region is a fresh face box
 there); on the frames in between, the track's last fit is moved with its region's centre.
@@ -41,7 +42,15 @@ from streamdeid.obscure.surrogate_blend import (
     feathered,
 )
 from streamdeid.obscure.surrogate_gallery import Gallery, Surrogate
-from streamdeid.obscure.surrogate_place import Box, Drawn, Plan, centre, one_per_face, place
+from streamdeid.obscure.surrogate_place import (
+    Box,
+    Drawn,
+    Plan,
+    centre,
+    covered,
+    one_per_face,
+    place,
+)
 from streamdeid.types import Region
 
 log = logging.getLogger(__name__)
@@ -98,11 +107,12 @@ class SurrogateCounts:
     no_fit: int = 0  # blurred: the face mesh could not be fitted (or the face is tiny)
     no_track: int = 0  # blurred: a raw detection (no track), or a region with no face position
     too_close: int = 0  # blurred: the surrogate changed too few pixels of the input (MIN_CHANGED)
+    covered: int = 0  # blurred: the face box lies mostly inside other tracked faces' (COVERED)
 
     @property
     def blurred(self) -> int:
         """Regions where the surrogate fell back to blur."""
-        return self.too_few_identities + self.no_fit + self.no_track + self.too_close
+        return self.too_few_identities + self.no_fit + self.no_track + self.too_close + self.covered
 
 
 @dataclass(slots=True)
@@ -142,6 +152,7 @@ class SurrogateFilter(Filter):
     _frame: int = 0
     _fits: dict[int, _LastFit] = field(default_factory=dict)
     _present: set[int | None] = field(default_factory=set)
+    _covered: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._blur = BlurFilter(max(self.blur_fraction, SURROUND_BLUR), shape=self.shape)
@@ -179,7 +190,11 @@ class SurrogateFilter(Filter):
         check_image(image)
         self._present = {r.track_id for r in regions} | {t for r in regions for t, _ in r.inner}
         # Plans are made on the original pixels (fits, colour), before any region is blurred.
-        plans = [self._plan(image, box, r) for box, r in one_per_face(image, regions)]
+        faces = one_per_face(image, regions)
+        self._covered = covered(
+            {r.track_id: r.face for _, r in faces if r.track_id is not None and r.face is not None}
+        )
+        plans = [self._plan(image, box, r) for box, r in faces]
         self._blur.apply(image, regions)
         # Nearer faces are larger and hide the ones behind them: draw the largest last, on top.
         for plan in sorted((p for p in plans if p is not None), key=lambda p: p.alpha.size):
@@ -209,6 +224,9 @@ class SurrogateFilter(Filter):
         track_id, face = region.track_id, region.face
         if track_id is None or face is None:
             self.counts.no_track += 1
+            return None
+        if track_id in self._covered:
+            self.counts.covered += 1
             return None
         if not self._worth_fitting(track_id):
             self.counts.too_few_identities += 1
@@ -325,6 +343,7 @@ def surrogate_counts(filter_: Filter) -> dict[str, int] | None:
         "no_fit": c.no_fit,
         "no_track": c.no_track,
         "too_close": c.too_close,
+        "covered": c.covered,
     }
 
 
@@ -334,5 +353,6 @@ def surrogate_summary(counts: dict[str, int]) -> str:
         f"surrogate face on {counts['surrogate']} regions; surrogate fell back to blur on "
         f"{counts['blurred']} regions ({counts['too_few_identities']} with too few identities, "
         f"{counts['no_fit']} without a face mesh, {counts['no_track']} without a track, "
-        f"{counts['too_close']} too close to the input)"
+        f"{counts['too_close']} too close to the input, "
+        f"{counts['covered']} inside other faces)"
     )
