@@ -36,14 +36,10 @@ import numpy as np
 from _common import data_root, need_file, table
 from _surrogate_trace import Trace
 from anonymization_utility import dev_portraits
+from scipy.stats import spearmanr
 from surrogate_reid_seeds import CLIP, seeded_run
 
 CANVAS, FACE = 288, 192  # dlib sees the texture at FACE px on a CANVAS px grey square
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 class Oracle:
@@ -146,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             likeness.append(scores(gallery, mean, target))
         d = -np.array(closeness)
         all_mean = float(np.linalg.norm(oracle.embed(oracle.matched(every, target)) - own[t]))
-        rho = [spearman(np.array(closeness), np.array(likeness)[:, j]) for j in range(len(names))]
+        rho = [float(spearmanr(closeness, np.array(likeness)[:, j])[0]) for j in range(len(names))]
         rhos.append(rho)
         rows.append(
             [

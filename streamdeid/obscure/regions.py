@@ -171,13 +171,19 @@ def _ghosts(tracks: list[Track]) -> list[bool]:
         return [False] * len(tracks)
     faces = np.array([_face(t) for t in tracks], np.float64).reshape(-1, 4)
     a, b = faces[coasting][:, None, :], faces[~coasting][None, :, :]
-    inter = _area_of(np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:]))
+    inter = intersections(faces[coasting], faces[~coasting])
     union = _area_of(a[..., :2], a[..., 2:]) + _area_of(b[..., :2], b[..., 2:]) - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union != 0, inter / np.where(union != 0, union, 1.0), 0.0)
     out = np.zeros(len(tracks), np.bool_)
     out[coasting] = (iou > GHOST_IOU).any(axis=1)
     return out.tolist()
+
+
+def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection areas of the xyxy boxes ``a`` (n, 4) and ``b`` (m, 4), as (n, m)."""
+    a, b = a[:, None, :], b[None, :, :]
+    return _area_of(np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:]))
 
 
 def _area_of(top_left: np.ndarray, bottom_right: np.ndarray) -> np.ndarray:

@@ -85,10 +85,10 @@ DRAWS = 8
 clip: dlib re-identified 0-11 of 112, rank-1 above chance in every run); the least alike of this
 many draws is kept: 0-3 of 112 in four runs, 56-62% kept instead of 63%. Eight seeded runs later
 gave 0-2 in six and 13 and 22 in two: an elderly target drawn with elderly contributors still
-reads as herself. dlib does tell such draws apart, but this descriptor ranks draws almost as
-randomly as LBP or HOG would (Spearman's rho with dlib's distance +0.09, over 9 tracks x 40
-draws: ``benchmarks/surrogate_draw_oracle.py``). With fewer than ``2k`` others draws share most
-people, and the first is kept."""
+reads as herself. dlib does tell such draws apart, but this descriptor ranks draws almost at
+random, as do LBP, HOG and a band-pass (mean Spearman's rho with dlib's distance +0.07 to +0.09
+for it, +0.05 to +0.13 for the others: ``benchmarks/surrogate_draw_oracle.py``). With fewer than
+``2k`` others draws share most people, and the first is kept."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamdeid.obscure.filters import pixel_regions
-from streamdeid.obscure.regions import Box, Face
+from streamdeid.obscure.regions import Box, Face, intersections
 from streamdeid.types import Region
 
 
@@ -95,10 +95,8 @@ def covered(faces: dict[int, Face]) -> set[int]:
     """
     ids = list(faces)
     boxes = np.array([faces[t] for t in ids], np.float64).reshape(-1, 4)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.maximum(hi - lo, 0.0), axis=2)
+    inter = intersections(boxes, boxes)
+    area = inter.diagonal().copy()  # a box's overlap with itself
     # Row i: the boxes that may cover box i (overlapping it, not much larger, not itself).
     may = (inter > 0) & (area[None, :] <= COVERING_SIZE * area[:, None])
     np.fill_diagonal(may, False)
